@@ -1,0 +1,223 @@
+"""Pandera models of the five tables: problems, samples, reflections, traces, runs.
+
+Long tables keyed by stable ids (see :mod:`tracekit.ids`); list columns only where a
+row really names several other rows (a trace's sample, reflection and phrase ids).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import pandera.polars as pa
+import polars as pl
+
+from tracekit.errors import SchemaError
+
+FINISH_REASONS = ["stop", "length", "unknown"]
+VERDICT_REASONS = ["ok", "missing", "unrecognized", "contradictory"]
+SPLITS = ["train", "validation", "test"]
+
+
+class _Strict:
+    strict = True  # an unexpected column is an error, not silently carried
+    coerce = False
+
+
+class ProblemsModel(pa.DataFrameModel):
+    """One verifiable problem. ``meta`` is a JSON object with the task's structured fields."""
+
+    problem_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    task: str = pa.Field(str_length={"min_value": 1})
+    question: str = pa.Field(str_length={"min_value": 1})
+    answer: str = pa.Field()
+    split: str = pa.Field(isin=SPLITS)
+    difficulty: str = pa.Field()
+    seed: Optional[pl.Int64] = pa.Field(nullable=True)
+    index: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
+    meta: str = pa.Field(str_startswith="{")
+
+    class Config(_Strict):
+        name = "problems"
+
+
+class SamplesModel(pa.DataFrameModel):
+    """One model response to one problem under one prompt variant, with its verdict."""
+
+    sample_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    problem_id: str = pa.Field(str_length={"min_value": 3})
+    prompt_variant: str = pa.Field(str_length={"min_value": 1})
+    sample_index: pl.Int64 = pa.Field(ge=0)
+    model: str = pa.Field()
+    prompt: Optional[str] = pa.Field(nullable=True)
+    response: str = pa.Field()
+    finish_reason: str = pa.Field(isin=FINISH_REASONS)
+    n_tokens: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
+    extracted_answer: Optional[str] = pa.Field(nullable=True)
+    is_correct: bool = pa.Field()
+    reason: str = pa.Field(str_length={"min_value": 1})
+    source: str = pa.Field(isin=["import", "generate", "scripted"])
+
+    class Config(_Strict):
+        name = "samples"
+
+
+class ReflectionsModel(pa.DataFrameModel):
+    """One self-verification of a sample; ``matches_truth`` is verdict == sample.is_correct."""
+
+    reflection_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    sample_id: str = pa.Field(str_length={"min_value": 3})
+    problem_id: str = pa.Field(str_length={"min_value": 3})
+    reflection_index: pl.Int64 = pa.Field(ge=0)
+    model: str = pa.Field()
+    text: str = pa.Field()
+    finish_reason: str = pa.Field(isin=FINISH_REASONS)
+    verdict: Optional[bool] = pa.Field(nullable=True)
+    verdict_reason: str = pa.Field(isin=VERDICT_REASONS)
+    matches_truth: bool = pa.Field()
+
+    class Config(_Strict):
+        name = "reflections"
+
+
+class TracesModel(pa.DataFrameModel):
+    """One rearranged silver trace, linked to the sample, reflection and phrase ids it used."""
+
+    trace_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    problem_id: str = pa.Field(str_length={"min_value": 3})
+    format: str = pa.Field(str_length={"min_value": 1})
+    n_samples: pl.Int64 = pa.Field(ge=1)
+    repeat: pl.Int64 = pa.Field(ge=0)
+    prompt: str = pa.Field(str_length={"min_value": 1})
+    completion: str = pa.Field(str_length={"min_value": 1})
+    sample_ids: pl.List(pl.Utf8) = pa.Field()
+    reflection_ids: pl.List(pl.Utf8) = pa.Field()
+    phrase_ids: pl.List(pl.Utf8) = pa.Field()
+    final_answer: Optional[str] = pa.Field(nullable=True)
+    final_correct: bool = pa.Field()
+    config_hash: str = pa.Field(str_length={"min_value": 1})
+
+    class Config(_Strict):
+        name = "traces"
+
+
+class RunsModel(pa.DataFrameModel):
+    """The run manifest: one row per command that wrote to the store."""
+
+    run_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    command: str = pa.Field()
+    config_json: str = pa.Field(str_startswith="{")
+    config_hash: str = pa.Field()
+    tracekit_version: str = pa.Field()
+    model: Optional[str] = pa.Field(nullable=True)
+    model_revision: Optional[str] = pa.Field(nullable=True)
+    sampling_json: str = pa.Field(str_startswith="{")
+    seed: Optional[pl.Int64] = pa.Field(nullable=True)
+    row_counts_json: str = pa.Field(str_startswith="{")
+    drops_json: str = pa.Field(str_startswith="{")
+    timings_json: str = pa.Field(str_startswith="{")
+    versions_json: str = pa.Field(str_startswith="{")
+    started_at: str = pa.Field()
+    finished_at: str = pa.Field()
+
+    class Config(_Strict):
+        name = "runs"
+
+
+MODELS: dict[str, type[pa.DataFrameModel]] = {
+    "problems": ProblemsModel,
+    "samples": SamplesModel,
+    "reflections": ReflectionsModel,
+    "traces": TracesModel,
+    "runs": RunsModel,
+}
+
+ID_COLUMNS = {
+    "problems": "problem_id",
+    "samples": "sample_id",
+    "reflections": "reflection_id",
+    "traces": "trace_id",
+    "runs": "run_id",
+}
+
+_PY_TO_POLARS = {str: pl.Utf8, bool: pl.Boolean, int: pl.Int64, float: pl.Float64}
+
+
+def polars_schema(table: str) -> pl.Schema:
+    """The exact polars schema (column order and dtypes) of ``table``."""
+    model = _model(table)
+    out: dict[str, pl.DataType] = {}
+    for name, column in model.to_schema().columns.items():
+        dtype = column.dtype.type
+        out[name] = _PY_TO_POLARS.get(dtype, dtype)
+    return pl.Schema(out)
+
+
+def empty_frame(table: str) -> pl.DataFrame:
+    """An empty frame with ``table``'s schema."""
+    return pl.DataFrame(schema=polars_schema(table))
+
+
+def _model(table: str) -> type[pa.DataFrameModel]:
+    from tracekit.errors import unknown_name
+
+    try:
+        return MODELS[table]
+    except KeyError:
+        raise unknown_name("table", table, list(MODELS)) from None
+
+
+def validate(table: str, frame: pl.DataFrame, *, source: str | None = None) -> pl.DataFrame:
+    """Validate ``frame`` against ``table``'s schema and return it.
+
+    Raises :class:`~tracekit.errors.SchemaError` naming the table, each failing
+    column and its first failing rows (``source`` names the file, if any).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> validate("problems", pl.DataFrame({"problem_id": ["p-1"]}))
+    Traceback (most recent call last):
+    ...
+    tracekit.errors.SchemaError: table 'problems' failed validation:
+      - missing column(s): ['task', 'question', 'answer', 'split', 'difficulty', 'meta']
+    Hint: ...
+    """
+    import pandera.errors as pe
+
+    model = _model(table)
+    try:
+        return model.validate(frame, lazy=True)
+    except pe.SchemaErrors as exc:
+        raise SchemaError(_describe(table, exc, source)) from None
+    except pe.SchemaError as exc:  # pragma: no cover - lazy=True collects, kept for safety
+        raise SchemaError(f"table {table!r}{_where(source)} failed validation: {exc}") from None
+
+
+def _where(source: str | None) -> str:
+    return f" (file {source})" if source else ""
+
+
+def _describe(table: str, exc, source: str | None, max_rows: int = 5) -> str:
+    lines = [f"table {table!r}{_where(source)} failed validation:"]
+    cases = exc.failure_cases
+    if isinstance(cases, pl.DataFrame) and cases.height:
+        for (column, check), group in cases.group_by(["column", "check"], maintain_order=True):
+            names = [str(v) for v in group["failure_case"].to_list()]
+            if check == "column_in_dataframe":
+                lines.append(f"  - missing column(s): {names}")
+                continue
+            if check == "column_in_schema":
+                lines.append(f"  - unexpected column(s): {names}")
+                continue
+            rows = [r for r in group["index"].to_list() if r is not None][:max_rows]
+            values = [str(v)[:60] for v in group["failure_case"].to_list()[:max_rows]]
+            where = f" at rows {rows}" if rows else ""
+            lines.append(
+                f"  - column {column!r}: check {check!r} failed{where}; "
+                f"{group.height} failing value(s), first: {values}"
+            )
+    else:
+        for err in exc.schema_errors:
+            lines.append(f"  - {err}")
+    lines.append(f"Hint: see `tracekit schema {table}` for the expected columns and types.")
+    return "\n".join(lines)

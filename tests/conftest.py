@@ -1,0 +1,37 @@
+"""Shared fixtures: temporary stores filled from small synthetic raw tables (no network)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _hf_cache(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.getbasetemp() / "hf"
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(cache / "datasets"))
+
+
+@pytest.fixture
+def raw_frame():
+    from tracekit.reference import synthetic_raw
+
+    return synthetic_raw(30, response_chars=160, reflection_chars=90, seed=3)
+
+
+@pytest.fixture
+def filled_store(tmp_path, raw_frame):
+    from tracekit.reference import import_skillfactory
+    from tracekit.store import Store
+
+    raw = tmp_path / "raw.parquet"
+    raw_frame.write_parquet(raw)
+    store = Store(tmp_path / "st", create=True)
+    import_skillfactory(raw, store)
+    return store

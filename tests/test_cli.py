@@ -1,0 +1,41 @@
+import polars as pl
+from typer.testing import CliRunner
+
+from tracekit.cli import app
+
+runner = CliRunner()
+
+
+def test_three_commands_from_the_issue(tmp_path, raw_frame):
+    raw = tmp_path / "raw.parquet"
+    raw_frame.write_parquet(raw)
+    st, out = str(tmp_path / "st"), str(tmp_path / "sft")
+    r = runner.invoke(app, ["import-skillfactory", str(raw), "--store", st])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["rearrange", "--store", st, "--formats", "*C_full", "--n-max", "5", "--seed", "0"])
+    assert r.exit_code == 0, r.output
+    assert "verdict_mismatch" in r.output
+    r = runner.invoke(app, ["export", "--store", st, "--to", "trl-sft", "--out", out])
+    assert r.exit_code == 0, r.output
+    df = pl.read_parquet(tmp_path / "sft" / "train.parquet")
+    assert {"prompt", "completion", "format", "trace_id"} <= set(df.columns)
+    first = df.row(0, named=True)
+    assert first["prompt"][0]["role"] == "user" and set(first["prompt"][0]) == {"role", "content"}
+    assert first["completion"][0]["role"] == "assistant"
+    assert set(df["format"].unique()) == {"*C_full"}
+
+    from datasets import load_dataset
+
+    ds = load_dataset("parquet", data_files=str(tmp_path / "sft" / "train.parquet"), split="train")
+    assert ds.num_rows == df.height and ds[0]["prompt"][0]["role"] == "user"
+
+
+def test_errors_are_clean(tmp_path):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tracekit.cli", "rearrange", "--store", str(tmp_path), "--formats", "*c"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
+    r = runner.invoke(app, ["schema", "traces"])
+    assert "completion" in r.output

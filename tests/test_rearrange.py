@@ -1,0 +1,153 @@
+from collections import Counter
+
+import polars as pl
+import pytest
+
+from tracekit.errors import ConfigError, UnknownNameError
+from tracekit.extract import final_answer
+from tracekit.rearrange import FORMATS, RearrangeConfig, rearrange_store
+
+ALL = tuple(FORMATS)
+
+
+def build(store, **kw):
+    cfg = RearrangeConfig(**kw)
+    stats = rearrange_store(store, cfg, replace=True)
+    return store.read("traces"), stats
+
+
+def test_every_format_builds(filled_store):
+    traces, stats = build(filled_store, formats=ALL, n_max=3)
+    assert set(traces["format"].unique()) == set(ALL)
+    assert stats["traces/written"] == traces.height
+
+
+def test_trace_properties(filled_store):
+    traces, _ = build(filled_store, formats=ALL, n_max=4, repeats=2, draw_n=True)
+    samples = filled_store.read("samples")
+    refl = filled_store.read("reflections")
+    correct = dict(zip(samples["sample_id"], samples["is_correct"]))
+    answer = dict(zip(samples["sample_id"], samples["extracted_answer"]))
+    response = dict(zip(samples["sample_id"], samples["response"]))
+    verdict = dict(zip(refl["reflection_id"], refl["verdict"]))
+    refl_sample = dict(zip(refl["reflection_id"], refl["sample_id"]))
+    phrases_ok = True
+    for row in traces.iter_rows(named=True):
+        sids, rids = row["sample_ids"], row["reflection_ids"]
+        assert all(s in correct for s in sids), "every sample id exists"
+        assert all(r in verdict for r in rids), "every reflection id exists"
+        assert row["n_samples"] == len(sids)
+        # a kept reflection always agrees with the verifier, and belongs to the sample it follows
+        for s, r in zip(sids, rids):
+            assert refl_sample[r] == s and verdict[r] == correct[s]
+        fmt = row["format"]
+        if fmt == "no_reflection":
+            assert rids == [] and "<reflect>" not in row["completion"]
+        elif fmt != "no_reflection":
+            assert len(rids) == len(sids)
+        assert final_answer(row["completion"]) == (row["final_answer"] or "")
+        if fmt not in ("random", "*C*IC"):
+            assert correct[sids[-1]] and answer[sids[-1]] == row["final_answer"] and row["final_correct"]
+        if fmt == "*C*IC":
+            assert not correct[sids[-1]]
+            good = [s for s in sids if correct[s]]
+            assert good and row["final_answer"] in {answer[s] for s in good} and row["final_correct"]
+            tail = row["completion"].split("</reflect>")[-1]
+            assert response[[s for s in good if answer[s] == row["final_answer"]][0]] in tail
+        if fmt == "*CC":
+            assert correct[sids[-1]] and correct[sids[-2]]
+        if fmt == "0C":
+            assert len(sids) == 1
+        if fmt in ("*C", "*C*IC", "*CC"):
+            assert 2 <= len(sids) <= 4
+        if fmt == "alg1":
+            n_pos = sum(correct[s] for s in sids)
+            assert n_pos >= 1 and len(sids) - n_pos <= n_pos - 1
+        assert row["completion"].startswith("<think>\n<sample>")
+        assert row["completion"].count("<sample>") == len(sids) + (fmt == "*C*IC")
+    assert phrases_ok
+
+
+def test_c_full_covers_every_n(filled_store):
+    traces, _ = build(filled_store, formats=("*C_full",), n_max=5)
+    per_problem = traces.group_by("problem_id").agg(pl.col("n_samples").sort())
+    assert all(ns == [1, 2, 3, 4, 5] for ns in per_problem["n_samples"].to_list())
+
+
+def test_same_seed_same_table_other_seed_other_choices(filled_store, tmp_path):
+    a, _ = build(filled_store, formats=ALL, n_max=3, seed=0)
+    b, _ = build(filled_store, formats=ALL, n_max=3, seed=0)
+    assert a.equals(b)
+    c, _ = build(filled_store, formats=ALL, n_max=3, seed=1)
+    assert not a.select("sample_ids", "phrase_ids").equals(c.select("sample_ids", "phrase_ids"))
+
+
+def test_rerun_adds_nothing(filled_store):
+    cfg = RearrangeConfig(formats=("*C_full",), n_max=3)
+    first = rearrange_store(filled_store, cfg)
+    second = rearrange_store(filled_store, cfg)
+    assert first["traces/written"] > 0 and second["traces/written"] == 0
+
+
+def test_bucketed_streaming_equals_in_memory(filled_store):
+    cfg = RearrangeConfig(formats=ALL, n_max=3, repeats=2)
+    rearrange_store(filled_store, cfg, replace=True)
+    whole = filled_store.read("traces").sort("trace_id")
+    stats = rearrange_store(filled_store, cfg, replace=True, target_bytes=20_000)  # forces many buckets
+    assert len(filled_store.parts("traces")) > 1
+    assert filled_store.read("traces").sort("trace_id").equals(whole)
+    assert not list(filled_store.root.glob(".tmp-*"))
+    assert stats["traces/written"] == whole.height
+
+
+def test_drops_are_counted(filled_store):
+    _, stats = build(filled_store, formats=("*C",), n_max=5)
+    refl = filled_store.read("reflections")
+    samples = filled_store.read("samples")
+    truth = dict(zip(samples["sample_id"], samples["is_correct"]))
+    mismatched = sum(1 for s, v in zip(refl["sample_id"], refl["verdict"]) if v is not None and v != truth[s])
+    assert stats["reflections/verdict_mismatch"] == mismatched
+    assert stats["reflections/verdict_missing"] == (refl["verdict_reason"] == "missing").sum()
+    assert stats["problems/total"] == 30
+
+
+def test_unique_variants(filled_store):
+    traces, stats = build(filled_store, formats=("*C_full",), n_max=4, unique_variants=True, min_samples=1)
+    samples = filled_store.read("samples")
+    variant = dict(zip(samples["sample_id"], samples["prompt_variant"]))
+    for sids in traces["sample_ids"].to_list():
+        assert len({variant[s] for s in sids}) == len(sids)
+    assert traces.height > 0
+
+
+def test_truncated_samples_stay_out(filled_store):
+    samples = filled_store.read("samples")
+    marked = samples.with_columns(finish_reason=pl.lit("length"))
+    filled_store.clear("samples")
+    filled_store.write("samples", marked)
+    traces, stats = build(filled_store, formats=("0C",), n_max=1)
+    assert traces.height == 0 and stats["samples/truncated"] == samples.height
+    traces, _ = build(filled_store, formats=("0C",), n_max=1, include_truncated=True)
+    assert traces.height > 0
+
+
+def test_phrase_bank_file(filled_store, tmp_path):
+    import yaml
+
+    from tracekit.phrases import BANKS
+
+    bank = {b: [f"{b} phrase"] for b in BANKS}
+    path = tmp_path / "bank.yaml"
+    path.write_text(yaml.safe_dump(bank))
+    traces, _ = build(filled_store, formats=("*C",), n_max=3, phrases=str(path))
+    assert "ending phrase" in traces["completion"][0]
+    path.write_text(yaml.safe_dump({"ending": ["x"]}))
+    with pytest.raises(ConfigError, match="missing keys"):
+        build(filled_store, formats=("*C",), phrases=str(path))
+
+
+def test_bad_config():
+    with pytest.raises(UnknownNameError, match="Did you mean '\\*C_full'"):
+        RearrangeConfig(formats=("*c_ful",))
+    with pytest.raises(ConfigError):
+        RearrangeConfig(n_max=0)

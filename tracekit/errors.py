@@ -1,0 +1,71 @@
+"""The exceptions tracekit raises: one base class and a few precise subclasses.
+
+Every message says what is wrong, where (table, column, row, file, line) and, when
+there is one, how to fix it, on a line starting with ``Hint:``.
+"""
+
+from __future__ import annotations
+
+
+class TracekitError(Exception):
+    """Base class of every error tracekit raises on purpose."""
+
+
+class ConfigError(TracekitError, ValueError):
+    """A configuration value or file is invalid (unknown key, wrong type, bad range)."""
+
+
+class SchemaError(TracekitError, ValueError):
+    """A table does not match its schema; the message names table, column and failing rows."""
+
+
+class StoreError(TracekitError, OSError):
+    """A store file is corrupt, truncated, foreign or missing; the message names the file."""
+
+
+class InputFormatError(TracekitError, ValueError):
+    """A user-supplied input file has the wrong layout (missing columns, wrong types)."""
+
+
+class UnknownNameError(TracekitError, KeyError):
+    """An unknown registry name (task, format, prompt variant, backend); suggests close matches."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""
+
+
+class MissingDependencyError(TracekitError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
+def unknown_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> UnknownNameError:
+    """Build an :class:`UnknownNameError` with a did-you-mean suggestion.
+
+    Examples
+    --------
+    >>> str(unknown_name("format", "*c_full", ["0C", "*C_full"]))
+    "unknown format '*c_full'. Did you mean '*C_full'?\\nKnown: '0C', '*C_full'"
+    """
+    import difflib
+
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
+    msg = f"unknown {kind} {name!r}."
+    if close:
+        msg += " Did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+    msg += "\nKnown: " + ", ".join(repr(k) for k in known)
+    return UnknownNameError(msg)
+
+
+def require(module: str, extra: str):
+    """Import an optional dependency or raise an error naming the extra that provides it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        msg = (
+            f"{module!r} is needed for this feature but is not installed.\n"
+            f"Hint: pip install 'tracekit[{extra}]'"
+        )
+        raise MissingDependencyError(msg) from exc

@@ -1,0 +1,61 @@
+"""TRL's conversational prompt-completion view of the traces table.
+
+TRL's ``SFTTrainer`` takes ``prompt = [{"role": "user", "content": ...}]`` and
+``completion = [{"role": "assistant", "content": ...}]`` (every message exactly
+``role`` and ``content``) and trains on the completion only. Traces are long: set
+``SFTConfig(max_length=...)`` far above TRL's default of 1024 tokens.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from tracekit.store import Store
+
+SFT_METADATA = ["trace_id", "problem_id", "format", "n_samples", "final_correct"]
+
+
+def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
+    """TRL conversational prompt-completion rows (plus trace metadata) from traces.
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> t = pl.DataFrame({"trace_id": ["t-1"], "problem_id": ["p-1"], "format": ["0C"], "n_samples": [1],
+    ...                   "final_correct": [True], "prompt": ["2+2?"], "completion": ["<answer>4</answer>"]})
+    >>> sft_view(t).collect()["prompt"].to_list()
+    [[{'role': 'user', 'content': '2+2?'}]]
+    """
+    def message(role: str, column: str) -> pl.Expr:
+        return pl.concat_list(pl.struct(role=pl.lit(role), content=pl.col(column)))
+
+    return traces.lazy().select(
+        message("user", "prompt").alias("prompt"),
+        message("assistant", "completion").alias("completion"),
+        *SFT_METADATA,
+    )
+
+
+def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Path:
+    """Write ``OUT/train.parquet`` in TRL's conversational prompt-completion layout.
+
+    Streams from the store's part files, so memory stays flat for big tables. The
+    file is written under a temporary name and renamed into place.
+    """
+    import os
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    traces = store.scan("traces")
+    if formats:
+        traces = traces.filter(pl.col("format").is_in(formats))
+    target = out / "train.parquet"
+    tmp = out / f".tmp-train.parquet.{os.getpid()}"
+    try:
+        sft_view(traces).sink_parquet(tmp, compression="zstd", compression_level=3, row_group_size=8_192)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,155 @@
+"""Answer and verdict extraction, shared by every stage.
+
+The data filter, SFT validation, the GRPO reward and evaluation all call these two
+functions, so that a response is read the same way everywhere:
+
+* the **final answer** is the content of the last ``<answer>...</answer>`` that comes
+  after the last ``</think>`` (answers inside ``<sample>`` blocks of a trace do not count);
+* a **verdict** is the first word after a ``<verdict>`` tag: ``correct`` or ``incorrect``,
+  in any case, with whitespace, markdown emphasis or trailing text around it.
+
+Model text is only ever matched with linear-time regular expressions; it is never
+evaluated.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Inputs longer than this are cut from the front before matching: the final answer is at the end.
+MAX_SCAN_CHARS = 1_000_000
+
+_THINK_CLOSE = "</think>"
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+# ASCII-only classes, so that the polars (Rust regex) twin below reads text identically.
+_WS = r"[ \t\r\n]"
+_VERDICT_OPEN = rf"<{_WS}*verdict{_WS}*>"
+_VERDICT_LEAD = r"[ \t\r\n*_`'\"\[\(:]*"
+_VERDICT_OPEN_RE = re.compile(_VERDICT_OPEN, re.IGNORECASE | re.ASCII)
+_VERDICT_WORD_RE = re.compile(_VERDICT_LEAD + r"([A-Za-z]+)")
+_VERDICT_WORDS = {"correct": True, "incorrect": False}
+
+
+def _after_think(text: str) -> str:
+    if len(text) > MAX_SCAN_CHARS:
+        text = text[-MAX_SCAN_CHARS:]
+    cut = text.rfind(_THINK_CLOSE)
+    return text if cut < 0 else text[cut + len(_THINK_CLOSE) :]
+
+
+def all_answers(text: str) -> list[str]:
+    """Every ``<answer>`` span of ``text`` in order, stripped (for skill analytics).
+
+    Examples
+    --------
+    >>> all_answers("<answer> 3 </answer> then <answer>4</answer>")
+    ['3', '4']
+    """
+    if len(text) > MAX_SCAN_CHARS:
+        text = text[-MAX_SCAN_CHARS:]
+    return [m.strip() for m in _ANSWER_RE.findall(text)]
+
+
+def final_answer(text: str | None) -> str | None:
+    """The final answer of a response, or ``None`` when it has none.
+
+    Examples
+    --------
+    >>> final_answer("<think><sample><answer>1</answer></sample></think> So: <answer>\\n 2 \\n</answer>")
+    '2'
+    >>> final_answer("<think><answer>1</answer></think> no tag after thinking") is None
+    True
+    >>> final_answer("I think it is 7.") is None
+    True
+    """
+    if not text:
+        return None
+    found = _ANSWER_RE.findall(_after_think(text))
+    return found[-1].strip() if found else None
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """A parsed self-verification verdict.
+
+    ``value`` is ``True`` (the reflection says the sample is correct), ``False``
+    (incorrect) or ``None`` (no usable verdict; ``reason`` says why: ``missing``,
+    ``unrecognized`` or ``contradictory``).
+    """
+
+    value: bool | None
+    reason: str
+
+
+def parse_verdict(text: str | None) -> Verdict:
+    """Parse the ``<verdict>`` of a reflection.
+
+    The closing tag is not required (weak models often garble it); every opening tag
+    counts, and tags that disagree make the verdict ``contradictory``.
+
+    Examples
+    --------
+    >>> parse_verdict("... so <verdict> **Incorrect** </verdict>")
+    Verdict(value=False, reason='ok')
+    >>> parse_verdict("<verdict>correct, the sum is 24</verdict")
+    Verdict(value=True, reason='ok')
+    >>> parse_verdict("<verdict>Correct</verdict> wait <verdict>Incorrect</verdict>")
+    Verdict(value=None, reason='contradictory')
+    >>> parse_verdict("The answer looks right.")
+    Verdict(value=None, reason='missing')
+    >>> parse_verdict("<verdict>Not correct</verdict>")
+    Verdict(value=None, reason='unrecognized')
+    """
+    if not text:
+        return Verdict(None, "missing")
+    if len(text) > MAX_SCAN_CHARS:
+        text = text[-MAX_SCAN_CHARS:]
+    seen: set[bool] = set()
+    tags = 0
+    for match in _VERDICT_OPEN_RE.finditer(text):
+        tags += 1
+        word = _VERDICT_WORD_RE.match(text, match.end())
+        value = _VERDICT_WORDS.get(word.group(1).lower()) if word else None
+        if value is None:
+            return Verdict(None, "unrecognized")
+        seen.add(value)
+    if tags == 0:
+        return Verdict(None, "missing")
+    if len(seen) > 1:
+        return Verdict(None, "contradictory")
+    return Verdict(seen.pop(), "ok")
+
+
+def parse_verdicts(texts: "pl.Series") -> "pl.DataFrame":
+    """Vectorised :func:`parse_verdict` over a polars string column.
+
+    Returns a frame with ``verdict`` (bool, null when unusable) and ``verdict_reason``;
+    row for row the same result as :func:`parse_verdict` (a property test checks it).
+    """
+    import polars as pl
+
+    words = (
+        texts.cast(pl.Utf8)
+        .fill_null("")
+        .str.slice(-MAX_SCAN_CHARS)
+        .str.extract_all(f"(?i){_VERDICT_OPEN}{_VERDICT_LEAD}[A-Za-z]*")
+        .list.eval(pl.element().str.extract(r"([A-Za-z]*)$", 1).str.to_lowercase())
+    )
+    frame = pl.DataFrame({"w": words})
+    n_tags = pl.col("w").list.len()
+    bad = pl.col("w").list.eval(~pl.element().is_in(["correct", "incorrect"])).list.any()
+    distinct = pl.col("w").list.n_unique()
+    reason = (
+        pl.when(n_tags == 0)
+        .then(pl.lit("missing"))
+        .when(bad)
+        .then(pl.lit("unrecognized"))
+        .when(distinct > 1)
+        .then(pl.lit("contradictory"))
+        .otherwise(pl.lit("ok"))
+    )
+    return frame.select(
+        verdict=pl.when(reason == "ok").then(pl.col("w").list.first() == "correct").otherwise(None),
+        verdict_reason=reason,
+    )

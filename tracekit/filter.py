@@ -1,0 +1,88 @@
+"""The reflection filter: keep self-verifications that agree with the verifier.
+
+* a reflection is **kept** when its parsed verdict equals the sample's ``is_correct``;
+* a sample **survives** with at least one kept reflection (and, by default, a response
+  that was not truncated);
+* a problem is **usable** with at least ``min_samples`` surviving samples and at least
+  one correct one.
+
+Every dropped row is counted by reason (``"reflections/verdict_mismatch"``, ...); the
+run report prints those counts. The functions take and return polars frames.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import polars as pl
+
+
+def _count(drops: Counter, prefix: str, frame: pl.DataFrame, column: str) -> None:
+    if frame.height == 0:
+        return
+    for reason, n in frame.group_by(column).len().iter_rows():
+        drops[f"{prefix}/{reason}"] += n
+
+
+def filter_pool(
+    samples: pl.DataFrame,
+    reflections: pl.DataFrame,
+    *,
+    min_samples: int,
+    include_truncated: bool = False,
+    drops: Counter | None = None,
+) -> tuple[pl.DataFrame, Counter]:
+    """Return the surviving samples of usable problems, each with its kept reflection ids.
+
+    ``samples`` needs ``sample_id, problem_id, is_correct, finish_reason`` (other columns
+    are carried); ``reflections`` needs ``reflection_id, sample_id, verdict,
+    verdict_reason``. The result has one row per surviving sample, with a sorted
+    ``kept_reflection_ids`` list, ordered by problem, prompt variant and sample index.
+    """
+    drops = Counter() if drops is None else drops
+    truth = samples.select("sample_id", "is_correct")
+    refl = reflections.join(truth, on="sample_id", how="left")
+    refl = refl.with_columns(
+        drop=pl.when(pl.col("is_correct").is_null())
+        .then(pl.lit("orphan"))
+        .when(pl.col("verdict_reason") != "ok")
+        .then(pl.lit("verdict_") + pl.col("verdict_reason"))
+        .when(pl.col("verdict") != pl.col("is_correct"))
+        .then(pl.lit("verdict_mismatch"))
+        .otherwise(None)
+    )
+    _count(drops, "reflections", refl.filter(pl.col("drop").is_not_null()), "drop")
+    kept = (
+        refl.filter(pl.col("drop").is_null())
+        .group_by("sample_id")
+        .agg(kept_reflection_ids=pl.col("reflection_id").sort())
+    )
+
+    pool = samples.join(kept, on="sample_id", how="left")
+    truncated = pl.col("finish_reason") == "length"
+    pool = pool.with_columns(
+        drop=pl.when(truncated & (not include_truncated))
+        .then(pl.lit("truncated"))
+        .when(pl.col("kept_reflection_ids").is_null())
+        .then(pl.lit("no_kept_reflection"))
+        .otherwise(None)
+    )
+    _count(drops, "samples", pool.filter(pl.col("drop").is_not_null()), "drop")
+    pool = pool.filter(pl.col("drop").is_null()).drop("drop")
+
+    per_problem = samples.group_by("problem_id").agg(
+        n=pl.col("sample_id").is_in(pool["sample_id"].implode()).sum(),
+        n_correct=(pl.col("sample_id").is_in(pool["sample_id"].implode()) & pl.col("is_correct")).sum(),
+    )
+    per_problem = per_problem.with_columns(
+        drop=pl.when(pl.col("n") < min_samples)
+        .then(pl.lit("too_few_samples"))
+        .when(pl.col("n_correct") == 0)
+        .then(pl.lit("no_correct_sample"))
+        .otherwise(None)
+    )
+    _count(drops, "problems", per_problem.filter(pl.col("drop").is_not_null()), "drop")
+    usable = per_problem.filter(pl.col("drop").is_null()).select("problem_id")
+    order = [c for c in ("problem_id", "prompt_variant", "sample_index", "sample_id") if c in pool.columns]
+    pool = pool.join(usable, on="problem_id", how="semi").sort(order)
+    return pool, drops

@@ -1,0 +1,78 @@
+"""Phrase banks: the glue, ending, backtrack and confirm sentences of a trace.
+
+A bank file is YAML or JSON with the keys of :data:`BANKS`, each a non-empty list of
+strings. The default bank ships with the package (``tracekit/data/phrases.yaml``); a
+user who wants other wording, or the reference script's exact lists, passes their own
+file. Every phrase has a stable id ``"<bank>/<position>"``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tracekit.errors import ConfigError
+from tracekit.ids import stable_hash
+
+DEFAULT_BANK = Path(__file__).parent / "data" / "phrases.yaml"
+BANKS = ("generic_glue", "correct_glue", "incorrect_glue", "ending", "backtrack", "confirm")
+
+
+@dataclass(frozen=True)
+class PhraseBank:
+    """Named lists of phrases. ``digest`` identifies the exact wording (it enters trace ids)."""
+
+    phrases: dict[str, tuple[str, ...]]
+    digest: str
+    source: str
+
+    def text(self, phrase_id: str) -> str:
+        bank, _, pos = phrase_id.partition("/")
+        return self.phrases[bank][int(pos)]
+
+    def ids(self, *banks: str) -> list[str]:
+        """Ids of every phrase in ``banks``, in order (glue draws from a union of banks)."""
+        return [f"{b}/{i}" for b in banks for i in range(len(self.phrases[b]))]
+
+
+def load_phrase_bank(path: str | Path | None = None) -> PhraseBank:
+    """Load a phrase bank file, or the default bank when ``path`` is ``None``.
+
+    Examples
+    --------
+    >>> bank = load_phrase_bank()
+    >>> sorted(bank.phrases) == sorted(BANKS)
+    True
+    >>> bank.text("ending/0")
+    'So the final answer is:'
+    """
+    if path is None:
+        raw_text = DEFAULT_BANK.read_text(encoding="utf-8")
+        source = "tracekit:data/phrases.yaml"
+    else:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"phrase bank file {p} does not exist.")
+        raw_text = p.read_text(encoding="utf-8")
+        source = str(p)
+    try:
+        raw = json.loads(raw_text) if source.endswith(".json") else yaml.safe_load(raw_text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ConfigError(f"phrase bank {source} is not valid YAML/JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"phrase bank {source} must be a mapping of bank name to a list of phrases.")
+    unknown = sorted(set(raw) - set(BANKS))
+    missing = [b for b in BANKS if b not in raw]
+    if unknown or missing:
+        msg = f"phrase bank {source}: unknown keys {unknown}, missing keys {missing}.\nHint: the keys are {list(BANKS)}."
+        raise ConfigError(msg)
+    phrases: dict[str, tuple[str, ...]] = {}
+    for bank in BANKS:
+        items = raw[bank]
+        if not isinstance(items, list) or not items or not all(isinstance(s, str) and s.strip() for s in items):
+            raise ConfigError(f"phrase bank {source}: {bank!r} must be a non-empty list of non-empty strings.")
+        phrases[bank] = tuple(s.strip() for s in items)
+    return PhraseBank(phrases=phrases, digest=stable_hash(phrases), source=source)

@@ -1,0 +1,279 @@
+"""The SkillFactory reference raw layout, imported into tracekit's tables.
+
+The reference layout has one row per question x prompt variant x response, with
+list-valued columns (see :data:`RAW_COLUMNS`). Each element of
+``model_responses__mutated_prompts`` becomes a ``samples`` row; each reflection text
+becomes a ``reflections`` row with its parsed verdict. The reflection column may hold
+one list of reflections per response (``list[list[str]]``) or, as in the reference
+data, one flat list that belongs to the row's first response (the reference script
+only ever reads the first response).
+
+Correctness and extracted answers are taken from the file (the reference pipeline's
+own verifier); ``reason`` is ``ok``, ``no_answer`` or ``imported_incorrect``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Iterator
+
+import polars as pl
+
+from tracekit.errors import InputFormatError
+from tracekit.extract import parse_verdicts
+from tracekit.ids import problem_id as make_problem_id
+from tracekit.ids import stable_hash, text_hash
+from tracekit.store import Store
+
+RESPONSES = "model_responses__mutated_prompts"
+IS_CORRECT = "model_responses__mutated_prompts__eval_is_correct"
+EXTRACTED = "model_responses__mutated_prompts__eval_extracted_answers"
+REFLECTIONS = "model_responses__mutated_prompts_reflection"
+RAW_COLUMNS = ("question", "answer", "prompt_variant", RESPONSES, IS_CORRECT, EXTRACTED, REFLECTIONS)
+BATCH_ROWS = 50_000
+
+
+def _batches(path: Path) -> Iterator[pl.DataFrame]:
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            names = set(pf.schema_arrow.names)
+            _check_columns(path, names)
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(RAW_COLUMNS)):
+                yield pl.from_arrow(batch)
+        elif suffix in (".jsonl", ".json", ".ndjson"):
+            frame = pl.read_ndjson(path, infer_schema_length=None)
+            _check_columns(path, set(frame.columns))
+            for start in range(0, frame.height, BATCH_ROWS):
+                yield frame.slice(start, BATCH_ROWS).select(RAW_COLUMNS)
+        else:
+            msg = f"{path}: unsupported file type {suffix!r}.\nHint: give a .parquet or .jsonl file."
+            raise InputFormatError(msg)
+    except InputFormatError:
+        raise
+    except Exception as exc:  # pyarrow/polars raise many types for unreadable files
+        raise InputFormatError(f"cannot read {path}: {exc}") from None
+
+
+def _check_columns(path: Path, names: set[str]) -> None:
+    missing = [c for c in RAW_COLUMNS if c not in names]
+    if missing:
+        msg = (
+            f"{path} is not in the SkillFactory reference layout: missing column(s) {missing}; "
+            f"found {sorted(names)}.\nHint: the layout needs {list(RAW_COLUMNS)}."
+        )
+        raise InputFormatError(msg)
+
+
+def _check_types(path: Path, frame: pl.DataFrame, first_row: int) -> pl.DataFrame:
+    expected = {
+        "question": pl.Utf8, "answer": pl.Utf8, "prompt_variant": pl.Utf8,
+        RESPONSES: pl.List(pl.Utf8), IS_CORRECT: pl.List(pl.Boolean), EXTRACTED: pl.List(pl.Utf8),
+    }
+    if frame.schema["answer"] != pl.Utf8 and frame.schema["answer"] in (pl.Int64, pl.Float64, pl.Int32):
+        frame = frame.with_columns(pl.col("answer").cast(pl.Utf8))
+    for col, dtype in expected.items():
+        got = frame.schema[col]
+        if got == pl.Null or (isinstance(got, pl.List) and got.inner == pl.Null):
+            frame = frame.with_columns(pl.col(col).cast(dtype))
+        elif got != dtype:
+            raise InputFormatError(f"{path}: column {col!r} has type {got}, expected {dtype}.")
+    refl = frame.schema[REFLECTIONS]
+    if refl == pl.Null or (isinstance(refl, pl.List) and refl.inner == pl.Null):
+        frame = frame.with_columns(pl.col(REFLECTIONS).cast(pl.List(pl.Utf8)))
+    elif refl not in (pl.List(pl.Utf8), pl.List(pl.List(pl.Utf8))):
+        raise InputFormatError(f"{path}: column {REFLECTIONS!r} has type {refl}, expected list[str] or list[list[str]].")
+    lengths = frame.select(
+        r=pl.col(RESPONSES).list.len(), c=pl.col(IS_CORRECT).list.len(), e=pl.col(EXTRACTED).list.len()
+    )
+    bad = lengths.with_row_index().filter((pl.col("r") != pl.col("c")) | (pl.col("r") != pl.col("e")))
+    if bad.height:
+        row = first_row + bad["index"][0]
+        msg = (
+            f"{path}: row {row}: the lists {RESPONSES!r}, {IS_CORRECT!r} and {EXTRACTED!r} have different lengths "
+            f"({bad['r'][0]}, {bad['c'][0]}, {bad['e'][0]})."
+        )
+        raise InputFormatError(msg)
+    nulls = frame.select(pl.col("question").is_null() | (pl.col("question") == "")).to_series()
+    if nulls.any():
+        raise InputFormatError(f"{path}: row {first_row + nulls.arg_true()[0]}: empty 'question'.")
+    return frame
+
+
+def import_skillfactory(
+    path: str | Path,
+    store: Store,
+    *,
+    task: str = "skillfactory",
+    model: str = "unknown",
+    split: str = "train",
+) -> Counter:
+    """Import a reference-layout raw file (parquet or jsonl) into ``store``.
+
+    Re-importing the same file adds nothing (ids are stable). Returns row counts.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFormatError(f"input file {path} does not exist.")
+    counts: Counter = Counter()
+    known = {t: store.ids(t) for t in ("problems", "samples", "reflections")}
+    first_row = 0
+    for raw in _batches(path):
+        raw = _check_types(path, raw, first_row).with_row_index("row", offset=first_row)
+        first_row += raw.height
+        counts["raw_rows"] += raw.height
+        problems, samples, reflections = _convert(raw, task=task, model=model, split=split)
+        for table, frame in (("problems", problems), ("samples", samples), ("reflections", reflections)):
+            frame = frame.filter(~pl.col(frame.columns[0]).is_in(known[table].implode()))
+            n = store.write(table, frame, known_ids=known[table].head(0)) if frame.height else 0
+            counts[table] += n
+            if n:
+                known[table] = pl.concat([known[table], frame.get_column(frame.columns[0])])
+    return counts
+
+
+def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
+    pairs = raw.select("question", "answer").unique(maintain_order=True)
+    pids = [make_problem_id(task, q, a or "") for q, a in pairs.iter_rows()]
+    pairs = pairs.with_columns(problem_id=pl.Series(pids, dtype=pl.Utf8))
+    problems = pairs.select(
+        "problem_id",
+        task=pl.lit(task),
+        question="question",
+        answer=pl.col("answer").fill_null(""),
+        split=pl.lit(split),
+        difficulty=pl.lit(""),
+        seed=pl.lit(None, dtype=pl.Int64),
+        index=pl.lit(None, dtype=pl.Int64),
+        meta=pl.lit(json.dumps({"source": "skillfactory-reference"})),
+    )
+    raw = raw.join(pairs, on=["question", "answer"], how="left", nulls_equal=True)
+
+    nested = raw.schema[REFLECTIONS] == pl.List(pl.List(pl.Utf8))
+    exploded = ["response", "is_correct", "extracted_answer", "pos"] + (["refl"] if nested else [])
+    long = raw.select(
+        "row", "problem_id", "prompt_variant",
+        pl.col(RESPONSES).alias("response"),
+        pl.col(IS_CORRECT).alias("is_correct"),
+        pl.col(EXTRACTED).alias("extracted_answer"),
+        pl.col(REFLECTIONS).alias("refl"),
+        pos=pl.int_ranges(pl.col(RESPONSES).list.len()),
+    ).explode(exploded)
+    long = long.filter(pl.col("response").is_not_null())
+    if not nested:  # a flat list belongs to the first response of the row
+        long = long.with_columns(
+            refl=pl.when(pl.col("pos") == 0).then(pl.col("refl")).otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
+        )
+    sample_ids = [
+        "s-" + stable_hash(pid, variant, row, pos, text_hash(resp))
+        for pid, variant, row, pos, resp in zip(
+            long["problem_id"].to_list(), long["prompt_variant"].to_list(), long["row"].to_list(),
+            long["pos"].to_list(), long["response"].to_list(),
+        )
+    ]
+    long = long.with_columns(sample_id=pl.Series(sample_ids, dtype=pl.Utf8), is_correct=pl.col("is_correct").fill_null(False))
+    answer = pl.col("extracted_answer")
+    samples = long.select(
+        "sample_id", "problem_id", pl.col("prompt_variant").fill_null("unknown"),
+        sample_index=(pl.col("row") * 1000 + pl.col("pos")).cast(pl.Int64),
+        model=pl.lit(model),
+        prompt=pl.lit(None, dtype=pl.Utf8),
+        response="response",
+        finish_reason=pl.lit("unknown"),
+        n_tokens=pl.lit(None, dtype=pl.Int64),
+        extracted_answer=answer,
+        is_correct="is_correct",
+        reason=pl.when(pl.col("is_correct")).then(pl.lit("ok"))
+        .when(answer.is_null() | (answer.str.strip_chars() == "")).then(pl.lit("no_answer"))
+        .otherwise(pl.lit("imported_incorrect")),
+        source=pl.lit("import"),
+    )
+    refl = (
+        long.select("sample_id", "problem_id", "is_correct", "refl")
+        .with_columns(reflection_index=pl.int_ranges(pl.col("refl").list.len()))
+        .explode("refl", "reflection_index")
+        .filter(pl.col("refl").is_not_null())
+    )
+    parsed = parse_verdicts(refl["refl"])
+    refl = refl.with_columns(parsed)
+    reflections = refl.select(
+        reflection_id=pl.col("sample_id").str.replace("^s-", "r-") + pl.lit("-") + pl.col("reflection_index").cast(pl.Utf8),
+        sample_id="sample_id",
+        problem_id="problem_id",
+        reflection_index=pl.col("reflection_index").cast(pl.Int64),
+        model=pl.lit(model),
+        text="refl",
+        finish_reason=pl.lit("unknown"),
+        verdict="verdict",
+        verdict_reason="verdict_reason",
+        matches_truth=(pl.col("verdict") == pl.col("is_correct")).fill_null(False),
+    )
+    return problems, samples, reflections
+
+
+def synthetic_raw(
+    n_questions: int,
+    *,
+    variants: tuple[str, ...] = ("original", "plan_and_execute", "alternatively", "rephrase"),
+    samples_per_variant: int = 2,
+    reflections_per_sample: int = 2,
+    response_chars: int = 1000,
+    reflection_chars: int = 500,
+    seed: int = 0,
+) -> pl.DataFrame:
+    """A synthetic raw table in the reference layout (for demos, tests and benchmarks).
+
+    Questions are small "reach the target" arithmetic puzzles; about half the responses
+    are correct; reflections agree with the truth about 70% of the time, and some have
+    no usable verdict. Vectorised, so millions of rows take seconds. Deterministic in
+    ``seed``.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = n_questions * len(variants) * samples_per_variant
+    q = np.repeat(np.arange(n_questions), len(variants) * samples_per_variant)
+    v = np.tile(np.repeat(np.arange(len(variants)), samples_per_variant), n_questions)
+    a = rng.integers(2, 60, size=n_questions)
+    b = rng.integers(2, 60, size=n_questions)
+    c = rng.integers(2, 9, size=n_questions)
+    target = (a + b) * c
+    correct = rng.random(rows) < 0.5
+    wrong_by = rng.integers(1, 9, size=rows)
+    said = np.where(correct, target[q], target[q] + wrong_by)
+    refl_ok = rng.random((rows, reflections_per_sample)) < 0.7
+    no_verdict = rng.random((rows, reflections_per_sample)) < 0.1
+    pad_r = max(0, response_chars - 120)
+    pad_f = max(0, reflection_chars - 80)
+    filler = "Let me think about the order of operations and try the numbers one at a time. "
+    frame = pl.DataFrame({
+        "q": q, "said": said, "correct": correct, "a": a[q], "b": b[q], "c": c[q], "t": target[q],
+        "variant": np.array(variants, dtype=object)[v].tolist(),
+    })
+    question = pl.format("Using the numbers {}, {}, {}, make {}. Use each number once with + - * /.", "a", "b", "c", "t")
+    pad = (pl.lit(filler * (pad_r // len(filler) + 1)).str.slice(0, pad_r))
+    response = pl.format("{}\nStep 1: {} + {} = {}\nStep 2: multiply by {}.\n<answer>({} + {}) * {} = {}</answer>",
+                         pad, "a", "b", pl.col("a") + pl.col("b"), "c", "a", "b", "c", "said")
+    refl_cols = []
+    for j in range(reflections_per_sample):
+        says_correct = pl.lit(pl.Series(refl_ok[:, j]))
+        verdict = pl.when(pl.lit(pl.Series(no_verdict[:, j]))).then(pl.lit("I am not sure."))\
+            .when(says_correct == pl.col("correct")).then(pl.lit("<verdict>\nCorrect\n</verdict>"))\
+            .otherwise(pl.lit("<verdict>\nIncorrect\n</verdict>"))
+        fpad = pl.lit(("Checking the arithmetic step by step. " * (pad_f // 38 + 1))[:pad_f])
+        refl_cols.append(pl.format("{} ({} + {}) * {} gives {}.\n{}", fpad, "a", "b", "c", "said", verdict))
+    return frame.select(
+        question=question,
+        answer=pl.col("t").cast(pl.Utf8),
+        prompt_variant="variant",
+        model_responses__mutated_prompts=pl.concat_list(response),
+        model_responses__mutated_prompts__eval_is_correct=pl.concat_list("correct"),
+        model_responses__mutated_prompts__eval_extracted_answers=pl.concat_list(
+            pl.format("({} + {}) * {} = {}", "a", "b", "c", "said")),
+        model_responses__mutated_prompts_reflection=pl.concat_list(refl_cols),
+    )
