@@ -70,10 +70,12 @@ def filter_pool(
     _count(drops, "samples", pool.filter(pl.col("drop").is_not_null()), "drop")
     pool = pool.filter(pl.col("drop").is_null()).drop("drop")
 
-    per_problem = samples.group_by("problem_id").agg(
-        n=pl.col("sample_id").is_in(pool["sample_id"].implode()).sum(),
-        n_correct=(pl.col("sample_id").is_in(pool["sample_id"].implode()) & pl.col("is_correct")).sum(),
+    survived = samples.select("problem_id").unique().join(
+        pool.group_by("problem_id").agg(n=pl.len(), n_correct=pl.col("is_correct").sum()),
+        on="problem_id",
+        how="left",
     )
+    per_problem = survived.with_columns(pl.col("n", "n_correct").fill_null(0))
     per_problem = per_problem.with_columns(
         drop=pl.when(pl.col("n") < min_samples)
         .then(pl.lit("too_few_samples"))
