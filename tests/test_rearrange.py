@@ -89,15 +89,35 @@ def test_rerun_adds_nothing(filled_store):
     assert first["traces/written"] > 0 and second["traces/written"] == 0
 
 
-def test_bucketed_streaming_equals_in_memory(filled_store):
+@pytest.mark.parametrize("scattered", [False, True])
+def test_bucketed_streaming_equals_in_memory(tmp_path, raw_frame, monkeypatch, scattered):
+    import tracekit.reference as ref
+    from tracekit.store import Store
+
+    monkeypatch.setattr(ref, "BATCH_ROWS", 40)  # many parts, problem by problem
+    raw = tmp_path / "raw.parquet"
+    raw_frame.write_parquet(raw)
+    store = Store(tmp_path / "st", create=True)
+    ref.import_skillfactory(raw, store)
+    if scattered:  # rewrite samples in shuffled parts: every part holds every problem
+        samples = store.read("samples").sample(fraction=1.0, shuffle=True, seed=1)
+        store.clear("samples")
+        for chunk in samples.iter_slices(50):
+            store.write("samples", chunk)
+    import tracekit.partition as part
+
+    used = []
+    real = part._hash_buckets
+    monkeypatch.setattr(part, "_hash_buckets", lambda *a: used.append(1) or real(*a))
     cfg = RearrangeConfig(formats=ALL, n_max=3, repeats=2)
-    rearrange_store(filled_store, cfg, replace=True)
-    whole = filled_store.read("traces").sort("trace_id")
-    stats = rearrange_store(filled_store, cfg, replace=True, target_bytes=20_000)  # forces many buckets
-    assert len(filled_store.parts("traces")) > 1
-    assert filled_store.read("traces").sort("trace_id").equals(whole)
-    assert not list(filled_store.root.glob(".tmp-*"))
+    rearrange_store(store, cfg, replace=True, target_bytes=10**9)
+    whole = store.read("traces").sort("trace_id")
+    stats = rearrange_store(store, cfg, replace=True, target_bytes=20_000)  # forces many buckets
+    assert len(store.parts("traces")) > 1
+    assert store.read("traces").sort("trace_id").equals(whole)
+    assert not list(store.root.glob(".tmp-*"))
     assert stats["traces/written"] == whole.height
+    assert bool(used) == scattered  # problem-ordered parts split by row groups, scattered ones by hash
 
 
 def test_drops_are_counted(filled_store):

@@ -1,10 +1,18 @@
 """Split store tables into buckets of whole problems, so big stores stream with flat memory.
 
 Rearrangement needs all samples and reflections of a problem at once, but not all
-problems at once. A store larger than ``target_bytes`` is split by a hash of
-``problem_id`` into buckets written as temporary Arrow files (one pass over the parts,
-batch by batch); each bucket is then loaded, processed and freed in turn. Small stores
-skip the temporary files.
+problems at once. Two ways to cut a big store into buckets:
+
+* **by row groups** (no copy): the problem ids of every parquet row group are read
+  (a small column); row groups that share a problem are joined into one component, and
+  components are packed into buckets of about ``target_bytes``. Stores written problem
+  by problem (imports, generation runs) split this way into many small components, and
+  each bucket is read straight from the part files.
+* **by hash** (fallback, when one component would exceed ``4 * target_bytes``, i.e. the
+  problems are scattered over the files): one pass over the parts writes each row to a
+  temporary Arrow file of bucket ``hash(problem_id) % n``.
+
+Small stores are read whole.
 """
 
 from __future__ import annotations
@@ -24,14 +32,6 @@ TARGET_BYTES = 96 * 1024 * 1024
 BATCH_ROWS = 32_768
 
 
-def _uncompressed_bytes(paths: list[Path]) -> int:
-    total = 0
-    for path in paths:
-        meta = pq.read_metadata(path)
-        total += sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups))
-    return total
-
-
 def iter_problem_buckets(
     store: Store, columns: dict[str, list[str]], *, target_bytes: int = TARGET_BYTES
 ) -> Iterator[dict[str, pl.DataFrame]]:
@@ -42,11 +42,80 @@ def iter_problem_buckets(
     parts = {table: store.parts(table) for table in columns}
     for table in columns:
         store.scan(table)  # checks every part's schema before the long pass
-    size = sum(_uncompressed_bytes(p) for p in parts.values())
-    n_buckets = max(1, math.ceil(size / target_bytes))
-    if n_buckets == 1:
+    groups = _row_groups(parts)
+    size = sum(g[3] for g in groups)
+    if size <= target_bytes:
         yield {t: store.scan(t).select(cols).collect() for t, cols in columns.items()}
         return
+    buckets = _pack_components(parts, groups, target_bytes)
+    if buckets is None:
+        yield from _hash_buckets(store, parts, columns, max(1, math.ceil(size / target_bytes)))
+        return
+    empty = {t: store.scan(t).select(cols).head(0).collect() for t, cols in columns.items()}
+    for bucket in buckets:
+        out = {}
+        for table, cols in columns.items():
+            frames = []
+            for part_i, path in enumerate(parts[table]):
+                wanted = sorted(rg for (t, p, rg) in bucket if t == table and p == part_i)
+                if wanted:
+                    frames.append(pl.from_arrow(pq.ParquetFile(path).read_row_groups(wanted, columns=cols)))
+            out[table] = pl.concat(frames) if frames else empty[table]
+        yield out
+
+
+def _row_groups(parts: dict[str, list[Path]]) -> list[tuple[str, int, int, int]]:
+    """(table, part index, row group, uncompressed bytes) of every row group."""
+    out = []
+    for table, paths in parts.items():
+        for p_i, path in enumerate(paths):
+            meta = pq.read_metadata(path)
+            for rg in range(meta.num_row_groups):
+                out.append((table, p_i, rg, meta.row_group(rg).total_byte_size))
+    return out
+
+
+def _pack_components(parts, groups, target_bytes: int):
+    """Buckets of row groups closed under shared problems, or None if the data is too scattered."""
+    parent = list(range(len(groups)))
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    owner: dict[str, int] = {}
+    files: dict[Path, pq.ParquetFile] = {}
+    for g, (table, p_i, rg, _) in enumerate(groups):
+        path = parts[table][p_i]
+        pf = files.get(path) or files.setdefault(path, pq.ParquetFile(path))
+        for pid in pf.read_row_group(rg, columns=["problem_id"]).column(0).unique().to_pylist():
+            other = owner.setdefault(pid, g)
+            if other != g:
+                a, b = find(g), find(other)
+                if a != b:
+                    parent[max(a, b)] = min(a, b)
+    components: dict[int, list[int]] = {}
+    for g in range(len(groups)):
+        components.setdefault(find(g), []).append(g)
+    buckets, current, current_size = [], [], 0
+    for root in sorted(components):
+        members = components[root]
+        size = sum(groups[g][3] for g in members)
+        if size > 4 * target_bytes:
+            return None
+        if current and current_size + size > target_bytes:
+            buckets.append(current)
+            current, current_size = [], 0
+        current.extend(groups[g][:3] for g in members)
+        current_size += size
+    if current:
+        buckets.append(current)
+    return buckets
+
+
+def _hash_buckets(store: Store, parts, columns, n_buckets: int) -> Iterator[dict[str, pl.DataFrame]]:
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-buckets-", dir=store.root))
     try:
         for table, cols in columns.items():

@@ -26,24 +26,29 @@ answer::
     final
     </answer>
 
-Formats are small named functions that pick sample positions (see :data:`FORMATS`).
-Every random choice comes from a generator seeded by ``(seed, problem_id, format,
-repeat)``, so a problem's traces never depend on which other problems, formats or
-chunks were processed alongside it.
+Formats are small named functions that pick sample positions (see
+:mod:`tracekit.formats`). Every random choice comes from a generator seeded by
+``(seed, problem_id, format, repeat)``, so a problem's traces never depend on which
+other problems, formats or chunks were processed alongside it.
+
+Rendering is vectorised: Python only draws the plan of each trace as a list of
+integer references into one table of text pieces (wrapped samples, wrapped
+reflections, phrases, answers); polars gathers and joins the pieces.
 """
 
 from __future__ import annotations
 
-import random
 from collections import Counter
-from dataclasses import asdict, dataclass, field
-from typing import Callable
+from dataclasses import asdict, dataclass
+from itertools import accumulate
 
+import numpy as np
 import polars as pl
-import xxhash
+import pyarrow as pa
 
 from tracekit.errors import ConfigError, unknown_name
-from tracekit.ids import stable_hash, text_hash
+from tracekit.formats import FORMATS, Pool, Skip, format_rng
+from tracekit.ids import hash_strings, stable_hash
 from tracekit.phrases import PhraseBank
 
 
@@ -111,185 +116,26 @@ class RearrangeConfig:
         return stable_hash(fields, bank.digest)
 
 
-# --------------------------------------------------------------------------- plans
-@dataclass
-class Plan:
-    """Positions (into a problem's pool) of a trace's samples, and how it ends."""
-
-    order: list[int]
-    final: int  # position whose answer is the trace's final answer
-    tail: str | None = None  # None, "backtrack" or "confirm"
-    reflections: bool = True
-    glue: str = "by_correctness"  # or "generic"
-
-
-@dataclass
-class Pool:
-    """One problem's surviving samples (parallel lists)."""
-
-    correct: list[bool]
-    variant: list[str]
-    idx_correct: list[int] = field(init=False)
-    idx_wrong: list[int] = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.idx_correct = [i for i, c in enumerate(self.correct) if c]
-        self.idx_wrong = [i for i, c in enumerate(self.correct) if not c]
-
-
-class FastRandom(random.Random):
-    """``random.Random`` with cheaper ``choice``/``sample``/``randint`` (one ``random()`` per draw).
-
-    Deterministic for a given seed, like the base class; the draws differ from the
-    base class's but are just as uniform for the small sizes used here.
-    """
-
-    def choice(self, seq):
-        return seq[int(self.random() * len(seq))]
-
-    def randint(self, a: int, b: int) -> int:
-        return a + int(self.random() * (b - a + 1))
-
-    def sample(self, population, k: int):
-        pool = list(population)
-        n = len(pool)
-        if k > n:
-            raise ValueError("sample larger than population")
-        rand = self.random
-        for i in range(k):  # partial Fisher-Yates
-            j = i + int(rand() * (n - i))
-            pool[i], pool[j] = pool[j], pool[i]
-        return pool[:k]
-
-    def shuffle(self, x) -> None:
-        rand = self.random
-        for i in range(len(x) - 1, 0, -1):
-            j = int(rand() * (i + 1))
-            x[i], x[j] = x[j], x[i]
-
-
-class Skip(Exception):
-    """This format cannot be built for this problem (the reason is counted)."""
-
-
-def _others(rng: random.Random, pool: Pool, last: int, k: int, unique_variants: bool) -> list[int]:
-    """``k`` further samples (any correctness) to precede ``last``."""
-    if k == 0:
-        return []
-    if unique_variants:
-        by_variant: dict[str, list[int]] = {}
-        for i, v in enumerate(pool.variant):
-            if v != pool.variant[last]:
-                by_variant.setdefault(v, []).append(i)
-        if len(by_variant) < k:
-            raise Skip("too_few_variants")
-        return [rng.choice(by_variant[v]) for v in rng.sample(sorted(by_variant), k)]
-    rest = [i for i in range(len(pool.correct)) if i != last]
-    if len(rest) < k:
-        raise Skip("too_few_samples")
-    return rng.sample(rest, k)
-
-
-def _star_c(rng, pool: Pool, n: int, cfg: RearrangeConfig, *, last_correct: bool = True) -> Plan:
-    candidates = pool.idx_correct if last_correct else list(range(len(pool.correct)))
-    last = rng.choice(candidates)
-    order = _others(rng, pool, last, n - 1, cfg.unique_variants) + [last]
-    return Plan(order=order, final=last)
-
-
-def _fixed_n(cfg: RearrangeConfig, rng: random.Random, low: int) -> int:
-    if cfg.draw_n:
-        return rng.randint(min(low, cfg.n_max), cfg.n_max)
-    return cfg.n_max
-
-
-def plan_0c(rng, pool, cfg):
-    yield _star_c(rng, pool, 1, cfg)
-
-
-def plan_star_c(rng, pool, cfg):
-    yield _star_c(rng, pool, _fixed_n(cfg, rng, 2), cfg)
-
-
-def plan_star_c_full(rng, pool, cfg):
-    for n in range(1, cfg.n_max + 1):
-        yield _star_c(rng, pool, n, cfg)
-
-
-def plan_random(rng, pool, cfg):
-    for n in range(1, cfg.n_max + 1):
-        yield _star_c(rng, pool, n, cfg, last_correct=False)
-
-
-def plan_no_reflection(rng, pool, cfg):
-    for plan in plan_star_c_full(rng, pool, cfg):
-        plan.reflections = False
-        plan.glue = "generic"
-        yield plan
-
-
-def plan_backtrack(rng, pool, cfg):
-    """``*C*IC``: a correct sample somewhere, a wrong one last, then back to the correct one."""
-    if not pool.idx_wrong:
-        raise Skip("no_incorrect_sample")
-    n = max(2, _fixed_n(cfg, rng, 2))
-    good = rng.choice(pool.idx_correct)
-    bad = rng.choice(pool.idx_wrong)
-    rest = [i for i in range(len(pool.correct)) if i not in (good, bad)]
-    if len(rest) < n - 2:
-        raise Skip("too_few_samples")
-    middle = [good] + rng.sample(rest, n - 2)
-    rng.shuffle(middle)
-    yield Plan(order=middle + [bad], final=good, tail="backtrack")
-
-
-def plan_confirm(rng, pool, cfg):
-    """``*CC``: ends on two correct samples, then a confirmation phrase."""
-    if len(pool.idx_correct) < 2:
-        raise Skip("too_few_correct")
-    n = max(2, _fixed_n(cfg, rng, 2))
-    two = rng.sample(pool.idx_correct, 2)
-    rest = [i for i in range(len(pool.correct)) if i not in two]
-    if len(rest) < n - 2:
-        raise Skip("too_few_samples")
-    yield Plan(order=rng.sample(rest, n - 2) + two, final=two[-1], tail="confirm")
-
-
-def plan_algorithm1(rng, pool, cfg):
-    """The paper's Algorithm 1: n+ ~ U[1, L_max] correct, n- ~ U[0, n+ - 1] wrong, ending correct.
-
-    Draws are capped by what the pool holds (at most all correct / all wrong samples).
-    """
-    n_pos = rng.randint(1, min(cfg.n_max, len(pool.idx_correct)))
-    n_neg = rng.randint(0, min(n_pos - 1, len(pool.idx_wrong)))
-    pos = rng.sample(pool.idx_correct, n_pos)
-    chosen = pos[1:] + rng.sample(pool.idx_wrong, n_neg)
-    rng.shuffle(chosen)
-    yield Plan(order=chosen + [pos[0]], final=pos[0])
-
-
-FORMATS: dict[str, Callable] = {
-    "0C": plan_0c,
-    "*C": plan_star_c,
-    "*C_full": plan_star_c_full,
-    "*C*IC": plan_backtrack,
-    "*CC": plan_confirm,
-    "random": plan_random,
-    "no_reflection": plan_no_reflection,
-    "alg1": plan_algorithm1,
-}
-
-
-def _rng(seed: int, problem_id: str, fmt: str, repeat: int) -> FastRandom:
-    key = f"{seed}|{problem_id}|{fmt}|{repeat}".encode()
-    return FastRandom(xxhash.xxh3_64_intdigest(key))
-
-
 # ------------------------------------------------------------------------ rendering
+_TRACE_SCHEMA = {"problem_id": pl.Utf8, "format": pl.Utf8, "n_samples": pl.Int64, "repeat": pl.Int64}
+
+
+def _list_of(values: pl.Series, lengths: list[int] | np.ndarray) -> pl.Series:
+    """Cut ``values`` into consecutive lists of the given lengths (a list column)."""
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    arrow = values.to_arrow()
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    if pa.types.is_string(arrow.type) or pa.types.is_string_view(arrow.type):
+        arrow = arrow.cast(pa.large_string())
+    return pl.Series(pa.LargeListArray.from_arrays(pa.array(offsets), arrow))
+
+
 def rearrange_pool(
     pool: pl.DataFrame,
     questions: dict[str, str],
-    reflection_texts: dict[str, str],
+    reflections: pl.DataFrame,
     cfg: RearrangeConfig,
     bank: PhraseBank,
     *,
@@ -298,110 +144,133 @@ def rearrange_pool(
     """Build the traces of every problem in ``pool`` (output of :func:`tracekit.filter.filter_pool`).
 
     ``pool`` needs ``problem_id, sample_id, prompt_variant, is_correct,
-    extracted_answer, response, kept_reflection_ids`` and must be sorted by problem.
-    Returns a frame in the ``traces`` table schema.
+    extracted_answer, response, kept_reflection_ids`` and must be sorted by problem;
+    ``reflections`` needs ``reflection_id, text`` for every kept reflection. Returns a
+    frame in the ``traces`` table schema.
     """
     drops = Counter() if drops is None else drops
     digest = cfg.digest(bank)
-    generic = bank.ids("generic_glue")
-    glue_ok = bank.ids("correct_glue", "generic_glue")
-    glue_bad = bank.ids("incorrect_glue", "generic_glue")
-    endings, backtracks, confirms = bank.ids("ending"), bank.ids("backtrack"), bank.ids("confirm")
-    text = {pid: bank.text(pid) for pid in generic + glue_ok + glue_bad + endings + backtracks + confirms}
+    n_pool = pool.height
 
-    cols = {c: pool[c].to_list() for c in ("problem_id", "sample_id", "prompt_variant", "is_correct", "extracted_answer", "response", "kept_reflection_ids")}
-    out: dict[str, list] = {k: [] for k in ("trace_id", "problem_id", "format", "n_samples", "repeat", "prompt", "completion", "sample_ids", "reflection_ids", "phrase_ids", "final_answer", "final_correct")}
+    # -- the table of text pieces D; a trace is a list of indices into it, joined by "\n"
+    kept = pool.select(pl.col("kept_reflection_ids").explode().unique().sort().alias("reflection_id"))
+    kept = kept.with_row_index("r").join(reflections.select("reflection_id", "text"), on="reflection_id", how="left")
+    n_refl = kept.height
+    phrase_ids = [pid for b in ("generic_glue", "correct_glue", "incorrect_glue", "backtrack", "confirm") for pid in bank.ids(b)]
+    ending_ids = bank.ids("ending")
+    refl0, phrase0 = n_pool, n_pool + n_refl
+    think = phrase0 + len(phrase_ids)
+    end0 = think + 1
+    ans0 = end0 + len(ending_ids)
+    pieces = pl.concat([
+        pool.select(pl.concat_str([pl.lit("<sample>\n"), pl.col("response"), pl.lit("\n</sample>")]).alias("t")),
+        kept.select(pl.concat_str([pl.lit("<reflect>\n"), pl.col("text").fill_null(""), pl.lit("\n</reflect>")]).alias("t")),
+        pl.DataFrame({"t": [bank.text(p) for p in phrase_ids] + ["<think>"]
+                      + [f"</think>\n\n{bank.text(e)}\n\n<answer>" for e in ending_ids]}),
+        pool.select(pl.concat_str([pl.col("extracted_answer").fill_null(""), pl.lit("\n</answer>")]).alias("t")),
+    ])["t"]
+    piece_phrase = pl.Series([None] * (n_pool + n_refl) + phrase_ids + [None] + ending_ids + [None] * n_pool, dtype=pl.Utf8)
+    slot = {pid: phrase0 + i for i, pid in enumerate(phrase_ids)}
+    generic = [slot[p] for p in bank.ids("generic_glue")]
+    glue_ok = [slot[p] for p in bank.ids("correct_glue")] + generic
+    glue_bad = [slot[p] for p in bank.ids("incorrect_glue")] + generic
+    backtracks = [slot[p] for p in bank.ids("backtrack")]
+    confirms = [slot[p] for p in bank.ids("confirm")]
+    n_end = len(ending_ids)
 
-    n_rows = len(cols["problem_id"])
+    row_refl = (
+        pool.select(pl.col("kept_reflection_ids").alias("reflection_id")).with_row_index("row")
+        .explode("reflection_id").join(kept.select("reflection_id", "r"), on="reflection_id", how="left")
+        .group_by("row", maintain_order=True).agg(pl.col("r") + refl0)["r"].to_list()
+    )
+    correct = pool["is_correct"].to_list()
+    variants = pool["prompt_variant"].to_list()
+    problem_ids = pool["problem_id"].to_list()
+
+    segs: list[int] = []
+    seg_len: list[int] = []
+    rows: list[int] = []
+    finals: list[int] = []
+    meta: dict[str, list] = {k: [] for k in _TRACE_SCHEMA}
+    seg_append, rows_append = segs.append, rows.append
+
     start = 0
-    while start < n_rows:
-        pid = cols["problem_id"][start]
-        end = start
-        while end < n_rows and cols["problem_id"][end] == pid:
-            end += 1
-        sl = slice(start, end)
-        p_correct, p_sid = cols["is_correct"][sl], cols["sample_id"][sl]
-        p_ans, p_resp, p_refl = cols["extracted_answer"][sl], cols["response"][sl], cols["kept_reflection_ids"][sl]
-        p = Pool(correct=p_correct, variant=cols["prompt_variant"][sl])
-        question = questions[pid]
+    bounds = list(accumulate(pool.group_by("problem_id", maintain_order=True).len()["len"].to_list()))
+    for end in bounds:
+        pid = problem_ids[start]
+        p = Pool(correct=correct[start:end], variant=variants[start:end])
         for fmt in cfg.formats:
             for repeat in range(cfg.repeats):
-                rng = _rng(cfg.seed, pid, fmt, repeat)
+                rng = format_rng(cfg.seed, pid, fmt, repeat)
+                rand = rng.random
                 try:
                     plans = list(FORMATS[fmt](rng, p, cfg))
                 except Skip as why:
                     drops[f"traces/{fmt}:{why}"] += 1
                     continue
                 for plan in plans:
-                    parts = ["<think>"]
-                    refl_ids: list[str] = []
-                    phrase_ids: list[str] = []
+                    before = len(segs)
+                    seg_append(think)
                     last = len(plan.order) - 1
-                    for k, i in enumerate(plan.order):
-                        parts.append(f"<sample>\n{p_resp[i]}\n</sample>")
+                    for k, pos in enumerate(plan.order):
+                        row = start + pos
+                        rows_append(row)
+                        seg_append(row)
                         if plan.reflections:
-                            rid = rng.choice(p_refl[i])
-                            refl_ids.append(rid)
-                            parts.append(f"<reflect>\n{reflection_texts[rid]}\n</reflect>")
+                            options = row_refl[row]
+                            seg_append(options[int(rand() * len(options))])
                         if k < last:
-                            bank_ids = generic if plan.glue == "generic" else (glue_ok if p_correct[i] else glue_bad)
-                            gid = rng.choice(bank_ids)
-                            phrase_ids.append(gid)
-                            parts.append(text[gid])
+                            bank_slots = generic if plan.glue == "generic" else (glue_ok if correct[row] else glue_bad)
+                            seg_append(bank_slots[int(rand() * len(bank_slots))])
                     if plan.tail == "backtrack":
-                        bid = rng.choice(backtracks)
-                        phrase_ids.append(bid)
-                        parts.append(text[bid])
-                        parts.append(f"<sample>\n{p_resp[plan.final]}\n</sample>")
+                        seg_append(backtracks[int(rand() * len(backtracks))])
+                        seg_append(start + plan.final)
                     elif plan.tail == "confirm":
-                        cid = rng.choice(confirms)
-                        phrase_ids.append(cid)
-                        parts.append(text[cid])
-                    parts.append("</think>")
-                    eid = rng.choice(endings)
-                    phrase_ids.append(eid)
-                    answer = p_ans[plan.final]
-                    completion = "\n".join(parts) + f"\n\n{text[eid]}\n\n<answer>\n{answer or ''}\n</answer>"
-                    n = len(plan.order)
-                    out["trace_id"].append("t-" + text_hash(f"{pid}|{fmt}|{n}|{repeat}|{digest}"))
-                    out["problem_id"].append(pid)
-                    out["format"].append(fmt)
-                    out["n_samples"].append(n)
-                    out["repeat"].append(repeat)
-                    out["prompt"].append(question)
-                    out["completion"].append(completion)
-                    out["sample_ids"].append([p_sid[i] for i in plan.order])
-                    out["reflection_ids"].append(refl_ids)
-                    out["phrase_ids"].append(phrase_ids)
-                    out["final_answer"].append(answer)
-                    out["final_correct"].append(bool(p_correct[plan.final]))
+                        seg_append(confirms[int(rand() * len(confirms))])
+                    seg_append(end0 + int(rand() * n_end))
+                    seg_append(ans0 + start + plan.final)
+                    seg_len.append(len(segs) - before)
+                    finals.append(start + plan.final)
+                    meta["problem_id"].append(pid)
+                    meta["format"].append(fmt)
+                    meta["n_samples"].append(len(plan.order))
+                    meta["repeat"].append(repeat)
                     drops[f"built/{fmt}"] += 1
         start = end
-    lists = {name: _list_column(out.pop(name)) for name in ("sample_ids", "reflection_ids", "phrase_ids")}
-    frame = pl.DataFrame(
-        out,
-        schema={
-            "trace_id": pl.Utf8, "problem_id": pl.Utf8, "format": pl.Utf8, "n_samples": pl.Int64,
-            "repeat": pl.Int64, "prompt": pl.Utf8, "completion": pl.Utf8, "final_answer": pl.Utf8,
-            "final_correct": pl.Boolean,
-        },
+
+    n_traces = len(finals)
+    if n_traces == 0:
+        from tracekit.schemas import empty_frame
+
+        return empty_frame("traces")
+    seg_idx = pl.Series(segs, dtype=pl.Int64)
+    trace_of_seg = np.repeat(np.arange(n_traces), seg_len)
+    completion = _list_of(pieces.gather(seg_idx), seg_len).list.join("\n")
+    is_refl = (seg_idx >= refl0) & (seg_idx < phrase0)
+    refl_ids = kept["reflection_id"].gather(seg_idx.filter(is_refl) - refl0)
+    refl_counts = np.bincount(trace_of_seg[is_refl.to_numpy()], minlength=n_traces)
+    phrase_sel = piece_phrase.gather(seg_idx)
+    is_phrase = phrase_sel.is_not_null()
+    phrase_counts = np.bincount(trace_of_seg[is_phrase.to_numpy()], minlength=n_traces)
+    final_idx = pl.Series(finals, dtype=pl.Int64)
+
+    frame = pl.DataFrame(meta, schema=_TRACE_SCHEMA).with_columns(
+        prompt=pl.Series([questions[p] for p in meta["problem_id"]], dtype=pl.Utf8),
+        completion=completion,
+        sample_ids=_list_of(pool["sample_id"].gather(pl.Series(rows, dtype=pl.Int64)), meta["n_samples"]),
+        reflection_ids=_list_of(refl_ids, refl_counts),
+        phrase_ids=_list_of(phrase_sel.filter(is_phrase), phrase_counts),
+        final_answer=pool["extracted_answer"].gather(final_idx),
+        final_correct=pool["is_correct"].gather(final_idx),
+        config_hash=pl.lit(digest),
     )
-    return frame.with_columns(**lists, config_hash=pl.lit(digest)).select(
+    keys = frame.select(pl.concat_str(["problem_id", "format", "n_samples", "repeat", "config_hash"], separator="|")).to_series()
+    frame = frame.with_columns(trace_id=pl.Series(["t-" + h for h in hash_strings(keys)], dtype=pl.Utf8))
+    return frame.select(
         "trace_id", "problem_id", "format", "n_samples", "repeat", "prompt", "completion",
-        "sample_ids", "reflection_ids", "phrase_ids", "final_answer", "final_correct", "config_hash",
+        pl.col("sample_ids").cast(pl.List(pl.Utf8)), pl.col("reflection_ids").cast(pl.List(pl.Utf8)),
+        pl.col("phrase_ids").cast(pl.List(pl.Utf8)), "final_answer", "final_correct", "config_hash",
     )
-
-
-def _list_column(rows: list[list[str]]) -> pl.Series:
-    """A list[str] column from Python lists, built from flat values and offsets (much faster)."""
-    import itertools
-
-    import pyarrow as pa
-
-    offsets = [0, *itertools.accumulate(len(r) for r in rows)]
-    values = pa.array(list(itertools.chain.from_iterable(rows)), type=pa.large_string())
-    array = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), values)
-    return pl.Series(array).cast(pl.List(pl.Utf8))
 
 
 # ------------------------------------------------------------------------ the stage
@@ -437,9 +306,6 @@ def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, targe
             include_truncated=cfg.include_truncated,
             drops=stats,
         )
-        needed = pool["kept_reflection_ids"].explode().unique().implode()
-        texts = bucket["reflections"].filter(pl.col("reflection_id").is_in(needed))
-        reflection_texts = dict(zip(texts["reflection_id"].to_list(), texts["text"].to_list()))
         questions = dict(zip(bucket["problems"]["problem_id"].to_list(), bucket["problems"]["question"].to_list()))
         missing = pool.filter(~pl.col("problem_id").is_in(list(questions)))
         if missing.height:
@@ -450,8 +316,7 @@ def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, targe
                 f"first: {missing['problem_id'][0]!r} (sample {missing['sample_id'][0]!r})."
             )
             raise StoreError(msg)
-        del bucket
-        traces = rearrange_pool(pool, questions, reflection_texts, cfg, bank, drops=stats)
+        traces = rearrange_pool(pool, questions, bucket["reflections"], cfg, bank, drops=stats)
         traces = traces.filter(~pl.col("trace_id").is_in(existing.implode()))
         traces = traces.sort(["problem_id", "format", "repeat", "n_samples", "trace_id"])
         if traces.height:

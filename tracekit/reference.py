@@ -24,7 +24,7 @@ import polars as pl
 from tracekit.errors import InputFormatError
 from tracekit.extract import parse_verdicts
 from tracekit.ids import problem_id as make_problem_id
-from tracekit.ids import stable_hash, text_hash
+from tracekit.ids import hash_strings
 from tracekit.store import Store
 
 RESPONSES = "model_responses__mutated_prompts"
@@ -169,13 +169,15 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
         long = long.with_columns(
             refl=pl.when(pl.col("pos") == 0).then(pl.col("refl")).otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
         )
-    sample_ids = [
-        "s-" + stable_hash(pid, variant, row, pos, text_hash(resp))
-        for pid, variant, row, pos, resp in zip(
-            long["problem_id"].to_list(), long["prompt_variant"].to_list(), long["row"].to_list(),
-            long["pos"].to_list(), long["response"].to_list(),
+    # id: a hash of problem, variant, source row, position and the response text itself
+    keys = long.select(
+        pl.concat_str(
+            [pl.col("problem_id"), pl.col("prompt_variant").fill_null(""), pl.col("row").cast(pl.Utf8),
+             pl.col("pos").cast(pl.Utf8), pl.col("response")],
+            separator="\x1f",
         )
-    ]
+    ).to_series()
+    sample_ids = ["s-" + h for h in hash_strings(keys)]
     long = long.with_columns(sample_id=pl.Series(sample_ids, dtype=pl.Utf8), is_correct=pl.col("is_correct").fill_null(False))
     answer = pl.col("extracted_answer")
     samples = long.select(
@@ -229,7 +231,7 @@ def synthetic_raw(
     """A synthetic raw table in the reference layout (for demos, tests and benchmarks).
 
     Questions are small "reach the target" arithmetic puzzles; about half the responses
-    are correct; reflections agree with the truth about 70% of the time, and some have
+    are correct; reflections agree with the truth about 85% of the time, and some have
     no usable verdict. Vectorised, so millions of rows take seconds. Deterministic in
     ``seed``.
     """
@@ -246,8 +248,8 @@ def synthetic_raw(
     correct = rng.random(rows) < 0.5
     wrong_by = rng.integers(1, 9, size=rows)
     said = np.where(correct, target[q], target[q] + wrong_by)
-    refl_ok = rng.random((rows, reflections_per_sample)) < 0.7
-    no_verdict = rng.random((rows, reflections_per_sample)) < 0.1
+    refl_ok = rng.random((rows, reflections_per_sample)) < 0.85
+    no_verdict = rng.random((rows, reflections_per_sample)) < 0.05
     pad_r = max(0, response_chars - 120)
     pad_f = max(0, reflection_chars - 80)
     filler = "Let me think about the order of operations and try the numbers one at a time. "
@@ -255,7 +257,7 @@ def synthetic_raw(
         "q": q, "said": said, "correct": correct, "a": a[q], "b": b[q], "c": c[q], "t": target[q],
         "variant": np.array(variants, dtype=object)[v].tolist(),
     })
-    question = pl.format("Using the numbers {}, {}, {}, make {}. Use each number once with + - * /.", "a", "b", "c", "t")
+    question = pl.format("Puzzle {}: using the numbers {}, {}, {}, make {}. Use each number once with + - * /.", "q", "a", "b", "c", "t")
     pad = (pl.lit(filler * (pad_r // len(filler) + 1)).str.slice(0, pad_r))
     response = pl.format("{}\nStep 1: {} + {} = {}\nStep 2: multiply by {}.\n<answer>({} + {}) * {} = {}</answer>",
                          pad, "a", "b", pl.col("a") + pl.col("b"), "c", "a", "b", "c", "said")
