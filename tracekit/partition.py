@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 
 from tracekit.store import Store
 
-TARGET_BYTES = 96 * 1024 * 1024
+TARGET_BYTES = 48 * 1024 * 1024
 BATCH_ROWS = 32_768
 
 

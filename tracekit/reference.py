@@ -32,7 +32,7 @@ IS_CORRECT = "model_responses__mutated_prompts__eval_is_correct"
 EXTRACTED = "model_responses__mutated_prompts__eval_extracted_answers"
 REFLECTIONS = "model_responses__mutated_prompts_reflection"
 RAW_COLUMNS = ("question", "answer", "prompt_variant", RESPONSES, IS_CORRECT, EXTRACTED, REFLECTIONS)
-BATCH_ROWS = 50_000
+BATCH_ROWS = 25_000
 
 
 def _batches(path: Path) -> Iterator[pl.DataFrame]:

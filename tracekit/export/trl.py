@@ -41,21 +41,40 @@ def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
 def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Path:
     """Write ``OUT/train.parquet`` in TRL's conversational prompt-completion layout.
 
-    Streams from the store's part files, so memory stays flat for big tables. The
-    file is written under a temporary name and renamed into place.
+    Streams row group by row group from the store's part files, so memory stays flat
+    for big tables. The file is written under a temporary name and renamed into place.
     """
     import os
 
+    import pyarrow.parquet as pq
+
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    traces = store.scan("traces")
-    if formats:
-        traces = traces.filter(pl.col("format").is_in(formats))
+    store.scan("traces")  # checks every part before writing anything
     target = out / "train.parquet"
     tmp = out / f".tmp-train.parquet.{os.getpid()}"
+    columns = ["prompt", "completion", *SFT_METADATA]
+    writer = None
     try:
-        sft_view(traces).sink_parquet(tmp, compression="zstd", compression_level=3, row_group_size=8_192)
+        for path in store.parts("traces"):
+            pf = pq.ParquetFile(path)
+            for rg in range(pf.num_row_groups):
+                frame = pl.from_arrow(pf.read_row_group(rg, columns=columns))
+                if formats:
+                    frame = frame.filter(pl.col("format").is_in(formats))
+                table = sft_view(frame).collect().to_arrow()
+                if writer is None:
+                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=3)
+                writer.write_table(table, row_group_size=8_192)
+        if writer is None:  # no traces: an empty file with the right columns
+            table = sft_view(store.scan("traces").head(0).collect()).collect().to_arrow()
+            writer = pq.ParquetWriter(tmp, table.schema)
+            writer.write_table(table)
+        writer.close()
+        writer = None
         os.replace(tmp, target)
     finally:
+        if writer is not None:
+            writer.close()
         tmp.unlink(missing_ok=True)
     return target
