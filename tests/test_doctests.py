@@ -5,7 +5,7 @@ import importlib
 
 import pytest
 
-MODULES = ["tracekit.errors", "tracekit.extract", "tracekit.ids", "tracekit.phrases", "tracekit.report",
+MODULES = ["tracekit.errors", "tracekit.extract", "tracekit.ids", "tracekit.phrases", "tracekit.report", "tracekit.tasks", "tracekit.tasks.arith",
            "tracekit.schemas.tables", "tracekit.store", "tracekit.export.trl"]
 
 

@@ -259,8 +259,8 @@ def synthetic_raw(
     })
     question = pl.format("Puzzle {}: using the numbers {}, {}, {}, make {}. Use each number once with + - * /.", "q", "a", "b", "c", "t")
     pad = (pl.lit(filler * (pad_r // len(filler) + 1)).str.slice(0, pad_r))
-    response = pl.format("{}\nStep 1: {} + {} = {}\nStep 2: multiply by {}.\n<answer>({} + {}) * {} = {}</answer>",
-                         pad, "a", "b", pl.col("a") + pl.col("b"), "c", "a", "b", "c", "said")
+    response = pl.format("Attempt {}. {}\nStep 1: {} + {} = {}\nStep 2: multiply by {}.\n<answer>({} + {}) * {} = {}</answer>",
+                         pl.int_range(pl.len()), pad, "a", "b", pl.col("a") + pl.col("b"), "c", "a", "b", "c", "said")
     refl_cols = []
     for j in range(reflections_per_sample):
         says_correct = pl.lit(pl.Series(refl_ok[:, j]))

@@ -1,0 +1,177 @@
+"""What every task provides, and the answer guards shared by all of them.
+
+A task is one module with a frozen config, a seeded generator (item ``i`` depends only
+on ``(seed, i)``), its question text and an exact verifier. :meth:`Task.score` is the
+one entry point every stage uses: extract the final answer (see
+:mod:`tracekit.extract`), apply the shared hacking guards, then the task's verifier.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import polars as pl
+
+from tracekit.extract import final_answer
+from tracekit.ids import problem_id, seed_for
+
+SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
+MAX_ANSWER_CHARS = 2_000
+_MULTI_RE = re.compile(r"\b(?:or|and)\b|;|\|", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A verifier's result: correctness and a reason (``ok`` when correct)."""
+
+    is_correct: bool
+    reason: str
+    answer: str | None = None
+
+
+def split_of(key: str) -> str:
+    """Which split a problem belongs to, from its content alone: equal problems never land in two splits, whatever the seed."""
+    u = (seed_for("split", key) % 10_000) / 10_000
+    acc = 0.0
+    for split, frac in SPLIT_FRACTIONS.items():
+        acc += frac
+        if u < acc:
+            return split
+    return "test"
+
+
+class Task:
+    """Base class of a task; subclasses set ``name``, ``knobs`` and implement the hooks."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    knobs: ClassVar[dict[str, str]] = {}
+    fields: ClassVar[tuple[str, ...]] = ()  # the problem fields its verifier reads (from ``meta``)
+    multi_answer_guard: ClassVar[bool] = True
+
+    # -- hooks ------------------------------------------------------------------
+    def make_item(self, rng: random.Random, **knobs: Any) -> dict[str, Any]:
+        """One problem's meta (task fields), ``question`` and ``answer``; deterministic in ``rng``."""
+        raise NotImplementedError
+
+    def check(self, answer: str, meta: dict[str, Any]) -> Check:
+        """Verify an extracted, non-empty answer against the problem's meta."""
+        raise NotImplementedError
+
+    def dedup_key(self, item: dict[str, Any]) -> str:
+        return item["question"]
+
+    # -- shared -----------------------------------------------------------------
+    def score(self, response: str | None, meta: dict[str, Any]) -> Check:
+        """Extract the final answer of ``response`` and verify it. Never raises on model text."""
+        answer = final_answer(response)
+        return self.score_answer(answer, meta)
+
+    def score_answer(self, answer: str | None, meta: dict[str, Any]) -> Check:
+        if answer is None:
+            return Check(False, "no_answer", None)
+        stripped = answer.strip()
+        if not stripped:
+            return Check(False, "empty_answer", answer)
+        if len(stripped) > MAX_ANSWER_CHARS:
+            return Check(False, "too_long", stripped[:100])
+        if self.multi_answer_guard and _MULTI_RE.search(stripped):
+            return Check(False, "multiple_answers", stripped)
+        try:
+            return self.check(stripped, meta)
+        except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as exc:  # defensive: never crash a stage
+            return Check(False, "unparseable", f"{stripped[:80]} ({type(exc).__name__})")
+
+    def generate(self, n: int, *, seed: int = 0, split: str = "train", start: int = 0, **knobs: Any) -> pl.DataFrame:
+        """``n`` problems of ``split`` as a ``problems`` table frame.
+
+        Item ``i`` is drawn from a generator seeded by ``(task, knobs, seed, i)``; items whose
+        content belongs to another split (see :func:`split_of`) or repeats an earlier one
+        are skipped, so splits never share a problem and a split has no duplicates.
+        """
+        from tracekit.errors import ConfigError
+
+        unknown = sorted(set(knobs) - set(self.knobs))
+        if unknown:
+            msg = f"task {self.name!r}: unknown option(s) {unknown}. Known: {sorted(self.knobs)}"
+            raise ConfigError(msg)
+        if split not in SPLIT_FRACTIONS:
+            raise ConfigError(f"split must be one of {list(SPLIT_FRACTIONS)}, got {split!r}")
+        difficulty = json.dumps(knobs, sort_keys=True)
+        rows, seen = [], set()
+        i = start
+        limit = start + max(100, n * 200)
+        while len(rows) < n:
+            if i >= limit:
+                raise ConfigError(f"task {self.name!r} {difficulty}: could only make {len(rows)} distinct {split} problems.")
+            rng = random.Random(seed_for(self.name, difficulty, seed, i))
+            item = self.make_item(rng, **knobs)
+            key = self.dedup_key(item)
+            if key not in seen and split_of(f"{self.name}|{key}") == split:
+                seen.add(key)
+                question, answer = item.pop("question"), item.pop("answer")
+                rows.append({
+                    "problem_id": problem_id(self.name, question, answer),
+                    "task": self.name, "question": question, "answer": answer, "split": split,
+                    "difficulty": difficulty, "seed": seed, "index": i,
+                    "meta": json.dumps(item, sort_keys=True),
+                })
+            i += 1
+        return pl.DataFrame(rows, schema={
+            "problem_id": pl.Utf8, "task": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8, "split": pl.Utf8,
+            "difficulty": pl.Utf8, "seed": pl.Int64, "index": pl.Int64, "meta": pl.Utf8,
+        })
+
+    def example(self) -> str:
+        return self.generate(1, seed=0)["question"][0]
+
+
+def parse_integer(text: str) -> int | None:
+    """An integer written plainly (``1234``, ``1,234``, ``-12``), or None."""
+    t = text.strip().replace(",", "").replace("_", "").replace(" ", "")
+    if t.startswith("+"):
+        t = t[1:]
+    neg = t.startswith("-")
+    digits = t[1:] if neg else t
+    if not digits or len(digits) > 40 or not (digits.isascii() and digits.isdigit()):
+        return None
+    return -int(digits) if neg else int(digits)
+
+
+def score_jsonl(task: Task, src, dst) -> tuple[int, list[str]]:
+    """Score every line of a jsonl file: each line holds the task's fields and a ``response``.
+
+    Writes each input line plus ``is_correct`` and ``reason`` to ``dst``. A malformed line
+    is skipped and reported (``"line N: ..."``) without stopping the others. Returns the
+    number of scored lines and the problems found.
+    """
+    errors: list[str] = []
+    scored = 0
+    for number, line in enumerate(src, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            errors.append(f"line {number}: not valid JSON ({exc})")
+            continue
+        if not isinstance(record, dict):
+            errors.append(f"line {number}: expected a JSON object, got {type(record).__name__}")
+            continue
+        missing = [f for f in (*task.fields, "response") if f not in record]
+        if missing:
+            errors.append(f"line {number}: missing field(s) {missing} (task {task.name!r} needs {list(task.fields)} and 'response')")
+            continue
+        response = record["response"]
+        if response is not None and not isinstance(response, str):
+            errors.append(f"line {number}: 'response' must be a string")
+            continue
+        check = task.score(response, record)
+        record.update(is_correct=check.is_correct, reason=check.reason)
+        dst.write(json.dumps(record, ensure_ascii=False) + "\n")
+        scored += 1
+    return scored, errors
