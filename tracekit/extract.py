@@ -5,6 +5,7 @@ functions, so that a response is read the same way everywhere:
 
 * the **final answer** is the content of the last ``<answer>...</answer>`` that comes
   after the last ``</think>`` (answers inside ``<sample>`` blocks of a trace do not count);
+  tags are matched exactly (lower case), as trainers' format rewards do;
 * a **verdict** is the first word after a ``<verdict>`` tag: ``correct`` or ``incorrect``,
   in any case, with whitespace, markdown emphasis or trailing text around it.
 
@@ -21,7 +22,8 @@ from dataclasses import dataclass
 MAX_SCAN_CHARS = 1_000_000
 
 _THINK_CLOSE = "</think>"
-_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_OPEN, _CLOSE = "<answer>", "</answer>"
+_ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # ASCII-only classes, so that the polars (Rust regex) twin below reads text identically.
 _WS = r"[ \t\r\n]"
 _VERDICT_OPEN = rf"<{_WS}*verdict{_WS}*>"
@@ -65,8 +67,18 @@ def final_answer(text: str | None) -> str | None:
     """
     if not text:
         return None
-    found = _ANSWER_RE.findall(_after_think(text))
-    return found[-1].strip() if found else None
+    if len(text) > MAX_SCAN_CHARS:
+        text = text[-MAX_SCAN_CHARS:]
+    floor = text.rfind(_THINK_CLOSE)
+    floor = 0 if floor < 0 else floor + len(_THINK_CLOSE)
+    # the last closing tag after </think>, then the last opening tag before it (C-speed scans)
+    end = text.rfind(_CLOSE, floor)
+    if end < 0:
+        return None
+    start = text.rfind(_OPEN, floor, end)
+    if start < 0:
+        return None
+    return text[start + len(_OPEN) : end].strip()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,7 @@
 """Safe exact arithmetic over model text: a bounded tokenizer and recursive-descent parser.
 
-Grammar (``+ - * /``, parentheses, non-negative integer literals, unary minus)::
+Grammar (``+ - * /``, parentheses, non-negative integer literals, unary minus), evaluated
+with two explicit stacks (operator precedence, left-associative), never by recursion::
 
     expr   := term (("+" | "-") term)*
     term   := factor (("*" | "/") factor)*
@@ -21,13 +22,16 @@ from fractions import Fraction
 from math import gcd
 
 MAX_CHARS = 2_000
-MAX_DIGITS = 12
+MAX_DIGITS = 12  # also in _LONG_LITERAL_RE
 MAX_TOKENS = 400
 MAX_DEPTH = 40
 
 MAX_BITS = 512  # numerator/denominator size past which a value is rejected
 
-_TOKEN_RE = re.compile(r"[0-9]+|[-+*/()]|\S", re.ASCII)
+_TOKEN_RE = re.compile(r"[0-9]+|[-+*/()]", re.ASCII)
+_VALID_RE = re.compile(r"[0-9+\-*/()\s]*", re.ASCII)
+_BAD_CHAR_RE = re.compile(r"[^0-9+\-*/()\s]", re.ASCII)
+_LONG_LITERAL_RE = re.compile(r"[0-9]{%d,}" % (12 + 1), re.ASCII)
 _SYNONYMS = str.maketrans({"×": "*", "∗": "*", "·": "*", "÷": "/", "−": "-", "–": "-", "x": "*", "X": "*"})
 _OPS = frozenset("+-*/()")
 
@@ -49,82 +53,94 @@ class Evaluated:
 def tokenize(text: str) -> list[str]:
     if len(text) > MAX_CHARS:
         raise ArithError("too_long", f"{len(text)} characters")
-    tokens = _TOKEN_RE.findall(text.translate(_SYNONYMS))
+    text = text.translate(_SYNONYMS)
+    if not _VALID_RE.fullmatch(text):
+        bad = _BAD_CHAR_RE.search(text)
+        raise ArithError("unparseable", f"unexpected {bad.group() if bad else text[:1]!r}")
+    if _LONG_LITERAL_RE.search(text):
+        raise ArithError("literal_too_large", f"more than {MAX_DIGITS} digits")
+    tokens = _TOKEN_RE.findall(text)
     if not tokens:
         raise ArithError("unparseable", "empty expression")
     if len(tokens) > MAX_TOKENS:
         raise ArithError("too_long", f"{len(tokens)} tokens")
-    for tok in tokens:
-        if tok in _OPS:
-            continue
-        if not tok.isdigit() or not tok.isascii():
-            raise ArithError("unparseable", f"unexpected {tok!r}")
-        if len(tok) > MAX_DIGITS:
-            raise ArithError("literal_too_large", f"{len(tok)} digits")
     return tokens
 
 
-class _Parser:
-    """Recursive descent over tokens; values are (numerator, denominator>0) int pairs."""
+_PREC = {"+": 1, "-": 1, "*": 2, "/": 2, "u": 3}
 
-    __slots__ = ("tokens", "i", "n", "literals")
 
-    def __init__(self, tokens: list[str]) -> None:
-        self.tokens = tokens
-        self.i = 0
-        self.n = len(tokens)
-        self.literals: list[int] = []
+def _apply(op: str, nums: list[tuple[int, int]]) -> None:
+    if op == "u":
+        a, b = nums.pop()
+        nums.append((-a, b))
+        return
+    c, d = nums.pop()
+    a, b = nums.pop()
+    if op == "+":
+        r = (a * d + c * b, b * d)
+    elif op == "-":
+        r = (a * d - c * b, b * d)
+    elif op == "*":
+        r = (a * c, b * d)
+    else:
+        if c == 0:
+            raise ArithError("division_by_zero")
+        r = (a * d, b * c) if c > 0 else (-a * d, -b * c)
+    nums.append(_check(*r))
 
-    def expr(self, depth: int) -> tuple[int, int]:
-        if depth > MAX_DEPTH:
-            raise ArithError("too_deep", f"nesting deeper than {MAX_DEPTH}")
-        a, b = self.term(depth)
-        tokens = self.tokens
-        while self.i < self.n and tokens[self.i] in ("+", "-"):
-            op = tokens[self.i]
-            self.i += 1
-            c, d = self.term(depth)
-            a, b = (a * d + c * b, b * d) if op == "+" else (a * d - c * b, b * d)
-            a, b = _check(a, b)
-        return a, b
 
-    def term(self, depth: int) -> tuple[int, int]:
-        a, b = self.factor(depth)
-        tokens = self.tokens
-        while self.i < self.n and tokens[self.i] in ("*", "/"):
-            op = tokens[self.i]
-            self.i += 1
-            c, d = self.factor(depth)
-            if op == "*":
-                a, b = a * c, b * d
+def _evaluate_tokens(tokens: list[str]) -> tuple[int, int, list[int]]:
+    """Operator-precedence evaluation with explicit stacks (no recursion, bounded depth)."""
+    nums: list[tuple[int, int]] = []
+    ops: list[str] = []
+    literals: list[int] = []
+    expect_operand = True
+    depth = unary = 0
+    for tok in tokens:
+        if expect_operand:
+            if tok == "(":
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ArithError("too_deep", f"nesting deeper than {MAX_DEPTH}")
+                ops.append("(")
+            elif tok == "-":
+                unary += 1
+                if unary > MAX_DEPTH:
+                    raise ArithError("too_deep", "too many unary minus signs")
+                ops.append("u")
+            elif tok[0] in "0123456789":
+                value = int(tok)
+                literals.append(value)
+                nums.append((value, 1))
+                expect_operand = False
+                unary = 0
             else:
-                if c == 0:
-                    raise ArithError("division_by_zero")
-                a, b = (a * d, b * c) if c > 0 else (-a * d, -b * c)
-            a, b = _check(a, b)
-        return a, b
-
-    def factor(self, depth: int) -> tuple[int, int]:
-        if self.i >= self.n:
-            raise ArithError("unparseable", "unexpected end of expression")
-        tok = self.tokens[self.i]
-        self.i += 1
-        if tok == "(":
-            value = self.expr(depth + 1)
-            if self.i >= self.n or self.tokens[self.i] != ")":
-                raise ArithError("unparseable", "missing ')'")
-            self.i += 1
-            return value
-        if tok == "-":
-            if depth > MAX_DEPTH:
-                raise ArithError("too_deep", "too many unary minus signs")
-            a, b = self.factor(depth + 1)
-            return -a, b
-        if tok[0].isdigit():
-            value = int(tok)
-            self.literals.append(value)
-            return value, 1
-        raise ArithError("unparseable", f"unexpected {tok!r}")
+                raise ArithError("unparseable", f"unexpected {tok!r}")
+        elif tok == ")":
+            while ops and ops[-1] != "(":
+                _apply(ops.pop(), nums)
+            if not ops:
+                raise ArithError("unparseable", "unbalanced ')'")
+            ops.pop()
+            depth -= 1
+        elif tok in _PREC:
+            prec = _PREC[tok]
+            while ops and ops[-1] != "(" and _PREC[ops[-1]] >= prec:
+                _apply(ops.pop(), nums)
+            ops.append(tok)
+            expect_operand = True
+        else:
+            raise ArithError("unparseable", f"unexpected {tok!r} after a number")
+    if expect_operand:
+        raise ArithError("unparseable", "unexpected end of expression")
+    while ops:
+        op = ops.pop()
+        if op == "(":
+            raise ArithError("unparseable", "missing ')'")
+        _apply(op, nums)
+    a, b = nums[0]
+    return a, b, literals
 
 
 def _check(a: int, b: int) -> tuple[int, int]:
@@ -158,11 +174,8 @@ def evaluate(text: str) -> Evaluated:
 
 def evaluate_raw(text: str) -> tuple[int, int, tuple[int, ...]]:
     """Like :func:`evaluate`, but returns ``(numerator, denominator, literals)`` unreduced (faster)."""
-    parser = _Parser(tokenize(text))
-    a, b = parser.expr(0)
-    if parser.i != parser.n:
-        raise ArithError("unparseable", f"unexpected {parser.tokens[parser.i]!r} after the expression")
-    return a, b, tuple(parser.literals)
+    a, b, literals = _evaluate_tokens(tokenize(text))
+    return a, b, tuple(literals)
 
 
 def format_fraction(value: Fraction) -> str:

@@ -99,11 +99,14 @@ class Countdown(Task):
     def check(self, answer: str, meta: dict[str, Any]) -> Check:
         numbers, target = meta["numbers"], int(meta["target"])
         require_all = bool(meta.get("require_all", False))
-        lines = [ln for ln in answer.splitlines() if ln.strip()]
-        if any(_STEP_RE.match(ln) for ln in lines):
-            return self._check_steps(lines, numbers, target, require_all, answer)
-        if len(lines) > 1:
-            return Check(False, "multiple_answers", answer)
+        if "\n" in answer:
+            lines = [ln for ln in answer.splitlines() if ln.strip()]
+            if any(_STEP_RE.match(ln) for ln in lines):
+                return self._check_steps(lines, numbers, target, require_all, answer)
+            if len(lines) > 1:
+                return Check(False, "multiple_answers", answer)
+        elif answer[:4].lower() == "step" and _STEP_RE.match(answer):
+            return self._check_steps([answer], numbers, target, require_all, answer)
         lhs, _, rhs = answer.partition("=")
         if "=" in rhs:
             return Check(False, "unparseable", answer)
@@ -160,10 +163,12 @@ class Countdown(Task):
 
 
 def _numbers_reason(literals: tuple[int, ...], numbers: list[int], require_all: bool) -> str | None:
-    have = Counter(numbers)
-    used = Counter(literals)
-    if any(used[k] > have[k] for k in used):
-        return "wrong_numbers"
-    if require_all and used != have:
+    left = list(numbers)
+    for lit in literals:  # multiset containment; the lists are tiny
+        try:
+            left.remove(lit)
+        except ValueError:
+            return "wrong_numbers"
+    if require_all and left:
         return "unused_numbers"
     return None
