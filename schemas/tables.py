@@ -41,13 +41,20 @@ class ProblemsModel(pa.DataFrameModel):
 
 
 class SamplesModel(pa.DataFrameModel):
-    """One model response to one problem under one prompt variant, with its verdict."""
+    """One model response to one problem under one prompt variant, with its verdict.
+
+    ``sample_key`` identifies the request (prompt, model, sampling settings but
+    ``max_tokens``, index); a truncated sample regenerated with a larger ``max_tokens``
+    gets a new ``sample_id`` under the same key, and readers keep the latest per key.
+    """
 
     sample_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    sample_key: str = pa.Field(str_length={"min_value": 3})  # resume key: all but max_tokens
     problem_id: str = pa.Field(str_length={"min_value": 3})
     prompt_variant: str = pa.Field(str_length={"min_value": 1})
     sample_index: pl.Int64 = pa.Field(ge=0)
     model: str = pa.Field()
+    max_tokens: Optional[pl.Int64] = pa.Field(nullable=True, ge=1)
     prompt: Optional[str] = pa.Field(nullable=True)
     response: str = pa.Field()
     finish_reason: str = pa.Field(isin=FINISH_REASONS)

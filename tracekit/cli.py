@@ -27,6 +27,26 @@ def _split(values: Optional[List[str]]) -> list[str]:
     return out
 
 
+@app.command()
+def run(
+    config: Path = typer.Argument(..., help="Run configuration (YAML); see configs/."),
+    store: Optional[Path] = typer.Option(None, "--store", "-s", help="Override the config's store directory."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Use the scripted sampler instead of a model (no real data)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Build a silver-trace dataset end to end: tasks, sample, verify, reflect, filter, rearrange."""
+    from tracekit.config import load_config
+    from tracekit.pipeline import run_pipeline
+
+    cfg = load_config(config, store=str(store) if store else None)
+    sampler = None
+    if dry_run:
+        from tracekit.sampling.scripted import ScriptedSampler
+
+        sampler = ScriptedSampler(model_id="scripted-dry-run")
+    run_pipeline(cfg, sampler=sampler, progress=not quiet, echo=typer.echo)
+
+
 @app.command("import-skillfactory")
 def import_skillfactory_cmd(
     raw: Path = typer.Argument(..., help="Raw file in the SkillFactory reference layout (.parquet or .jsonl)."),

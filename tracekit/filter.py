@@ -40,6 +40,10 @@ def filter_pool(
     ``kept_reflection_ids`` list, ordered by problem, prompt variant and sample index.
     """
     drops = Counter() if drops is None else drops
+    if "sample_key" in samples.columns:  # a regenerated (longer) sample supersedes the truncated one
+        latest = samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last")
+        drops["samples/superseded"] += samples.height - latest.height
+        samples = latest
     truth = samples.select("sample_id", "is_correct")
     refl = reflections.join(truth, on="sample_id", how="left")
     refl = refl.with_columns(

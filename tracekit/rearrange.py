@@ -274,7 +274,7 @@ def rearrange_pool(
 
 
 # ------------------------------------------------------------------------ the stage
-_SAMPLE_COLS = ["sample_id", "problem_id", "prompt_variant", "sample_index", "is_correct", "extracted_answer", "finish_reason", "response"]
+_SAMPLE_COLS = ["sample_id", "sample_key", "max_tokens", "problem_id", "prompt_variant", "sample_index", "is_correct", "extracted_answer", "finish_reason", "response"]
 _REFL_COLS = ["reflection_id", "sample_id", "problem_id", "verdict", "verdict_reason", "text"]
 
 

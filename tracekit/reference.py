@@ -181,9 +181,10 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
     long = long.with_columns(sample_id=pl.Series(sample_ids, dtype=pl.Utf8), is_correct=pl.col("is_correct").fill_null(False))
     answer = pl.col("extracted_answer")
     samples = long.select(
-        "sample_id", "problem_id", pl.col("prompt_variant").fill_null("unknown"),
+        "sample_id", pl.col("sample_id").alias("sample_key"), "problem_id", pl.col("prompt_variant").fill_null("unknown"),
         sample_index=(pl.col("row") * 1000 + pl.col("pos")).cast(pl.Int64),
         model=pl.lit(model),
+        max_tokens=pl.lit(None, dtype=pl.Int64),
         prompt=pl.lit(None, dtype=pl.Utf8),
         response="response",
         finish_reason=pl.lit("unknown"),

@@ -1,0 +1,115 @@
+"""Prompt variants for sampling and the reflection prompt (tracekit's own wording).
+
+The four variants follow the SkillFactory paper's four strategies: plain step-by-step,
+plan then execute, list alternatives and deliberate, rewrite the question first. Every
+variant asks for the final answer in ``<answer>`` tags. Weak models need to be shown
+the format, so a prompt may carry ``few_shot`` in-context demonstrations: solved
+problems of the same task (drawn from a seed disjoint from the run's problems, solved
+by the task's own oracle) as earlier user/assistant turns. More variants can come from
+a YAML file: a list of ``{name, system, instruction, demo_intro}`` mappings.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tracekit.errors import ConfigError, unknown_name
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    system: str
+    instruction: str
+    demo_intro: str  # how a demonstration answer opens, in this variant's style
+
+
+VARIANTS: dict[str, Variant] = {
+    v.name: v
+    for v in (
+        Variant("plain", "You are a careful problem solver.",
+                "Solve the problem step by step. Finish with the final answer alone inside <answer> </answer> tags.",
+                "Working through it step by step:"),
+        Variant("plan", "You are a careful problem solver who plans before acting.",
+                "First write a short plan, then carry it out. Finish with the final answer alone inside "
+                "<answer> </answer> tags.",
+                "Plan: compute the result directly, then double-check it. Carrying it out:"),
+        Variant("alternatives", "You are a careful problem solver who weighs options.",
+                "List two or three ways to approach the problem, pick the most promising one and use it. Finish with "
+                "the final answer alone inside <answer> </answer> tags.",
+                "Possible approaches: work it out directly, or break it into smaller parts. Working it out directly:"),
+        Variant("rephrase", "You are a careful problem solver.",
+                "Start by restating the question in your own words, then solve it. Finish with the final answer alone "
+                "inside <answer> </answer> tags.",
+                "Restated: the question asks for one exact result. Solving it:"),
+    )
+}
+
+REFLECT_SYSTEM = "You check solutions to problems and decide whether their final answer is right."
+REFLECT_INSTRUCTION = (
+    "Check the proposed solution below. Recompute the result yourself, compare it with the proposed final answer, "
+    "and end with exactly <verdict>Correct</verdict> or <verdict>Incorrect</verdict>."
+)
+
+
+def load_variants(path: str | Path | None) -> dict[str, Variant]:
+    """The built-in variants plus those of a YAML file (same names override)."""
+    out = dict(VARIANTS)
+    if path is None:
+        return out
+    try:
+        items = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read prompt variants file {path}: {exc}") from None
+    if not isinstance(items, list):
+        raise ConfigError(f"{path}: expected a list of variants")
+    for i, item in enumerate(items):
+        keys = {"name", "system", "instruction", "demo_intro"}
+        if not isinstance(item, dict) or set(item) - keys or not {"name", "instruction"} <= set(item):
+            raise ConfigError(f"{path}: variant {i} must have 'name' and 'instruction' (and optional 'system', 'demo_intro')")
+        out[item["name"]] = Variant(item["name"], item.get("system", ""), item["instruction"],
+                                    item.get("demo_intro", "Working it out:"))
+    return out
+
+
+def pick_variants(names: list[str], known: dict[str, Variant]) -> list[Variant]:
+    for name in names:
+        if name not in known:
+            raise unknown_name("prompt variant", name, list(known))
+    return [known[n] for n in names]
+
+
+def user_turn(question: str, variant: Variant) -> str:
+    return f"{question}\n\n{variant.instruction}"
+
+
+def sample_messages(question: str, variant: Variant, demos: list[tuple[str, str]]) -> tuple[dict[str, str], ...]:
+    """Chat messages for one problem under ``variant`` with solved demonstrations first."""
+    messages = [{"role": "system", "content": variant.system}] if variant.system else []
+    for demo_q, demo_answer in demos:
+        messages.append({"role": "user", "content": user_turn(demo_q, variant)})
+        messages.append({"role": "assistant", "content": f"{variant.demo_intro} the result is {demo_answer}.\n"
+                                                          f"<answer>{demo_answer}</answer>"})
+    messages.append({"role": "user", "content": user_turn(question, variant)})
+    return tuple(messages)
+
+
+def reflect_user_turn(question: str, response: str) -> str:
+    return f"Question:\n{question}\n\nProposed solution:\n{response}\n\n{REFLECT_INSTRUCTION}"
+
+
+def reflect_messages(question: str, response: str, demos: list[tuple[str, str, str, bool]]) -> tuple[dict[str, str], ...]:
+    """Chat messages asking the model to verify ``response``; demos are (question, response, truth, correct?)."""
+    messages = [{"role": "system", "content": REFLECT_SYSTEM}]
+    for demo_q, demo_resp, truth, correct in demos:
+        messages.append({"role": "user", "content": reflect_user_turn(demo_q, demo_resp)})
+        if correct:
+            body = f"Recomputing, I get {truth}, which matches the proposed answer.\n<verdict>Correct</verdict>"
+        else:
+            body = f"Recomputing, I get {truth}, which does not match the proposed answer.\n<verdict>Incorrect</verdict>"
+        messages.append({"role": "assistant", "content": body})
+    messages.append({"role": "user", "content": reflect_user_turn(question, response)})
+    return tuple(messages)

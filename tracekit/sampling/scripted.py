@@ -1,0 +1,43 @@
+"""A deterministic scripted backend: for tests and ``--dry-run`` (never for real data)."""
+
+from __future__ import annotations
+
+import random
+from typing import Callable
+
+from tracekit.ids import seed_for
+from tracekit.sampling.base import Completion, Request
+
+
+class ScriptedSampler:
+    """Answers with ``respond(messages, rng) -> str``; the rng is seeded by the request seed and index.
+
+    The default responder echoes a fixed text with an ``<answer>``; tests pass their own.
+    """
+
+    def __init__(self, respond: Callable | None = None, model_id: str = "scripted", delay: float = 0.0) -> None:
+        self.respond = respond or (lambda messages, rng: f"I think it is {rng.randint(1, 9)}.\n<answer>{rng.randint(1, 9)}</answer>")
+        self.model_id = model_id
+        self.model_revision = None
+        self.calls = 0
+        self.delay = delay  # seconds per generate() call (to test interruption)
+
+    def generate(self, requests: list[Request]) -> list[list[Completion]]:
+        import time
+
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        out = []
+        for req in requests:
+            outs = []
+            for i in range(req.n):
+                rng = random.Random(seed_for(req.seed, i))
+                text = self.respond(list(req.messages), rng)
+                words = text.split()
+                if len(words) > req.params.max_tokens:
+                    outs.append(Completion(" ".join(words[: req.params.max_tokens]), "length", req.params.max_tokens))
+                else:
+                    outs.append(Completion(text, "stop", len(words)))
+            out.append(outs)
+        return out

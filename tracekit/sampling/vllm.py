@@ -1,0 +1,58 @@
+"""The vLLM backend: offline ``LLM.generate``, n samples per prompt, prefix caching (GPU).
+
+Stop strings are kept in the output (``include_stop_str_in_output``); each request's
+seed is passed to vLLM, so a request is reproducible on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracekit.errors import require
+from tracekit.sampling.base import Completion, Request, SamplingParams
+
+
+def vllm_params(vllm, params: SamplingParams, n: int, seed: int):
+    """The ``vllm.SamplingParams`` of one request."""
+    return vllm.SamplingParams(
+        n=n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
+        repetition_penalty=params.repetition_penalty, max_tokens=params.max_tokens,
+        stop=list(params.stop) or None, include_stop_str_in_output=True, seed=seed,
+    )
+
+
+class VLLMSampler:
+    """Sample with vLLM's offline engine.
+
+    Parameters
+    ----------
+    model
+        Hub id or local folder.
+    engine
+        Extra ``vllm.LLM`` keyword arguments (``tensor_parallel_size``, ``max_model_len``,
+        ``gpu_memory_utilization``, ...). Prefix caching is on unless set here.
+    """
+
+    def __init__(self, model: str, revision: str | None = None, engine: dict[str, Any] | None = None) -> None:
+        self._vllm = require("vllm", "vllm")
+        options = {"enable_prefix_caching": True, **(engine or {})}
+        self.llm = self._vllm.LLM(model=model, revision=revision, **options)
+        self.tokenizer = self.llm.get_tokenizer()
+        self.model_id = model
+        self.model_revision = revision
+
+    def render(self, messages) -> str:
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def generate(self, requests: list[Request]) -> list[list[Completion]]:
+        prompts = [self.render(r.messages) for r in requests]
+        params = [vllm_params(self._vllm, r.params, r.n, r.seed) for r in requests]
+        outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
+        results = []
+        for out in outputs:
+            results.append([
+                Completion(text=o.text, finish_reason="length" if o.finish_reason == "length" else "stop",
+                           n_tokens=len(o.token_ids))
+                for o in out.outputs
+            ])
+        return results
