@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tracekit-installed
 STORE  ?= runs/demo
 
-.PHONY: venv run test bench clean
+.PHONY: venv run example test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,12 +19,18 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# The main job: a silver-trace dataset from the embedded model (re-running reuses finished rows).
 run: venv
-	rm -rf $(STORE) $(STORE)-sft
-	$(BIN)/tracekit import-skillfactory examples/skillfactory_raw_example.jsonl --store $(STORE)
-	$(BIN)/tracekit rearrange --store $(STORE) --formats '*C_full,*C*IC,*CC' --n-max 5 --seed 0
+	$(BIN)/tracekit run configs/demo-cpu.yaml --store $(STORE)
 	$(BIN)/tracekit export --store $(STORE) --to trl-sft --out $(STORE)-sft
-	@echo "store: $(STORE)   TRL SFT parquet: $(STORE)-sft/train.parquet"
+	@echo "store: $(STORE)   TRL SFT parquet: $(STORE)-sft/train.parquet   (tracekit info --store $(STORE))"
+
+# Rearrange the bundled raw example in the SkillFactory reference layout (no model needed).
+example: venv
+	rm -rf runs/example runs/example-sft
+	$(BIN)/tracekit import-skillfactory examples/skillfactory_raw_example.jsonl --store runs/example
+	$(BIN)/tracekit rearrange --store runs/example --formats '*C_full,*C*IC,*CC' --n-max 5 --seed 0
+	$(BIN)/tracekit export --store runs/example --to trl-sft --out runs/example-sft
 
 test: venv
 	$(BIN)/python -m pytest -q -p no:cacheprovider

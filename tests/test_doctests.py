@@ -6,7 +6,7 @@ import importlib
 import pytest
 
 MODULES = ["tracekit.errors", "tracekit.extract", "tracekit.ids", "tracekit.phrases", "tracekit.report", "tracekit.tasks", "tracekit.tasks.arith",
-           "tracekit.schemas.tables", "tracekit.store", "tracekit.export.trl"]
+           "tracekit.schemas.tables", "tracekit.store", "tracekit.export.trl", "tracekit.trainers.rewards"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -109,7 +109,7 @@ def rearrange(
 @app.command()
 def export(
     store: Path = StoreOpt,
-    to: str = typer.Option(..., "--to", help="Target layout: trl-sft."),
+    to: str = typer.Option(..., "--to", help="Target layout: trl-sft (traces) or trl-grpo (problems with verifier fields)."),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     formats: Optional[List[str]] = typer.Option(None, "--formats", "-f", help="Only these trace formats."),
 ) -> None:

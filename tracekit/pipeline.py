@@ -25,6 +25,8 @@ from tracekit.sampling.base import Sampler, make_sampler
 from tracekit.store import Store
 from tracekit.tasks import get_task
 
+REFLECT_SLICE = 8  # samples per reflection call (progress granularity; the backend batches within it)
+
 
 def make_problems(cfg: RunConfig) -> pl.DataFrame:
     frames = []
@@ -55,13 +57,13 @@ def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
         task = get_task(spec.name)
         pool = task.generate(want + len(exclude) + 2, seed=cfg.seed + 7919, split="validation", **spec.options)
         pool = pool.filter(~pl.col("problem_id").is_in(list(exclude))).head(want)
-        pairs = list(pool.select("question", "answer").iter_rows())
-        sample_demos[spec.name] = pairs[: cfg.sampling.few_shot]
+        solved = [(q, task.demo_solution(json.loads(m), a), a) for q, a, m in pool.select("question", "answer", "meta").iter_rows()]
+        sample_demos[spec.name] = solved[: cfg.sampling.few_shot]
         demos = []
-        for i, (q, a) in enumerate(pairs[: cfg.reflection.few_shot]):
-            correct = i % 2 == 0
+        for i, (q, solution, a) in enumerate(solved[: cfg.reflection.few_shot]):
+            correct = i % 2 == 0  # alternate a right and a wrong proposed answer
             shown = a if correct else _corrupt(a)
-            demos.append((q, f"Working through it step by step: the result is {shown}.\n<answer>{shown}</answer>", a, correct))
+            demos.append((q, f"The answer is {shown}.\n<answer>{shown}</answer>", solution, correct))
         reflect_demos[spec.name] = demos
     return sample_demos, reflect_demos
 
@@ -111,10 +113,12 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
         done = set(store.scan("reflections").filter(pl.col("problem_id").is_in(ids)).select("reflection_id")
                    .collect()["reflection_id"].to_list())
         with rec.stage("reflect"):
-            new_r = reflect_samples(current, questions, sampler, per_sample=per, params=cfg.reflection.params,
-                                    demos=reflect_demos, tasks=task_of, seed=cfg.seed, done=done)
-            new_counts["reflections"] += store.write("reflections", new_r)
-        r_bar.update(current.height * per)
+            parts = []
+            for piece in current.iter_slices(REFLECT_SLICE):  # smaller backend calls: a live progress bar
+                parts.append(reflect_samples(piece, questions, sampler, per_sample=per, params=cfg.reflection.params,
+                                             demos=reflect_demos, tasks=task_of, seed=cfg.seed, done=done))
+                r_bar.update(piece.height * per)
+            new_counts["reflections"] += store.write("reflections", pl.concat(parts)) if parts else 0
     s_bar.close()
     r_bar.close()
     with rec.stage("rearrange"):

@@ -6,7 +6,7 @@ variant asks for the final answer in ``<answer>`` tags. Weak models need to be s
 the format, so a prompt may carry ``few_shot`` in-context demonstrations: solved
 problems of the same task (drawn from a seed disjoint from the run's problems, solved
 by the task's own oracle) as earlier user/assistant turns. More variants can come from
-a YAML file: a list of ``{name, system, instruction, demo_intro}`` mappings.
+a YAML file: a list of ``{name, system, instruction}`` mappings.
 """
 
 from __future__ import annotations
@@ -24,27 +24,22 @@ class Variant:
     name: str
     system: str
     instruction: str
-    demo_intro: str  # how a demonstration answer opens, in this variant's style
 
 
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("plain", "You are a careful problem solver.",
-                "Solve the problem step by step. Finish with the final answer alone inside <answer> </answer> tags.",
-                "Working through it step by step:"),
+                "Solve the problem step by step. Finish with the final answer alone inside <answer> </answer> tags."),
         Variant("plan", "You are a careful problem solver who plans before acting.",
                 "First write a short plan, then carry it out. Finish with the final answer alone inside "
-                "<answer> </answer> tags.",
-                "Plan: compute the result directly, then double-check it. Carrying it out:"),
+                "<answer> </answer> tags."),
         Variant("alternatives", "You are a careful problem solver who weighs options.",
                 "List two or three ways to approach the problem, pick the most promising one and use it. Finish with "
-                "the final answer alone inside <answer> </answer> tags.",
-                "Possible approaches: work it out directly, or break it into smaller parts. Working it out directly:"),
+                "the final answer alone inside <answer> </answer> tags."),
         Variant("rephrase", "You are a careful problem solver.",
                 "Start by restating the question in your own words, then solve it. Finish with the final answer alone "
-                "inside <answer> </answer> tags.",
-                "Restated: the question asks for one exact result. Solving it:"),
+                "inside <answer> </answer> tags."),
     )
 }
 
@@ -67,11 +62,10 @@ def load_variants(path: str | Path | None) -> dict[str, Variant]:
     if not isinstance(items, list):
         raise ConfigError(f"{path}: expected a list of variants")
     for i, item in enumerate(items):
-        keys = {"name", "system", "instruction", "demo_intro"}
+        keys = {"name", "system", "instruction"}
         if not isinstance(item, dict) or set(item) - keys or not {"name", "instruction"} <= set(item):
-            raise ConfigError(f"{path}: variant {i} must have 'name' and 'instruction' (and optional 'system', 'demo_intro')")
-        out[item["name"]] = Variant(item["name"], item.get("system", ""), item["instruction"],
-                                    item.get("demo_intro", "Working it out:"))
+            raise ConfigError(f"{path}: variant {i} must have 'name' and 'instruction' (and optional 'system')")
+        out[item["name"]] = Variant(item["name"], item.get("system", ""), item["instruction"])
     return out
 
 
@@ -86,13 +80,12 @@ def user_turn(question: str, variant: Variant) -> str:
     return f"{question}\n\n{variant.instruction}"
 
 
-def sample_messages(question: str, variant: Variant, demos: list[tuple[str, str]]) -> tuple[dict[str, str], ...]:
-    """Chat messages for one problem under ``variant`` with solved demonstrations first."""
+def sample_messages(question: str, variant: Variant, demos: list[tuple[str, str, str]]) -> tuple[dict[str, str], ...]:
+    """Chat messages for one problem under ``variant``; demos are (question, worked solution, answer)."""
     messages = [{"role": "system", "content": variant.system}] if variant.system else []
-    for demo_q, demo_answer in demos:
+    for demo_q, solution, demo_answer in demos:
         messages.append({"role": "user", "content": user_turn(demo_q, variant)})
-        messages.append({"role": "assistant", "content": f"{variant.demo_intro} the result is {demo_answer}.\n"
-                                                          f"<answer>{demo_answer}</answer>"})
+        messages.append({"role": "assistant", "content": f"{solution}\n<answer>{demo_answer}</answer>"})
     messages.append({"role": "user", "content": user_turn(question, variant)})
     return tuple(messages)
 
@@ -102,14 +95,14 @@ def reflect_user_turn(question: str, response: str) -> str:
 
 
 def reflect_messages(question: str, response: str, demos: list[tuple[str, str, str, bool]]) -> tuple[dict[str, str], ...]:
-    """Chat messages asking the model to verify ``response``; demos are (question, response, truth, correct?)."""
+    """Chat messages asking the model to verify ``response``; demos are (question, response, worked solution, correct?)."""
     messages = [{"role": "system", "content": REFLECT_SYSTEM}]
-    for demo_q, demo_resp, truth, correct in demos:
+    for demo_q, demo_resp, solution, correct in demos:
         messages.append({"role": "user", "content": reflect_user_turn(demo_q, demo_resp)})
         if correct:
-            body = f"Recomputing, I get {truth}, which matches the proposed answer.\n<verdict>Correct</verdict>"
+            body = f"Recomputing: {solution} This matches the proposed answer.\n<verdict>Correct</verdict>"
         else:
-            body = f"Recomputing, I get {truth}, which does not match the proposed answer.\n<verdict>Incorrect</verdict>"
+            body = f"Recomputing: {solution} This does not match the proposed answer.\n<verdict>Incorrect</verdict>"
         messages.append({"role": "assistant", "content": body})
     messages.append({"role": "user", "content": reflect_user_turn(question, response)})
     return tuple(messages)

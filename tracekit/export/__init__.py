@@ -6,8 +6,8 @@ Each exporter is a function ``(store, out_dir, **options) -> Path`` registered i
 
 from __future__ import annotations
 
-from tracekit.export.trl import export_trl_sft, sft_view
+from tracekit.export.trl import export_trl_grpo, export_trl_sft, sft_view
 
-EXPORTERS = {"trl-sft": export_trl_sft}
+EXPORTERS = {"trl-sft": export_trl_sft, "trl-grpo": export_trl_grpo}
 
-__all__ = ["EXPORTERS", "export_trl_sft", "sft_view"]
+__all__ = ["EXPORTERS", "export_trl_grpo", "export_trl_sft", "sft_view"]

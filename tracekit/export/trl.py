@@ -78,3 +78,29 @@ def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None =
             writer.close()
         tmp.unlink(missing_ok=True)
     return target
+
+
+def export_trl_grpo(store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None) -> Path:
+    """Write ``OUT/train.parquet`` for TRL GRPO: a conversational ``prompt`` plus ``task``,
+    ``meta`` (the verifier's fields, JSON), ``answer`` and ``problem_id``, one row per problem.
+
+    ``formats`` is accepted for a uniform exporter signature and ignored (GRPO trains on problems).
+    """
+    import os
+
+    from tracekit.store import write_parquet
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    problems = store.scan("problems")
+    if split:
+        problems = problems.filter(pl.col("split") == split)
+    frame = problems.select(
+        pl.concat_list(pl.struct(role=pl.lit("user"), content=pl.col("question"))).alias("prompt"),
+        "task", "meta", "answer", "problem_id",
+    ).collect()
+    target = out / "train.parquet"
+    tmp = out / f".tmp-train.parquet.{os.getpid()}"
+    write_parquet(frame, tmp)
+    os.replace(tmp, target)
+    return target

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracekit.tasks.base import Check, Task
-from tracekit.tasks.words import common_words, dictionary, normalise_word, words_by_initial
+from tracekit.tasks.words import check_word, common_words, words_by_initial
 
 
 def _is_subsequence(word: str, initials: list[str]) -> bool:
@@ -35,13 +35,5 @@ class Acronym(Task):
         return {"question": question, "answer": target, "words": words, "length": int(length)}
 
     def check(self, answer: str, meta: dict[str, Any]) -> Check:
-        word = normalise_word(answer)
-        if word is None:
-            return Check(False, "not_a_word", answer)
-        if len(word) != int(meta["length"]):
-            return Check(False, "wrong_length", answer)
-        if not _is_subsequence(word, [w[0].lower() for w in meta["words"]]):
-            return Check(False, "wrong_letters", answer)
-        if word not in dictionary():
-            return Check(False, "not_in_dictionary", answer)
-        return Check(True, "ok", answer)
+        initials = [w[0].lower() for w in meta["words"]]
+        return check_word(answer, meta, lambda word: _is_subsequence(word, initials))

@@ -65,6 +65,10 @@ class Task:
     def dedup_key(self, item: dict[str, Any]) -> str:
         return item["question"]
 
+    def demo_solution(self, meta: dict[str, Any], answer: str) -> str:
+        """A short worked solution for in-context demonstrations (before the answer tags)."""
+        return f"The answer is {answer}."
+
     # -- shared -----------------------------------------------------------------
     def score(self, response: str | None, meta: dict[str, Any]) -> Check:
         """Extract the final answer of ``response`` and verify it. Never raises on model text."""

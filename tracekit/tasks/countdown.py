@@ -96,6 +96,9 @@ class Countdown(Task):
     def dedup_key(self, item: dict[str, Any]) -> str:
         return f"{sorted(item['numbers'])}|{item['target']}"
 
+    def demo_solution(self, meta: dict[str, Any], answer: str) -> str:
+        return f"{answer} = {meta['target']}."
+
     def check(self, answer: str, meta: dict[str, Any]) -> Check:
         numbers, target = meta["numbers"], int(meta["target"])
         require_all = bool(meta.get("require_all", False))

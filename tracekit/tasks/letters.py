@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any
 
 from tracekit.tasks.base import Check, Task
-from tracekit.tasks.words import common_words, dictionary, normalise_word
+from tracekit.tasks.words import check_word, common_words
 
 _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 
@@ -34,14 +34,5 @@ class LetterCountdown(Task):
         return f"{''.join(sorted(item['letters']))}|{item['length']}"
 
     def check(self, answer: str, meta: dict[str, Any]) -> Check:
-        word = normalise_word(answer)
-        if word is None:
-            return Check(False, "not_a_word", answer)
-        if len(word) != int(meta["length"]):
-            return Check(False, "wrong_length", answer)
         have = Counter(meta["letters"])
-        if any(n > have[c] for c, n in Counter(word).items()):
-            return Check(False, "wrong_letters", answer)
-        if word not in dictionary():
-            return Check(False, "not_in_dictionary", answer)
-        return Check(True, "ok", answer)
+        return check_word(answer, meta, lambda word: all(n <= have[c] for c, n in Counter(word).items()))

@@ -1,7 +1,8 @@
 """Existing datasets as tasks: GSM8K, CommonsenseQA and boxed-answer math (MATH-500 style).
 
 Each loader reads local parquet or jsonl files in the dataset's public column layout
-(or, where the Hub is reachable, ``datasets.load_dataset`` of the named dataset) and
+(or, given an ``owner/name`` that is not a local path and where the Hub is reachable,
+``datasets.load_dataset`` of that dataset, e.g. ``openai/gsm8k``) and
 returns a ``problems`` frame; each has an exact verifier:
 
 * GSM8K (``question``, ``answer`` ending ``#### 42``): numbers compared exactly as
@@ -81,9 +82,11 @@ def normalise_math(text: str) -> str:
     return t
 
 
-def _read_rows(path: str | Path) -> pl.DataFrame:
+def _read_rows(path: str | Path, split: str = "test", config: str | None = None) -> pl.DataFrame:
     p = Path(path)
     if not p.is_file():
+        if isinstance(path, str) and path.count("/") == 1 and not p.exists() and not path.startswith((".", "/")):
+            return _read_hub(path, split, config)
         raise InputFormatError(f"dataset file {p} does not exist.")
     try:
         if p.suffix == ".parquet":
@@ -93,6 +96,18 @@ def _read_rows(path: str | Path) -> pl.DataFrame:
     except Exception as exc:  # polars raises several types for bad files
         raise InputFormatError(f"cannot read {p}: {exc}") from None
     raise InputFormatError(f"{p}: unsupported file type {p.suffix!r} (use .parquet or .jsonl)")
+
+
+def _read_hub(name: str, split: str, config: str | None) -> pl.DataFrame:
+    """A Hub dataset (``owner/name``), where the Hub is reachable."""
+    import datasets
+
+    try:
+        ds = datasets.load_dataset(name, config, split=split)
+    except Exception as exc:  # offline, unknown name, gated: all mean "cannot load"
+        msg = f"cannot load {name!r} (split {split!r}) from the Hub: {exc}\nHint: give a local .parquet or .jsonl file."
+        raise InputFormatError(msg) from None
+    return ds.to_polars()
 
 
 def _need(frame: pl.DataFrame, path, columns: list[str], dataset: str) -> None:
@@ -132,7 +147,7 @@ class GSM8K(_Loader):
     example_question = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
 
     def load(self, path: str | Path, *, split: str = "test") -> pl.DataFrame:
-        frame = _read_rows(path)
+        frame = _read_rows(path, "test" if split == "test" else "train", "main")
         _need(frame, path, ["question", "answer"], "GSM8K")
         rows = []
         for q, a in frame.select("question", "answer").iter_rows():
@@ -155,7 +170,7 @@ class CommonsenseQA(_Loader):
     _LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)?[.):]?(?:\s.*)?$", re.DOTALL)
 
     def load(self, path: str | Path, *, split: str = "validation") -> pl.DataFrame:
-        frame = _read_rows(path)
+        frame = _read_rows(path, "validation" if split != "train" else "train")
         _need(frame, path, ["question", "choices", "answerKey"], "CommonsenseQA")
         rows = []
         for q, choices, key in frame.select("question", "choices", "answerKey").iter_rows():
@@ -178,7 +193,7 @@ class BoxedMath(_Loader):
     example_question = "What is the smallest positive integer n such that 17n is congruent to 1234 mod 7?"
 
     def load(self, path: str | Path, *, split: str = "test") -> pl.DataFrame:
-        frame = _read_rows(path)
+        frame = _read_rows(path, "test")
         _need(frame, path, ["problem"], "MATH")
         if "answer" not in frame.columns and "solution" not in frame.columns:
             raise InputFormatError(f"{path}: the MATH layout needs an 'answer' or a 'solution' column.")

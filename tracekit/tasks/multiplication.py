@@ -27,6 +27,9 @@ class Multiplication(Task):
                     f"in <answer> </answer> tags, for example <answer>1234</answer>.")
         return {"question": question, "answer": str(a * b), "a": a, "b": b}
 
+    def demo_solution(self, meta: dict[str, Any], answer: str) -> str:
+        return f"{meta['a']} * {meta['b']} = {answer}."
+
     def check(self, answer: str, meta: dict[str, Any]) -> Check:
         value = parse_integer(answer.rstrip("."))
         if value is None:

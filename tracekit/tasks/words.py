@@ -7,6 +7,9 @@ draws target words from the more common words found in both ``web2`` and ``gcide
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any, Callable
+
+from tracekit.tasks.base import Check
 
 
 @lru_cache(maxsize=1)
@@ -40,3 +43,17 @@ def normalise_word(text: str) -> str | None:
     """A single word, lower case, or None if the answer is not one word of letters."""
     word = text.strip().strip(".!\"'`*").strip().lower()
     return word if word.isascii() and word.isalpha() else None
+
+
+def check_word(answer: str, meta: dict[str, Any], fits: Callable[[str], bool]) -> Check:
+    """The word tasks' verifier: one word of ``meta["length"]`` letters that ``fits`` and is in the dictionary."""
+    word = normalise_word(answer)
+    if word is None:
+        return Check(False, "not_a_word", answer)
+    if len(word) != int(meta["length"]):
+        return Check(False, "wrong_length", answer)
+    if not fits(word):
+        return Check(False, "wrong_letters", answer)
+    if word not in dictionary():
+        return Check(False, "not_in_dictionary", answer)
+    return Check(True, "ok", answer)

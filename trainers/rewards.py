@@ -1,0 +1,54 @@
+"""Reward functions in TRL's shape, backed by tracekit's exact verifiers.
+
+TRL calls ``reward(prompts=..., completions=..., completion_ids=..., **dataset_columns)``
+and wants one float (or None) per completion. The dataset written by
+``tracekit export --to trl-grpo`` carries ``task`` and ``meta`` (the task's fields as
+JSON), so one reward serves every task. Completions may be strings or chat messages.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tracekit.tasks import get_task
+
+
+def _text(completion: Any) -> str:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[-1], dict):
+        return str(completion[-1].get("content", ""))
+    return ""
+
+
+def correctness_reward(completions: list, task: list[str], meta: list[str], **kwargs: Any) -> list[float]:
+    """1.0 when the completion's final answer passes the task's verifier, else 0.0.
+
+    Examples
+    --------
+    >>> correctness_reward(["<answer>(1 + 2) * 3</answer>", [{"role": "assistant", "content": "<answer>9</answer>"}]],
+    ...                    task=["countdown"] * 2, meta=['{"numbers": [1, 2, 3], "target": 9}'] * 2)
+    [1.0, 0.0]
+    """
+    out = []
+    for completion, name, fields in zip(completions, task, meta):
+        check = get_task(name).score(_text(completion), json.loads(fields))
+        out.append(1.0 if check.is_correct else 0.0)
+    return out
+
+
+def format_reward(completions: list, **kwargs: Any) -> list[float]:
+    """0.2 when the completion ends its reasoning and gives exactly one final ``<answer>``, else 0.0.
+
+    Examples
+    --------
+    >>> format_reward(["<think>hm</think>\\n<answer>4</answer>", "4"])
+    [0.2, 0.0]
+    """
+    out = []
+    for completion in completions:
+        text = _text(completion)
+        tail = text.rsplit("</think>", 1)[-1]
+        out.append(0.2 if tail.count("<answer>") == 1 and tail.count("</answer>") == 1 else 0.0)
+    return out
