@@ -54,6 +54,11 @@ def test_vllm_request_building(monkeypatch):
     assert calls["params"][0].kw == {"n": 3, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1,
                                      "max_tokens": 32, "stop": ["</answer>"], "include_stop_str_in_output": True, "seed": 7}
     assert [c.finish_reason for c in result[0]] == ["stop", "stop", "length"]
+    # structured output: the regex reaches vLLM's structured-output parameters
+    fake.sampling_params = types.SimpleNamespace(StructuredOutputsParams=lambda regex: ("so", regex))
+    constrained = SamplingParams(max_tokens=32, regex="<verdict>(Correct|Incorrect)</verdict>")
+    sampler.generate([Request(MESSAGES, n=1, seed=1, params=constrained)])
+    assert calls["params"][0].kw["structured_outputs"] == ("so", "<verdict>(Correct|Incorrect)</verdict>")
 
 
 class _Handler(BaseHTTPRequestHandler):

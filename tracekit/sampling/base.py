@@ -13,7 +13,9 @@ class SamplingParams:
     """Decoding settings (defaults: the SkillFactory paper's).
 
     ``stop`` strings end a generation and are kept at the end of the text (so a response
-    stopped at ``</answer>`` still has its closing tag).
+    stopped at ``</answer>`` still has its closing tag). ``regex`` constrains the whole
+    output to a regular expression (structured output; vLLM and vLLM servers only), e.g.
+    ``"[\\s\\S]{0,1500}<verdict>(Correct|Incorrect)</verdict>"`` for reflections.
     """
 
     temperature: float = 0.7
@@ -22,6 +24,7 @@ class SamplingParams:
     repetition_penalty: float = 1.1
     max_tokens: int = 512
     stop: tuple[str, ...] = ()
+    regex: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", tuple(self.stop))

@@ -97,6 +97,10 @@ class TransformersSampler:
         return results
 
     def _run(self, batch, params) -> list[Completion]:
+        if params.regex:
+            msg = ("the transformers backend has no structured output: drop sampling.params.regex "
+                   "(stop strings at the closing tags and the lenient verdict parser do the job), or use vllm.")
+            raise ConfigError(msg)
         torch = self._torch
         tok = self.tokenizer
         enc = tok([b[1] for b in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)

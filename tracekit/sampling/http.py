@@ -61,6 +61,10 @@ class HTTPSampler:
             body["stop"] = list(p.stop)
         if self.vllm_extras:
             body.update(top_k=p.top_k, repetition_penalty=p.repetition_penalty, include_stop_str_in_output=True)
+            if p.regex:
+                body["structured_outputs"] = {"regex": p.regex}
+        elif p.regex:
+            raise TracekitError("sampling.params.regex needs an endpoint with vLLM extras (vllm_extras: true)")
         return body
 
     def _one(self, req: Request) -> list[Completion]:

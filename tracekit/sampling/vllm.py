@@ -13,11 +13,18 @@ from tracekit.sampling.base import Completion, Request, SamplingParams
 
 
 def vllm_params(vllm, params: SamplingParams, n: int, seed: int):
-    """The ``vllm.SamplingParams`` of one request."""
+    """The ``vllm.SamplingParams`` of one request (with structured output when ``params.regex`` is set)."""
+    extra = {}
+    if params.regex:
+        sp = vllm.sampling_params
+        if hasattr(sp, "StructuredOutputsParams"):  # vLLM >= 0.11
+            extra["structured_outputs"] = sp.StructuredOutputsParams(regex=params.regex)
+        else:  # older releases
+            extra["guided_decoding"] = sp.GuidedDecodingParams(regex=params.regex)
     return vllm.SamplingParams(
         n=n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
         repetition_penalty=params.repetition_penalty, max_tokens=params.max_tokens,
-        stop=list(params.stop) or None, include_stop_str_in_output=True, seed=seed,
+        stop=list(params.stop) or None, include_stop_str_in_output=True, seed=seed, **extra,
     )
 
 
