@@ -288,6 +288,7 @@ def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, targe
     from tracekit.filter import filter_pool
     from tracekit.partition import TARGET_BYTES, iter_problem_buckets
     from tracekit.phrases import load_phrase_bank
+    from tracekit.store import BackgroundWriter
 
     bank = load_phrase_bank(cfg.phrases)
     if replace:
@@ -295,30 +296,32 @@ def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, targe
     existing = store.ids("traces")
     stats: Counter = Counter()
     columns = {"problems": ["problem_id", "question"], "samples": _SAMPLE_COLS, "reflections": _REFL_COLS}
-    for bucket in iter_problem_buckets(store, columns, target_bytes=target_bytes or TARGET_BYTES):
-        stats["problems/total"] += bucket["problems"].height
-        stats["samples/total"] += bucket["samples"].height
-        stats["reflections/total"] += bucket["reflections"].height
-        pool, _ = filter_pool(
-            bucket["samples"],
-            bucket["reflections"].drop("text", "problem_id"),
-            min_samples=cfg.effective_min_samples,
-            include_truncated=cfg.include_truncated,
-            drops=stats,
-        )
-        questions = dict(zip(bucket["problems"]["problem_id"].to_list(), bucket["problems"]["question"].to_list()))
-        missing = pool.filter(~pl.col("problem_id").is_in(list(questions)))
-        if missing.height:
-            from tracekit.errors import StoreError
-
-            msg = (
-                f"samples reference {missing['problem_id'].n_unique()} problem id(s) absent from table 'problems', "
-                f"first: {missing['problem_id'][0]!r} (sample {missing['sample_id'][0]!r})."
+    with BackgroundWriter(store) as writer:  # bucket i is validated and written while bucket i+1 is planned
+        for bucket in iter_problem_buckets(store, columns, target_bytes=target_bytes or TARGET_BYTES):
+            stats["problems/total"] += bucket["problems"].height
+            stats["samples/total"] += bucket["samples"].height
+            stats["reflections/total"] += bucket["reflections"].height
+            pool, _ = filter_pool(
+                bucket["samples"],
+                bucket["reflections"].drop("text", "problem_id"),
+                min_samples=cfg.effective_min_samples,
+                include_truncated=cfg.include_truncated,
+                drops=stats,
             )
-            raise StoreError(msg)
-        traces = rearrange_pool(pool, questions, bucket["reflections"], cfg, bank, drops=stats)
-        traces = traces.filter(~pl.col("trace_id").is_in(existing.implode()))
-        traces = traces.sort(["problem_id", "format", "repeat", "n_samples", "trace_id"])
-        if traces.height:
-            stats["traces/written"] += store.write("traces", traces, known_ids=existing.head(0))
+            questions = dict(zip(bucket["problems"]["problem_id"].to_list(), bucket["problems"]["question"].to_list()))
+            missing = pool.filter(~pl.col("problem_id").is_in(list(questions)))
+            if missing.height:
+                from tracekit.errors import StoreError
+
+                msg = (
+                    f"samples reference {missing['problem_id'].n_unique()} problem id(s) absent from table 'problems', "
+                    f"first: {missing['problem_id'][0]!r} (sample {missing['sample_id'][0]!r})."
+                )
+                raise StoreError(msg)
+            traces = rearrange_pool(pool, questions, bucket["reflections"], cfg, bank, drops=stats)
+            traces = traces.filter(~pl.col("trace_id").is_in(existing.implode()))
+            traces = traces.sort(["problem_id", "format", "repeat", "n_samples", "trace_id"])
+            if traces.height:
+                writer.submit("traces", traces)
+                stats["traces/written"] += traces.height
     return stats

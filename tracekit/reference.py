@@ -25,7 +25,7 @@ from tracekit.errors import InputFormatError
 from tracekit.extract import parse_verdicts
 from tracekit.ids import problem_id as make_problem_id
 from tracekit.ids import hash_strings
-from tracekit.store import Store
+from tracekit.store import BackgroundWriter, Store
 
 RESPONSES = "model_responses__mutated_prompts"
 IS_CORRECT = "model_responses__mutated_prompts__eval_is_correct"
@@ -123,17 +123,18 @@ def import_skillfactory(
     counts: Counter = Counter()
     known = {t: store.ids(t) for t in ("problems", "samples", "reflections")}
     first_row = 0
-    for raw in _batches(path):
-        raw = _check_types(path, raw, first_row).with_row_index("row", offset=first_row)
-        first_row += raw.height
-        counts["raw_rows"] += raw.height
-        problems, samples, reflections = _convert(raw, task=task, model=model, split=split)
-        for table, frame in (("problems", problems), ("samples", samples), ("reflections", reflections)):
-            frame = frame.filter(~pl.col(frame.columns[0]).is_in(known[table].implode()))
-            n = store.write(table, frame, known_ids=known[table].head(0)) if frame.height else 0
-            counts[table] += n
-            if n:
-                known[table] = pl.concat([known[table], frame.get_column(frame.columns[0])])
+    with BackgroundWriter(store) as writer:  # batch i is written while batch i+1 is converted
+        for raw in _batches(path):
+            raw = _check_types(path, raw, first_row).with_row_index("row", offset=first_row)
+            first_row += raw.height
+            counts["raw_rows"] += raw.height
+            problems, samples, reflections = _convert(raw, task=task, model=model, split=split)
+            for table, frame in (("problems", problems), ("samples", samples), ("reflections", reflections)):
+                frame = frame.filter(~pl.col(frame.columns[0]).is_in(known[table].implode()))
+                if frame.height:
+                    writer.submit(table, frame)
+                    counts[table] += frame.height
+                    known[table] = pl.concat([known[table], frame.get_column(frame.columns[0])])
     return counts
 
 

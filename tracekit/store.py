@@ -219,6 +219,47 @@ class Store:
         return {table: self.count(table) for table in MODELS}
 
 
+class BackgroundWriter:
+    """Write parts of a store on one background thread, in submission order.
+
+    polars and pyarrow release the GIL while they validate, compress and write, so a
+    caller can prepare the next frame meanwhile. At most one write is pending; an
+    error in a write is raised at the next ``submit`` or on leaving the ``with`` block.
+    Rows are not deduplicated against the table here (``known_ids`` is empty): the
+    caller filters them first.
+    """
+
+    def __init__(self, store: "Store") -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-writer")
+        self._pending = None
+
+    def submit(self, table: str, frame: pl.DataFrame) -> None:
+        self.wait()
+        self._pending = self._pool.submit(
+            self.store.write, table, frame, known_ids=pl.Series(ID_COLUMNS[table], [], dtype=pl.Utf8)
+        )
+
+    def wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def __enter__(self) -> "BackgroundWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            if exc[0] is None:
+                self.wait()
+            elif self._pending is not None:
+                self._pending.exception()  # let an in-flight write finish (atomically) before leaving
+        finally:
+            self._pool.shutdown(wait=True)
+
+
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` with tracekit's settings (zstd, statistics, bounded row groups)."""
     frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True, row_group_size=16_384)
