@@ -141,3 +141,22 @@ def test_config_is_strict(tmp_path):
         load_config(path)
     for shipped in (ROOT / "configs").glob("*.yaml"):
         load_config(shipped)
+
+
+def test_prompt_variants_from_a_file(tmp_path):
+    from tracekit.errors import UnknownNameError
+    from tracekit.prompts import load_variants, pick_variants, sample_messages
+
+    path = tmp_path / "variants.yaml"
+    path.write_text("- name: terse\n  system: Be brief.\n  instruction: Answer in <answer> </answer> tags only.\n")
+    known = load_variants(path)
+    assert {"plain", "plan", "alternatives", "rephrase", "terse"} <= set(known)
+    (terse,) = pick_variants(["terse"], known)
+    msgs = sample_messages("What is 2 * 3?", terse, [("What is 1 * 1?", "1 * 1 = 1.", "1")])
+    assert msgs[0] == {"role": "system", "content": "Be brief."}
+    assert msgs[2]["content"] == "1 * 1 = 1.\n<answer>1</answer>" and msgs[-1]["content"].startswith("What is 2 * 3?")
+    with pytest.raises(UnknownNameError, match="Did you mean 'plain'"):
+        pick_variants(["plian"], known)
+    path.write_text("- {name: x}\n")
+    with pytest.raises(ConfigError, match="must have 'name' and 'instruction'"):
+        load_variants(path)
