@@ -57,10 +57,13 @@ class SampleConfig:
 @dataclass(frozen=True)
 class ReflectConfig:
     """per_sample: reflections per sample (paper: 4); few_shot: demonstrations (alternating a correct
-    and an incorrect example); params: decoding settings (stop at </verdict> by default)."""
+    and an incorrect example); call_size: samples per backend call, each call written atomically
+    (small: a livelier progress bar and finer resume; large: a busy GPU); params: decoding settings
+    (stop at </verdict> by default)."""
 
     per_sample: int = 4
     few_shot: int = 0
+    call_size: int = 256
     params: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=512, stop=("</verdict>",)))
 
 

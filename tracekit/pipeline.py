@@ -25,8 +25,6 @@ from tracekit.sampling.base import Sampler, make_sampler
 from tracekit.store import Store
 from tracekit.tasks import get_task
 
-REFLECT_SLICE = 8  # samples per reflection call (progress granularity; the backend batches within it)
-
 
 def make_problems(cfg: RunConfig) -> pl.DataFrame:
     frames = []
@@ -113,12 +111,11 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
         done = set(store.scan("reflections").filter(pl.col("problem_id").is_in(ids)).select("reflection_id")
                    .collect()["reflection_id"].to_list())
         with rec.stage("reflect"):
-            parts = []
-            for piece in current.iter_slices(REFLECT_SLICE):  # smaller backend calls: a live progress bar
-                parts.append(reflect_samples(piece, questions, sampler, per_sample=per, params=cfg.reflection.params,
-                                             demos=reflect_demos, tasks=task_of, seed=cfg.seed, done=done))
+            for piece in current.iter_slices(cfg.reflection.call_size):  # each call's rows land atomically
+                new_r = reflect_samples(piece, questions, sampler, per_sample=per, params=cfg.reflection.params,
+                                        demos=reflect_demos, tasks=task_of, seed=cfg.seed, done=done)
+                new_counts["reflections"] += store.write("reflections", new_r)
                 r_bar.update(piece.height * per)
-            new_counts["reflections"] += store.write("reflections", pl.concat(parts)) if parts else 0
     s_bar.close()
     r_bar.close()
     with rec.stage("rearrange"):
