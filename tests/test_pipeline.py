@@ -154,7 +154,8 @@ def test_prompt_variants_from_a_file(tmp_path):
     (terse,) = pick_variants(["terse"], known)
     msgs = sample_messages("What is 2 * 3?", terse, [("What is 1 * 1?", "1 * 1 = 1.", "1")])
     assert msgs[0] == {"role": "system", "content": "Be brief."}
-    assert msgs[2]["content"] == "1 * 1 = 1.\n<answer>1</answer>" and msgs[-1]["content"].startswith("What is 2 * 3?")
+    assert msgs[2]["content"] == "1 * 1 = 1.\n<answer>1</answer>"
+    assert msgs[-1]["content"] == "What is 2 * 3?\n\nAnswer in <answer> </answer> tags only."
     with pytest.raises(UnknownNameError, match="Did you mean .*'plain'"):
         pick_variants(["plian"], known)
     path.write_text("- {name: x}\n")

