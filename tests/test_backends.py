@@ -38,7 +38,7 @@ def test_vllm_request_building(monkeypatch):
             calls["prompts"], calls["params"] = prompts, sampling_params
             out = []
             for p in sampling_params:
-                outs = [types.SimpleNamespace(text=f"<answer>6</answer>", finish_reason="stop", token_ids=[1, 2, 3])
+                outs = [types.SimpleNamespace(text="<answer>6</answer>", finish_reason="stop", token_ids=[1, 2, 3])
                         for _ in range(p.kw["n"] - 1)]
                 outs.append(types.SimpleNamespace(text="6 is", finish_reason="length", token_ids=[1] * 32))
                 out.append(types.SimpleNamespace(outputs=outs))

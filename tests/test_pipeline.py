@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from tracekit.config import _build, RunConfig, load_config

@@ -1,4 +1,3 @@
-from collections import Counter
 
 import polars as pl
 import pytest

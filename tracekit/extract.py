@@ -17,6 +17,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # polars is imported where it is used, so this module stays light
+    import polars as pl
 
 # Inputs longer than this are cut from the front before matching: the final answer is at the end.
 MAX_SCAN_CHARS = 1_000_000
