@@ -160,3 +160,20 @@ def test_prompt_variants_from_a_file(tmp_path):
     path.write_text("- {name: x}\n")
     with pytest.raises(ConfigError, match="must have 'name' and 'instruction'"):
         load_variants(path)
+
+
+def test_dry_run_uses_its_own_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from tracekit.cli import app
+    from tracekit.store import Store
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps({"store": str(tmp_path / "real"), "tasks": [{"name": "multiplication", "n": 2}],
+                               "sampling": {"variants": ["plain"], "samples_per_variant": 2},
+                               "reflection": {"per_sample": 1}}))
+    result = CliRunner().invoke(app, ["run", str(cfg), "--dry-run", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "real").exists()
+    samples = Store(tmp_path / "real-dry-run").read("samples")
+    assert samples.height == 4 and set(samples["source"]) == {"scripted"}

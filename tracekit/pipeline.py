@@ -101,7 +101,8 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
             "sample_key", "finish_reason", "max_tokens").collect()
         with rec.stage("sample"):
             new = sample_problems(chunk, sampler, variants=variants, k=k, params=cfg.sampling.params,
-                                  demos=sample_demos, seed=cfg.seed, done=existing_samples(have))
+                                  demos=sample_demos, seed=cfg.seed, done=existing_samples(have),
+                                  source=getattr(sampler, "source", "generate"))
             new_counts["samples"] += store.write("samples", new)
         current = _latest(store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
             "sample_id", "sample_key", "max_tokens", "problem_id", "response", "is_correct", "finish_reason").collect())

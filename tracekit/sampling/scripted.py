@@ -19,6 +19,7 @@ class ScriptedSampler:
         self.respond = respond or (lambda messages, rng: f"I think it is {rng.randint(1, 9)}.\n<answer>{rng.randint(1, 9)}</answer>")
         self.model_id = model_id
         self.model_revision = None
+        self.source = "scripted"  # recorded on every sample it makes
         self.calls = 0
         self.delay = delay  # seconds per generate() call (to test interruption)
 
