@@ -16,6 +16,8 @@ from collections import Counter
 
 import polars as pl
 
+from tracekit.store import latest_samples
+
 
 def _count(drops: Counter, prefix: str, frame: pl.DataFrame, column: str) -> None:
     if frame.height == 0:
@@ -41,7 +43,7 @@ def filter_pool(
     """
     drops = Counter() if drops is None else drops
     if "sample_key" in samples.columns:  # a regenerated (longer) sample supersedes the truncated one
-        latest = samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last")
+        latest = latest_samples(samples)
         drops["samples/superseded"] += samples.height - latest.height
         samples = latest
     truth = samples.select("sample_id", "is_correct")

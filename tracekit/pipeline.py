@@ -22,7 +22,7 @@ from tracekit.rearrange import rearrange_store
 from tracekit.reflect import reflect_samples
 from tracekit.sample import existing_samples, sample_problems
 from tracekit.sampling.base import Sampler, make_sampler
-from tracekit.store import Store
+from tracekit.store import Store, latest_samples
 from tracekit.tasks import get_task
 
 
@@ -66,10 +66,6 @@ def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
     return sample_demos, reflect_demos
 
 
-def _latest(samples: pl.DataFrame) -> pl.DataFrame:
-    return samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last", maintain_order=True)
-
-
 def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bool = True,
                  echo=print) -> dict[str, Any]:
     """Run every stage of ``cfg``; return the summary (also printed through ``echo``)."""
@@ -104,7 +100,7 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
                                   demos=sample_demos, seed=cfg.seed, done=existing_samples(have),
                                   source=getattr(sampler, "source", "generate"))
             new_counts["samples"] += store.write("samples", new)
-        current = _latest(store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
+        current = latest_samples(store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
             "sample_id", "sample_key", "max_tokens", "problem_id", "response", "is_correct", "finish_reason").collect())
         s_bar.update(current.height)
         if not cfg.rearrange.include_truncated:
@@ -131,7 +127,7 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
 
 def summarize(store: Store, problems: pl.DataFrame, stats: Counter, new_counts: Counter) -> dict[str, Any]:
     ids = problems["problem_id"].implode()
-    samples = _latest(store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
+    samples = latest_samples(store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
         "sample_id", "sample_key", "max_tokens", "problem_id", "prompt_variant", "is_correct", "finish_reason",
         "reason").collect())
     samples = samples.join(problems.select("problem_id", "task"), on="problem_id")

@@ -18,6 +18,7 @@ import polars as pl
 from tracekit.ids import seed_for, stable_hash
 from tracekit.prompts import Variant, sample_messages
 from tracekit.sampling.base import Request, Sampler, SamplingParams
+from tracekit.store import latest_samples
 from tracekit.tasks import get_task
 
 SAMPLE_SCHEMA = {
@@ -32,7 +33,7 @@ def existing_samples(samples: pl.DataFrame) -> dict[str, tuple[str, int | None]]
     """Per sample key, the finish reason and max_tokens of its latest row."""
     if samples.height == 0:
         return {}
-    latest = samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last")
+    latest = latest_samples(samples)
     return {k: (f, m) for k, f, m in latest.select("sample_key", "finish_reason", "max_tokens").iter_rows()}
 
 

@@ -25,7 +25,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import polars as pl
 import pyarrow.parquet as pq
@@ -197,16 +197,7 @@ class Store:
         parts = self.parts(table)
         number = int(_PART_RE.match(parts[-1].name).group(1)) + 1 if parts else 1
         final = directory / f"part-{number:06d}.parquet"
-        tmp = directory / f"{_TMP_PREFIX}{final.name}.{os.getpid()}"
-        try:
-            write_parquet(frame, tmp)
-            _fsync_file(tmp)
-            os.replace(tmp, final)
-            _fsync_dir(directory)
-        finally:
-            if tmp.exists():
-                tmp.unlink(missing_ok=True)
-        return final
+        return atomic_write(final, lambda tmp: write_parquet(frame, tmp))
 
     def clear(self, table: str) -> int:
         """Remove every part of ``table``; return how many rows it held."""
@@ -260,6 +251,15 @@ class BackgroundWriter:
             self._pool.shutdown(wait=True)
 
 
+def latest_samples(samples: pl.DataFrame) -> pl.DataFrame:
+    """One ``samples`` row per ``sample_key``: the one with the largest ``max_tokens``.
+
+    A truncated sample regenerated with a larger ``max_tokens`` supersedes the old row
+    (see :class:`tracekit.schemas.SamplesModel`); every reader applies this rule here.
+    """
+    return samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last", maintain_order=True)
+
+
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` with tracekit's settings (zstd, statistics, bounded row groups)."""
     frame.write_parquet(path, compression="zstd", compression_level=3, statistics=True, row_group_size=16_384)
@@ -284,13 +284,23 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Create ``path`` all or nothing: ``write(tmp)`` fills a hidden temporary file beside it,
+    which is flushed to disk and renamed into place. Readers never see a torn file."""
+    path = Path(path)
+    tmp = path.with_name(f"{_TMP_PREFIX}{path.name}.{os.getpid()}")
+    try:
+        write(tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(_TMP_PREFIX + path.name + f".{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tracekit.store import Store
+from tracekit.store import Store, atomic_write, write_parquet
 
 SFT_METADATA = ["trace_id", "problem_id", "format", "n_samples", "final_correct"]
 
@@ -42,42 +42,37 @@ def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None =
     """Write ``OUT/train.parquet`` in TRL's conversational prompt-completion layout.
 
     Streams row group by row group from the store's part files, so memory stays flat
-    for big tables. The file is written under a temporary name and renamed into place.
+    for big tables. The file appears atomically (see :func:`tracekit.store.atomic_write`).
     """
-    import os
-
     import pyarrow.parquet as pq
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     store.scan("traces")  # checks every part before writing anything
-    target = out / "train.parquet"
-    tmp = out / f".tmp-train.parquet.{os.getpid()}"
     columns = ["prompt", "completion", *SFT_METADATA]
-    writer = None
-    try:
-        for path in store.parts("traces"):
-            pf = pq.ParquetFile(path)
-            for rg in range(pf.num_row_groups):
-                frame = pl.from_arrow(pf.read_row_group(rg, columns=columns))
-                if formats:
-                    frame = frame.filter(pl.col("format").is_in(formats))
-                table = sft_view(frame).collect().to_arrow()
-                if writer is None:
-                    writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=3)
-                writer.write_table(table, row_group_size=8_192)
-        if writer is None:  # no traces: an empty file with the right columns
-            table = sft_view(store.scan("traces").head(0).collect()).collect().to_arrow()
-            writer = pq.ParquetWriter(tmp, table.schema)
-            writer.write_table(table)
-        writer.close()
+
+    def write(tmp: Path) -> None:
         writer = None
-        os.replace(tmp, target)
-    finally:
-        if writer is not None:
-            writer.close()
-        tmp.unlink(missing_ok=True)
-    return target
+        try:
+            for path in store.parts("traces"):
+                pf = pq.ParquetFile(path)
+                for rg in range(pf.num_row_groups):
+                    frame = pl.from_arrow(pf.read_row_group(rg, columns=columns))
+                    if formats:
+                        frame = frame.filter(pl.col("format").is_in(formats))
+                    table = sft_view(frame).collect().to_arrow()
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=3)
+                    writer.write_table(table, row_group_size=8_192)
+            if writer is None:  # no traces: an empty file with the right columns
+                table = sft_view(store.scan("traces").head(0).collect()).collect().to_arrow()
+                writer = pq.ParquetWriter(tmp, table.schema)
+                writer.write_table(table)
+        finally:
+            if writer is not None:
+                writer.close()
+
+    return atomic_write(out / "train.parquet", write)
 
 
 def export_trl_grpo(store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None) -> Path:
@@ -86,10 +81,6 @@ def export_trl_grpo(store: Store, out: str | Path, *, formats: list[str] | None 
 
     ``formats`` is accepted for a uniform exporter signature and ignored (GRPO trains on problems).
     """
-    import os
-
-    from tracekit.store import write_parquet
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     problems = store.scan("problems")
@@ -99,8 +90,4 @@ def export_trl_grpo(store: Store, out: str | Path, *, formats: list[str] | None 
         pl.concat_list(pl.struct(role=pl.lit("user"), content=pl.col("question"))).alias("prompt"),
         "task", "meta", "answer", "problem_id",
     ).collect()
-    target = out / "train.parquet"
-    tmp = out / f".tmp-train.parquet.{os.getpid()}"
-    write_parquet(frame, tmp)
-    os.replace(tmp, target)
-    return target
+    return atomic_write(out / "train.parquet", lambda tmp: write_parquet(frame, tmp))
