@@ -33,13 +33,17 @@ def filter_pool(
     min_samples: int,
     include_truncated: bool = False,
     drops: Counter | None = None,
-) -> tuple[pl.DataFrame, Counter]:
-    """Return the surviving samples of usable problems, each with its kept reflection ids.
+) -> tuple[pl.DataFrame, pl.DataFrame, Counter]:
+    """Return the surviving samples of usable problems and their kept reflections.
 
     ``samples`` needs ``sample_id, problem_id, is_correct, finish_reason`` (other columns
     are carried); ``reflections`` needs ``reflection_id, sample_id, verdict,
-    verdict_reason``. The result has one row per surviving sample, with a sorted
-    ``kept_reflection_ids`` list, ordered by problem, prompt variant and sample index.
+    verdict_reason`` (other columns are carried too). Returns ``(pool, kept, drops)``:
+
+    * ``pool``: one row per surviving sample, ordered by problem, prompt variant and
+      sample index, with ``n_kept`` (its number of kept reflections);
+    * ``kept``: the kept reflections of the pool's samples, with ``pool_row`` (the row of
+      their sample in ``pool``), ordered by ``pool_row`` then ``reflection_id``.
     """
     drops = Counter() if drops is None else drops
     if "sample_key" in samples.columns:  # a regenerated (longer) sample supersedes the truncated one
@@ -58,18 +62,15 @@ def filter_pool(
         .otherwise(None)
     )
     _count(drops, "reflections", refl.filter(pl.col("drop").is_not_null()), "drop")
-    kept = (
-        refl.filter(pl.col("drop").is_null())
-        .group_by("sample_id")
-        .agg(kept_reflection_ids=pl.col("reflection_id").sort())
-    )
+    kept = refl.filter(pl.col("drop").is_null()).drop("drop", "is_correct")
+    n_kept = kept.group_by("sample_id").agg(n_kept=pl.len().cast(pl.Int64))
 
-    pool = samples.join(kept, on="sample_id", how="left")
+    pool = samples.join(n_kept, on="sample_id", how="left")
     truncated = pl.col("finish_reason") == "length"
     pool = pool.with_columns(
         drop=pl.when(truncated & (not include_truncated))
         .then(pl.lit("truncated"))
-        .when(pl.col("kept_reflection_ids").is_null())
+        .when(pl.col("n_kept").is_null())
         .then(pl.lit("no_kept_reflection"))
         .otherwise(None)
     )
@@ -93,4 +94,9 @@ def filter_pool(
     usable = per_problem.filter(pl.col("drop").is_null()).select("problem_id")
     order = [c for c in ("problem_id", "prompt_variant", "sample_index", "sample_id") if c in pool.columns]
     pool = pool.join(usable, on="problem_id", how="semi").sort(order)
-    return pool, drops
+    kept = (
+        kept.join(pool.select("sample_id").with_row_index("pool_row"), on="sample_id", how="inner")
+        .with_columns(pl.col("pool_row").cast(pl.Int64))
+        .sort("pool_row", "reflection_id")
+    )
+    return pool, kept, drops

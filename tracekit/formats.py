@@ -1,173 +1,304 @@
-"""Trace formats: small named functions that pick which samples a trace shows, in order.
+"""Trace formats: which samples a trace shows, in which order, planned for many problems at once.
 
-A format function takes a seeded generator, one problem's :class:`Pool` of surviving
-samples and the rearrangement settings, and yields :class:`Plan` objects (positions in
-the pool, the position whose answer is final, and how the trace ends). Rendering the
+A format is a small named function over a batch of problems: it takes the
+:class:`Pools` (every problem's surviving samples), one random key per problem (see
+:mod:`tracekit.draws`) and the rearrangement settings, and returns :class:`Plans`
+(for every trace: its problem, its samples in order, the sample whose answer is final
+and how it ends) plus the problems it had to skip, counted by reason. Rendering the
 text is not their business (see :mod:`tracekit.rearrange`).
+
+Every choice is a uniform draw: "pick one correct sample" is a uniform index into the
+problem's correct samples; "pick k more samples" gives every candidate a random key and
+takes the k smallest, which is a uniformly random k-subset in a uniformly random order
+(the same distribution as ``random.sample``). Candidates are numbered by their position
+in their own problem's pool, so a problem's traces depend only on the seed, the
+problem's own samples, the format and the repeat.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass
 from typing import Callable
 
-import xxhash
+import numpy as np
+
+from tracekit.draws import S_INSERT, S_LAST, S_N, S_NNEG, S_OTHERS, S_SECOND, S_SHUFFLE, S_VARIANT, below, uniform
+
 
 @dataclass
-class Plan:
-    """Positions (into a problem's pool) of a trace's samples, and how it ends."""
+class Pools:
+    """The surviving samples of a batch of problems, as row-aligned arrays sorted by problem.
 
-    order: list[int]
-    final: int  # position whose answer is the trace's final answer
+    ``variant`` numbers each row's prompt variant within its own problem (0, 1, ... in the
+    order of the variant names), so it never depends on the other problems of the batch.
+    """
+
+    start: np.ndarray  # [P] first row of each problem
+    size: np.ndarray  # [P] rows of each problem (>= 1)
+    correct: np.ndarray  # [R] bool
+    variant: np.ndarray  # [R] int64
+
+    def __post_init__(self) -> None:
+        self.problem = np.repeat(np.arange(len(self.start)), self.size)
+        self.local = np.arange(len(self.correct)) - self.start[self.problem]
+        self.n_correct = _per_problem(self, self.correct)
+        self.n_wrong = self.size - self.n_correct
+        first = np.ones(len(self.variant), dtype=bool)
+        first[1:] = (self.variant[1:] != self.variant[:-1]) | (self.problem[1:] != self.problem[:-1])
+        self.n_variants = _per_problem(self, first)
+
+    @classmethod
+    def from_rows(cls, problem_sizes, correct, variant_names) -> "Pools":
+        """Build from per-problem row counts, correctness and variant names (rows sorted by problem, variant)."""
+        size = np.asarray(problem_sizes, dtype=np.int64)
+        start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+        names = np.asarray(variant_names, dtype=object)
+        new = np.ones(len(names), dtype=bool)
+        new[1:] = names[1:] != names[:-1]
+        new[start] = True
+        rank = np.cumsum(new) - 1  # running count of variant changes
+        variant = rank - rank[start][np.repeat(np.arange(len(size)), size)]
+        return cls(start=start, size=size, correct=np.asarray(correct, dtype=bool), variant=variant.astype(np.int64))
+
+
+def _per_problem(pools: Pools, mask: np.ndarray) -> np.ndarray:
+    return np.bincount(pools.problem, weights=mask, minlength=len(pools.start)).astype(np.int64)
+
+
+@dataclass
+class Plans:
+    """Planned traces of one format (trace-major arrays).
+
+    ``slots`` holds each trace's pool rows in order (``n[t]`` rows for trace ``t``);
+    ``final`` the row whose answer closes the trace. ``ordinal`` numbers the traces of one
+    (problem, format, repeat); together with the problem's key it seeds the trace's draws.
+    """
+
+    problem: np.ndarray
+    ordinal: np.ndarray
+    n: np.ndarray
+    final: np.ndarray
+    slots: np.ndarray
     tail: str | None = None  # None, "backtrack" or "confirm"
     reflections: bool = True
     glue: str = "by_correctness"  # or "generic"
 
 
-@dataclass
-class Pool:
-    """One problem's surviving samples (parallel lists)."""
+class _Traces:
+    """The traces being planned: problem, key and ordinal of each (helper for the formats)."""
 
-    correct: list[bool]
-    variant: list[str]
-    idx_correct: list[int] = field(init=False)
-    idx_wrong: list[int] = field(init=False)
+    def __init__(self, pools: Pools, keys: np.ndarray, problems: np.ndarray, ordinals: np.ndarray) -> None:
+        self.pools, self.problem, self.ordinal = pools, problems, ordinals
+        self.key = keys[problems]
 
-    def __post_init__(self) -> None:
-        self.idx_correct = [i for i, c in enumerate(self.correct) if c]
-        self.idx_wrong = [i for i, c in enumerate(self.correct) if not c]
+    def __len__(self) -> int:
+        return len(self.problem)
 
+    def draw(self, stream: int, j=0) -> np.ndarray:
+        return uniform(self.key, self.ordinal, stream, j)
 
-class FastRandom(random.Random):
-    """``random.Random`` with cheaper ``choice``/``sample``/``randint`` (one ``random()`` per draw).
+    def pick_one(self, stream: int, mask: np.ndarray | None) -> np.ndarray:
+        """One uniformly chosen row per trace among its problem's rows where ``mask`` holds."""
+        pools = self.pools
+        if mask is None:
+            return pools.start[self.problem] + below(self.draw(stream), pools.size[self.problem])
+        rows = np.flatnonzero(mask)
+        counts = _per_problem(pools, mask)
+        first = np.cumsum(counts) - counts
+        return rows[first[self.problem] + below(self.draw(stream), counts[self.problem])]
 
-    Deterministic for a given seed, like the base class; the draws differ from the
-    base class's but are just as uniform for the small sizes used here.
-    """
+    def candidates(self, mask: np.ndarray | None, exclude: tuple[np.ndarray, ...] = ()):
+        """(trace, row) of every row of each trace's problem that ``mask`` admits, minus ``exclude``."""
+        pools = self.pools
+        sizes = pools.size[self.problem]
+        trace = np.repeat(np.arange(len(self)), sizes)
+        row = pools.start[self.problem][trace] + np.arange(len(trace)) - (np.cumsum(sizes) - sizes)[trace]
+        ok = np.ones(len(row), dtype=bool) if mask is None else mask[row]
+        for rows in exclude:
+            ok &= row != rows[trace]
+        return trace[ok], row[ok]
 
-    def choice(self, seq):
-        return seq[int(self.random() * len(seq))]
+    def pick_k(self, stream: int, k: np.ndarray, mask: np.ndarray | None = None, exclude=()):
+        """Up to ``k[t]`` distinct rows per trace in random order: (trace, rank, row), trace-major."""
+        trace, row = self.candidates(mask, exclude)
+        keys = uniform(self.key[trace], self.ordinal[trace], stream, self.pools.local[row])
+        return _smallest(trace, keys, row, k)
 
-    def randint(self, a: int, b: int) -> int:
-        return a + int(self.random() * (b - a + 1))
+    def pick_k_variants(self, k: np.ndarray, last: np.ndarray):
+        """``k[t]`` rows per trace from distinct prompt variants other than ``last``'s, random order.
 
-    def sample(self, population, k: int):
-        pool = list(population)
-        n = len(pool)
-        if k > n:
-            raise ValueError("sample larger than population")
-        rand = self.random
-        for i in range(k):  # partial Fisher-Yates
-            j = i + int(rand() * (n - i))
-            pool[i], pool[j] = pool[j], pool[i]
-        return pool[:k]
-
-    def shuffle(self, x) -> None:
-        rand = self.random
-        for i in range(len(x) - 1, 0, -1):
-            j = int(rand() * (i + 1))
-            x[i], x[j] = x[j], x[i]
-
-
-class Skip(Exception):
-    """This format cannot be built for this problem (the reason is counted)."""
-
-
-def _others(rng: random.Random, pool: Pool, last: int, k: int, unique_variants: bool) -> list[int]:
-    """``k`` further samples (any correctness) to precede ``last``."""
-    if k == 0:
-        return []
-    if unique_variants:
-        by_variant: dict[str, list[int]] = {}
-        for i, v in enumerate(pool.variant):
-            if v != pool.variant[last]:
-                by_variant.setdefault(v, []).append(i)
-        if len(by_variant) < k:
-            raise Skip("too_few_variants")
-        return [rng.choice(by_variant[v]) for v in rng.sample(sorted(by_variant), k)]
-    rest = [i for i in range(len(pool.correct)) if i != last]
-    if len(rest) < k:
-        raise Skip("too_few_samples")
-    return rng.sample(rest, k)
+        The variants are a uniform random ordered subset; within a variant the row is uniform.
+        """
+        pools = self.pools
+        trace, row = self.candidates(None)
+        variant = pools.variant[row]
+        keep = variant != pools.variant[last][trace]
+        trace, row, variant = trace[keep], row[keep], variant[keep]
+        row_key = uniform(self.key[trace], self.ordinal[trace], S_OTHERS, pools.local[row])
+        order = np.lexsort((row_key, variant, trace))
+        trace, row, variant = trace[order], row[order], variant[order]
+        head = np.ones(len(trace), dtype=bool)  # the smallest-key row of each (trace, variant)
+        head[1:] = (trace[1:] != trace[:-1]) | (variant[1:] != variant[:-1])
+        trace, row, variant = trace[head], row[head], variant[head]
+        variant_key = uniform(self.key[trace], self.ordinal[trace], S_VARIANT, variant)
+        return _smallest(trace, variant_key, row, k)
 
 
-def _star_c(rng, pool: Pool, n: int, cfg, *, last_correct: bool = True) -> Plan:
-    candidates = pool.idx_correct if last_correct else list(range(len(pool.correct)))
-    last = rng.choice(candidates)
-    order = _others(rng, pool, last, n - 1, cfg.unique_variants) + [last]
-    return Plan(order=order, final=last)
+def _smallest(trace: np.ndarray, keys: np.ndarray, row: np.ndarray, k: np.ndarray):
+    """Per trace, the rows with the ``k[t]`` smallest keys, ascending: (trace, rank, row)."""
+    order = np.lexsort((keys, trace))
+    trace, row = trace[order], row[order]
+    starts = np.flatnonzero(np.r_[True, trace[1:] != trace[:-1]]) if len(trace) else np.zeros(0, dtype=np.int64)
+    lengths = np.diff(np.r_[starts, len(trace)])
+    rank = np.arange(len(trace)) - np.repeat(starts, lengths)
+    take = rank < k[trace]
+    return trace[take], rank[take], row[take]
 
 
-def _fixed_n(cfg, rng: random.Random, low: int) -> int:
+def _assemble(n: np.ndarray, pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Trace-major slot rows from (trace, position, row) pieces that fill positions 0..n[t]-1."""
+    trace = np.concatenate([p[0] for p in pieces])
+    position = np.concatenate([p[1] for p in pieces])
+    row = np.concatenate([p[2] for p in pieces])
+    order = np.lexsort((position, trace))
+    if len(order) != int(n.sum()):  # pragma: no cover - a planning bug, never input
+        raise AssertionError("planned slots do not fill the traces")
+    return row[order]
+
+
+def _fixed_n(cfg, tr: _Traces, low: int) -> np.ndarray:
     if cfg.draw_n:
-        return rng.randint(min(low, cfg.n_max), cfg.n_max)
-    return cfg.n_max
+        lo = min(low, cfg.n_max)
+        return lo + below(tr.draw(S_N), cfg.n_max - lo + 1)
+    return np.full(len(tr), cfg.n_max, dtype=np.int64)
 
 
-def plan_0c(rng, pool, cfg):
-    yield _star_c(rng, pool, 1, cfg)
+def _skip(skipped: Counter, reason: str, bad: np.ndarray) -> np.ndarray:
+    """Count the problems in ``bad``; return the mask of the others."""
+    if bad.any():
+        skipped[reason] += int(bad.sum())
+    return ~bad
 
 
-def plan_star_c(rng, pool, cfg):
-    yield _star_c(rng, pool, _fixed_n(cfg, rng, 2), cfg)
+def _star_c(pools: Pools, keys, cfg, ns: np.ndarray, *, last_correct: bool = True,
+            draw_n: bool = False) -> tuple[Plans, Counter]:
+    """Traces of ``ns[j]`` samples (j-th trace of every problem) ending on a correct one (or any).
+
+    With ``draw_n`` (``*C`` only) each problem's single trace draws its N instead.
+    """
+    skipped: Counter = Counter()
+    n_problems = len(pools.start)
+    problems = np.repeat(np.arange(n_problems), len(ns))
+    ordinals = np.tile(np.arange(len(ns)), n_problems)
+    n = np.tile(ns, n_problems)
+    tr = _Traces(pools, keys, problems, ordinals)
+    if draw_n:
+        n = _fixed_n(cfg, tr, 2)
+    need = np.zeros(n_problems, dtype=np.int64)
+    np.maximum.at(need, problems, n - 1)
+    have = (pools.n_variants if cfg.unique_variants else pools.size) - 1
+    ok = _skip(skipped, "too_few_variants" if cfg.unique_variants else "too_few_samples", (need > 0) & (have < need))
+    keep = ok[problems]
+    tr = _Traces(pools, keys, problems[keep], ordinals[keep])
+    n = n[keep]
+    last = tr.pick_one(S_LAST, pools.correct if last_correct else None)
+    if cfg.unique_variants:
+        others = tr.pick_k_variants(n - 1, last)
+    else:
+        others = tr.pick_k(S_OTHERS, n - 1, exclude=(last,))
+    idx = np.arange(len(tr))
+    slots = _assemble(n, [others, (idx, n - 1, last)])
+    return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=last, slots=slots), skipped
 
 
-def plan_star_c_full(rng, pool, cfg):
-    for n in range(1, cfg.n_max + 1):
-        yield _star_c(rng, pool, n, cfg)
+def plan_0c(pools, keys, cfg):
+    """``0C``: one correct sample."""
+    return _star_c(pools, keys, cfg, np.array([1]))
 
 
-def plan_random(rng, pool, cfg):
-    for n in range(1, cfg.n_max + 1):
-        yield _star_c(rng, pool, n, cfg, last_correct=False)
+def plan_star_c(pools, keys, cfg):
+    """``*C``: N samples (N = n_max, or drawn in [2, n_max]), the last one correct."""
+    return _star_c(pools, keys, cfg, np.array([cfg.n_max]), draw_n=True)
 
 
-def plan_no_reflection(rng, pool, cfg):
-    for plan in plan_star_c_full(rng, pool, cfg):
-        plan.reflections = False
-        plan.glue = "generic"
-        yield plan
+def plan_star_c_full(pools, keys, cfg):
+    """``*C_full``: ``*C`` once for every N = 1..n_max (the paper's main setting)."""
+    return _star_c(pools, keys, cfg, np.arange(1, cfg.n_max + 1))
 
 
-def plan_backtrack(rng, pool, cfg):
+def plan_random(pools, keys, cfg):
+    """``random``: like ``*C_full`` but the last sample may be wrong (the "no sample order" ablation)."""
+    return _star_c(pools, keys, cfg, np.arange(1, cfg.n_max + 1), last_correct=False)
+
+
+def plan_no_reflection(pools, keys, cfg):
+    """``no_reflection``: ``*C_full`` without reflections, generic glue only."""
+    plans, skipped = plan_star_c_full(pools, keys, cfg)
+    plans.reflections, plans.glue = False, "generic"
+    return plans, skipped
+
+
+def _pairs(pools: Pools, keys, cfg, reason: str, bad: np.ndarray):
+    """One trace per problem for the two-anchor formats (``*C*IC``, ``*CC``): the traces and their N."""
+    skipped: Counter = Counter()
+    ok = _skip(skipped, reason, bad)
+    tr = _Traces(pools, keys, np.flatnonzero(ok), np.zeros(int(ok.sum()), dtype=np.int64))
+    n = np.maximum(2, _fixed_n(cfg, tr, 2))
+    short = pools.size[tr.problem] - 2 < n - 2
+    if short.any():
+        skipped["too_few_samples"] += int(short.sum())
+        tr = _Traces(pools, keys, tr.problem[~short], tr.ordinal[~short])
+        n = n[~short]
+    return tr, n, skipped
+
+
+def plan_backtrack(pools, keys, cfg):
     """``*C*IC``: a correct sample somewhere, a wrong one last, then back to the correct one."""
-    if not pool.idx_wrong:
-        raise Skip("no_incorrect_sample")
-    n = max(2, _fixed_n(cfg, rng, 2))
-    good = rng.choice(pool.idx_correct)
-    bad = rng.choice(pool.idx_wrong)
-    rest = [i for i in range(len(pool.correct)) if i not in (good, bad)]
-    if len(rest) < n - 2:
-        raise Skip("too_few_samples")
-    middle = [good] + rng.sample(rest, n - 2)
-    rng.shuffle(middle)
-    yield Plan(order=middle + [bad], final=good, tail="backtrack")
+    tr, n, skipped = _pairs(pools, keys, cfg, "no_incorrect_sample", pools.n_wrong == 0)
+    good = tr.pick_one(S_LAST, pools.correct)
+    bad = tr.pick_one(S_SECOND, ~pools.correct)
+    trace, rank, row = tr.pick_k(S_OTHERS, n - 2, exclude=(good, bad))
+    at = below(tr.draw(S_INSERT), n - 1)  # where the correct sample goes among the first n - 1
+    idx = np.arange(len(tr))
+    slots = _assemble(n, [(trace, rank + (rank >= at[trace]), row), (idx, at, good), (idx, n - 1, bad)])
+    plans = Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=good, slots=slots, tail="backtrack")
+    return plans, skipped
 
 
-def plan_confirm(rng, pool, cfg):
+def plan_confirm(pools, keys, cfg):
     """``*CC``: ends on two correct samples, then a confirmation phrase."""
-    if len(pool.idx_correct) < 2:
-        raise Skip("too_few_correct")
-    n = max(2, _fixed_n(cfg, rng, 2))
-    two = rng.sample(pool.idx_correct, 2)
-    rest = [i for i in range(len(pool.correct)) if i not in two]
-    if len(rest) < n - 2:
-        raise Skip("too_few_samples")
-    yield Plan(order=rng.sample(rest, n - 2) + two, final=two[-1], tail="confirm")
+    tr, n, skipped = _pairs(pools, keys, cfg, "too_few_correct", pools.n_correct < 2)
+    idx = np.arange(len(tr))
+    _, rank2, two = tr.pick_k(S_LAST, np.full(len(tr), 2), pools.correct)
+    first, second = two[rank2 == 0], two[rank2 == 1]
+    trace, rank, row = tr.pick_k(S_OTHERS, n - 2, exclude=(first, second))
+    slots = _assemble(n, [(trace, rank, row), (idx, n - 2, first), (idx, n - 1, second)])
+    plans = Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=second, slots=slots, tail="confirm")
+    return plans, skipped
 
 
-def plan_algorithm1(rng, pool, cfg):
+def plan_algorithm1(pools, keys, cfg):
     """The paper's Algorithm 1: n+ ~ U[1, L_max] correct, n- ~ U[0, n+ - 1] wrong, ending correct.
 
     Draws are capped by what the pool holds (at most all correct / all wrong samples).
     """
-    n_pos = rng.randint(1, min(cfg.n_max, len(pool.idx_correct)))
-    n_neg = rng.randint(0, min(n_pos - 1, len(pool.idx_wrong)))
-    pos = rng.sample(pool.idx_correct, n_pos)
-    chosen = pos[1:] + rng.sample(pool.idx_wrong, n_neg)
-    rng.shuffle(chosen)
-    yield Plan(order=chosen + [pos[0]], final=pos[0])
+    n_problems = len(pools.start)
+    tr = _Traces(pools, keys, np.arange(n_problems), np.zeros(n_problems, dtype=np.int64))
+    n_pos = 1 + below(tr.draw(S_N), np.minimum(cfg.n_max, pools.n_correct))
+    n_neg = below(tr.draw(S_NNEG), np.minimum(n_pos - 1, pools.n_wrong) + 1)
+    p_trace, p_rank, p_row = tr.pick_k(S_LAST, n_pos, pools.correct)
+    w_trace, _, w_row = tr.pick_k(S_SECOND, n_neg, ~pools.correct)
+    lead = p_rank == 0  # the first correct pick closes the trace; the rest are shuffled with the wrong ones
+    s_trace = np.concatenate([p_trace[~lead], w_trace])
+    s_row = np.concatenate([p_row[~lead], w_row])
+    s_key = uniform(tr.key[s_trace], 0, S_SHUFFLE, pools.local[s_row])
+    s_trace, s_rank, s_row = _smallest(s_trace, s_key, s_row, np.full(len(tr), np.iinfo(np.int64).max))
+    n = n_pos + n_neg
+    final = p_row[lead]
+    idx = np.arange(len(tr))
+    slots = _assemble(n, [(s_trace, s_rank, s_row), (idx, n - 1, final)])
+    return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=final, slots=slots), Counter()
 
 
 FORMATS: dict[str, Callable] = {
@@ -180,9 +311,3 @@ FORMATS: dict[str, Callable] = {
     "no_reflection": plan_no_reflection,
     "alg1": plan_algorithm1,
 }
-
-
-def format_rng(seed: int, problem_id: str, fmt: str, repeat: int) -> FastRandom:
-    """The generator of one (problem, format, repeat): independent of everything else in the run."""
-    key = f"{seed}|{problem_id}|{fmt}|{repeat}".encode()
-    return FastRandom(xxhash.xxh3_64_intdigest(key))
