@@ -192,12 +192,68 @@ def validate(table: str, frame: pl.DataFrame, *, source: str | None = None) -> p
     import pandera.errors as pe
 
     model = _model(table)
+    if _passes_compiled_checks(table, frame):
+        return frame
     try:
         return model.validate(frame, lazy=True)
     except pe.SchemaErrors as exc:
         raise SchemaError(_describe(table, exc, source)) from None
     except pe.SchemaError as exc:  # pragma: no cover - lazy=True collects, kept for safety
         raise SchemaError(f"table {table!r}{_where(source)} failed validation: {exc}") from None
+
+
+# pandera's built-in checks as polars expressions, so that a valid frame is confirmed in one
+# parallel pass (pandera runs one query per check); any failure is re-checked by pandera,
+# which stays the authority and writes the error message.
+_COMPILED: dict[str, list[pl.Expr] | None] = {}
+
+
+def _check_expr(name: str, column: str, stats: dict) -> pl.Expr | None:
+    col = pl.col(column)
+    if name == "str_length" and stats.get("exact_value") is None:
+        low, high = stats.get("min_value"), stats.get("max_value")
+        if low == 1 and high is None:  # at least one character <=> at least one byte (cheap on long texts)
+            return col.str.len_bytes() >= 1
+        chars = col.str.len_chars()
+        return (chars >= (low if low is not None else 0)) & (chars <= high if high is not None else pl.lit(True))
+    if name == "isin":
+        return col.is_in(list(stats["allowed_values"]))
+    if name == "greater_than_or_equal_to":
+        return col >= stats["min_value"]
+    if name == "str_startswith":
+        return col.str.starts_with(stats["string"])
+    return None  # a check this fast path does not know: pandera runs it
+
+
+def _compiled_checks(table: str) -> list[pl.Expr] | None:
+    if table not in _COMPILED:
+        schema = _model(table).to_schema()
+        exprs: list[pl.Expr] | None = []
+        for column, spec in schema.columns.items():
+            if not spec.nullable:
+                exprs.append(pl.col(column).is_not_null().all())
+            if spec.unique:
+                exprs.append(pl.col(column).n_unique() == pl.len())
+            for check in spec.checks:
+                expr = _check_expr(check.name, column, check.statistics or {})
+                if expr is None or getattr(check, "ignore_na", True) is not True:
+                    exprs = None
+                    break
+                exprs.append(expr.fill_null(True).all())
+            if exprs is None:
+                break
+        _COMPILED[table] = exprs
+    return _COMPILED[table]
+
+
+def _passes_compiled_checks(table: str, frame: pl.DataFrame) -> bool:
+    """True when ``frame`` certainly passes ``table``'s schema (exact columns, dtypes and checks)."""
+    exprs = _compiled_checks(table)
+    if exprs is None or not isinstance(frame, pl.DataFrame) or frame.schema != polars_schema(table):
+        return False
+    if frame.height == 0:
+        return True
+    return all(frame.select([e.alias(f"c{i}") for i, e in enumerate(exprs)]).row(0))
 
 
 def _where(source: str | None) -> str:

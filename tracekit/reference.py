@@ -39,13 +39,11 @@ def _batches(path: Path) -> Iterator[pl.DataFrame]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            import pyarrow.parquet as pq
-
-            pf = pq.ParquetFile(path)
-            names = set(pf.schema_arrow.names)
-            _check_columns(path, names)
-            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(RAW_COLUMNS)):
-                yield pl.from_arrow(batch)
+            _check_columns(path, set(pl.read_parquet_schema(path)))
+            # polars' streaming reader decodes straight into its own string views (several times
+            # faster than pyarrow batches converted afterwards); batches keep the file's row order
+            lazy = pl.scan_parquet(path).select(RAW_COLUMNS)
+            yield from lazy.collect_batches(chunk_size=BATCH_ROWS, maintain_order=True)
         elif suffix in (".jsonl", ".json", ".ndjson"):
             frame = pl.read_ndjson(path, infer_schema_length=None)
             _check_columns(path, set(frame.columns))
