@@ -108,22 +108,24 @@ class _Traces:
         first = np.cumsum(counts) - counts
         return rows[first[self.problem] + below(self.draw(stream), counts[self.problem])]
 
-    def candidates(self, mask: np.ndarray | None, exclude: tuple[np.ndarray, ...] = ()):
-        """(trace, row) of every row of each trace's problem that ``mask`` admits, minus ``exclude``."""
-        pools = self.pools
-        sizes = pools.size[self.problem]
-        trace = np.repeat(np.arange(len(self)), sizes)
-        row = pools.start[self.problem][trace] + np.arange(len(trace)) - (np.cumsum(sizes) - sizes)[trace]
-        ok = np.ones(len(row), dtype=bool) if mask is None else mask[row]
-        for rows in exclude:
-            ok &= row != rows[trace]
-        return trace[ok], row[ok]
+    def by_pool_size(self):
+        """Traces grouped by the size ``m`` of their problem's pool: (m, trace indices, rows [T_m, m])."""
+        sizes = self.pools.size[self.problem]
+        for m in np.unique(sizes):
+            t = np.flatnonzero(sizes == m)
+            yield int(m), t, self.pools.start[self.problem[t]][:, None] + np.arange(m)
 
     def pick_k(self, stream: int, k: np.ndarray, mask: np.ndarray | None = None, exclude=()):
-        """Up to ``k[t]`` distinct rows per trace in random order: (trace, rank, row), trace-major."""
-        trace, row = self.candidates(mask, exclude)
-        keys = uniform(self.key[trace], self.ordinal[trace], stream, self.pools.local[row])
-        return _smallest(trace, keys, row, k)
+        """``k[t]`` distinct rows per trace in random order among its problem's rows that ``mask``
+        admits, minus ``exclude``: (trace, rank, row) arrays. Callers make sure enough rows qualify."""
+        out = []
+        for m, t, rows in self.by_pool_size():
+            keys = uniform(self.key[t][:, None], self.ordinal[t][:, None], stream, np.arange(m)[None, :])
+            ok = np.ones(rows.shape, dtype=bool) if mask is None else mask[rows]
+            for ex in exclude:
+                ok &= rows != ex[t][:, None]
+            out.append(_smallest(t, np.where(ok, keys, _NEVER), rows, k[t]))
+        return _concat(out)
 
     def pick_k_variants(self, k: np.ndarray, last: np.ndarray):
         """``k[t]`` rows per trace from distinct prompt variants other than ``last``'s, random order.
@@ -131,40 +133,52 @@ class _Traces:
         The variants are a uniform random ordered subset; within a variant the row is uniform.
         """
         pools = self.pools
-        trace, row = self.candidates(None)
-        variant = pools.variant[row]
-        keep = variant != pools.variant[last][trace]
-        trace, row, variant = trace[keep], row[keep], variant[keep]
-        row_key = uniform(self.key[trace], self.ordinal[trace], S_OTHERS, pools.local[row])
-        order = np.lexsort((row_key, variant, trace))
-        trace, row, variant = trace[order], row[order], variant[order]
-        head = np.ones(len(trace), dtype=bool)  # the smallest-key row of each (trace, variant)
-        head[1:] = (trace[1:] != trace[:-1]) | (variant[1:] != variant[:-1])
-        trace, row, variant = trace[head], row[head], variant[head]
-        variant_key = uniform(self.key[trace], self.ordinal[trace], S_VARIANT, variant)
-        return _smallest(trace, variant_key, row, k)
+        out = []
+        for m, t, rows in self.by_pool_size():
+            cols = np.arange(m)[None, :]
+            variant = pools.variant[rows]
+            row_key = uniform(self.key[t][:, None], self.ordinal[t][:, None], S_OTHERS, cols)
+            other = variant != pools.variant[last[t]][:, None]
+            # sort each trace's rows by (variant, key): the first row of each variant run is its pick
+            order = np.argsort(np.where(other, variant * 2.0 + row_key, np.inf), axis=1, kind="stable")
+            rows, variant, other = (np.take_along_axis(x, order, axis=1) for x in (rows, variant, other))
+            head = other.copy()
+            head[:, 1:] &= variant[:, 1:] != variant[:, :-1]
+            variant_key = uniform(self.key[t][:, None], self.ordinal[t][:, None], S_VARIANT, variant)
+            out.append(_smallest(t, np.where(head, variant_key, _NEVER), rows, k[t]))
+        return _concat(out)
 
 
-def _smallest(trace: np.ndarray, keys: np.ndarray, row: np.ndarray, k: np.ndarray):
-    """Per trace, the rows with the ``k[t]`` smallest keys, ascending: (trace, rank, row)."""
-    order = np.lexsort((keys, trace))
-    trace, row = trace[order], row[order]
-    starts = np.flatnonzero(np.r_[True, trace[1:] != trace[:-1]]) if len(trace) else np.zeros(0, dtype=np.int64)
-    lengths = np.diff(np.r_[starts, len(trace)])
-    rank = np.arange(len(trace)) - np.repeat(starts, lengths)
-    take = rank < k[trace]
-    return trace[take], rank[take], row[take]
+_NEVER = 2.0  # the key of a row that must not be picked (real keys are in [0, 1))
+
+
+def _smallest(t: np.ndarray, keys: np.ndarray, rows: np.ndarray, k: np.ndarray):
+    """Per trace (row ``i`` of the 2-D ``keys``/``rows``), the ``k[i]`` rows with the smallest keys,
+    ascending: (trace ``t[i]``, rank, row) arrays, trace-major."""
+    order = np.argsort(keys, axis=1, kind="stable")
+    take = np.arange(keys.shape[1])[None, :] < k[:, None]
+    if (np.take_along_axis(keys, order, axis=1)[take] >= _NEVER).any():  # pragma: no cover - a planning bug
+        raise AssertionError("a format asked for more samples than qualify")
+    i, rank = np.nonzero(take)
+    return t[i], rank, np.take_along_axis(rows, order, axis=1)[i, rank]
+
+
+def _concat(parts):
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
+    return tuple(np.concatenate([p[j] for p in parts]) for j in range(3))
 
 
 def _assemble(n: np.ndarray, pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
     """Trace-major slot rows from (trace, position, row) pieces that fill positions 0..n[t]-1."""
-    trace = np.concatenate([p[0] for p in pieces])
-    position = np.concatenate([p[1] for p in pieces])
-    row = np.concatenate([p[2] for p in pieces])
-    order = np.lexsort((position, trace))
-    if len(order) != int(n.sum()):  # pragma: no cover - a planning bug, never input
+    offsets = np.cumsum(n) - n
+    slots = np.full(int(n.sum()), -1, dtype=np.int64)
+    for trace, position, row in pieces:
+        slots[offsets[trace] + position] = row
+    if (slots < 0).any():  # pragma: no cover - a planning bug, never input
         raise AssertionError("planned slots do not fill the traces")
-    return row[order]
+    return slots
 
 
 def _fixed_n(cfg, tr: _Traces, low: int) -> np.ndarray:
@@ -270,8 +284,9 @@ def plan_confirm(pools, keys, cfg):
     """``*CC``: ends on two correct samples, then a confirmation phrase."""
     tr, n, skipped = _pairs(pools, keys, cfg, "too_few_correct", pools.n_correct < 2)
     idx = np.arange(len(tr))
-    _, rank2, two = tr.pick_k(S_LAST, np.full(len(tr), 2), pools.correct)
-    first, second = two[rank2 == 0], two[rank2 == 1]
+    first, second = (np.empty(len(tr), dtype=np.int64) for _ in range(2))
+    t2, rank2, two = tr.pick_k(S_LAST, np.full(len(tr), 2), pools.correct)
+    first[t2[rank2 == 0]], second[t2[rank2 == 1]] = two[rank2 == 0], two[rank2 == 1]
     trace, rank, row = tr.pick_k(S_OTHERS, n - 2, exclude=(first, second))
     slots = _assemble(n, [(trace, rank, row), (idx, n - 2, first), (idx, n - 1, second)])
     plans = Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=second, slots=slots, tail="confirm")
@@ -289,15 +304,16 @@ def plan_algorithm1(pools, keys, cfg):
     n_neg = below(tr.draw(S_NNEG), np.minimum(n_pos - 1, pools.n_wrong) + 1)
     p_trace, p_rank, p_row = tr.pick_k(S_LAST, n_pos, pools.correct)
     w_trace, _, w_row = tr.pick_k(S_SECOND, n_neg, ~pools.correct)
-    lead = p_rank == 0  # the first correct pick closes the trace; the rest are shuffled with the wrong ones
-    s_trace = np.concatenate([p_trace[~lead], w_trace])
-    s_row = np.concatenate([p_row[~lead], w_row])
-    s_key = uniform(tr.key[s_trace], 0, S_SHUFFLE, pools.local[s_row])
-    s_trace, s_rank, s_row = _smallest(s_trace, s_key, s_row, np.full(len(tr), np.iinfo(np.int64).max))
+    lead = p_rank == 0  # the first correct pick closes the trace
+    final = np.empty(len(tr), dtype=np.int64)
+    final[p_trace[lead]] = p_row[lead]
+    # the other picks, shuffled: every chosen row of the problem (one trace per problem) in random order
+    chosen = np.zeros(len(pools.correct), dtype=bool)
+    chosen[p_row[~lead]] = True
+    chosen[w_row] = True
     n = n_pos + n_neg
-    final = p_row[lead]
-    idx = np.arange(len(tr))
-    slots = _assemble(n, [(s_trace, s_rank, s_row), (idx, n - 1, final)])
+    s_trace, s_rank, s_row = tr.pick_k(S_SHUFFLE, n - 1, chosen)
+    slots = _assemble(n, [(s_trace, s_rank, s_row), (np.arange(len(tr)), n - 1, final)])
     return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=final, slots=slots), Counter()
 
 

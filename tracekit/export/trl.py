@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tracekit.store import Store, atomic_write, write_parquet
+from tracekit.store import Store, atomic_write, sink_parquet, write_parquet
 
 SFT_METADATA = ["trace_id", "problem_id", "format", "n_samples", "final_correct"]
 
@@ -41,38 +41,17 @@ def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
 def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Path:
     """Write ``OUT/train.parquet`` in TRL's conversational prompt-completion layout.
 
-    Streams row group by row group from the store's part files, so memory stays flat
-    for big tables. The file appears atomically (see :func:`tracekit.store.atomic_write`).
+    Runs on polars' streaming engine straight from the store's part files, so memory
+    stays flat for big tables. The file appears atomically (see
+    :func:`tracekit.store.atomic_write`).
     """
-    import pyarrow.parquet as pq
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    store.scan("traces")  # checks every part before writing anything
-    columns = ["prompt", "completion", *SFT_METADATA]
-
-    def write(tmp: Path) -> None:
-        writer = None
-        try:
-            for path in store.parts("traces"):
-                pf = pq.ParquetFile(path)
-                for rg in range(pf.num_row_groups):
-                    frame = pl.from_arrow(pf.read_row_group(rg, columns=columns))
-                    if formats:
-                        frame = frame.filter(pl.col("format").is_in(formats))
-                    table = sft_view(frame).collect().to_arrow()
-                    if writer is None:
-                        writer = pq.ParquetWriter(tmp, table.schema, compression="zstd", compression_level=3)
-                    writer.write_table(table, row_group_size=8_192)
-            if writer is None:  # no traces: an empty file with the right columns
-                table = sft_view(store.scan("traces").head(0).collect()).collect().to_arrow()
-                writer = pq.ParquetWriter(tmp, table.schema)
-                writer.write_table(table)
-        finally:
-            if writer is not None:
-                writer.close()
-
-    return atomic_write(out / "train.parquet", write)
+    traces = store.scan("traces")  # checks every part before writing anything
+    if formats:
+        traces = traces.filter(pl.col("format").is_in(formats))
+    view = sft_view(traces)
+    return atomic_write(out / "train.parquet", lambda tmp: sink_parquet(view, tmp))
 
 
 def export_trl_grpo(store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None) -> Path:
