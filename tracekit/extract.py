@@ -142,30 +142,40 @@ def parse_verdicts(texts: "pl.Series") -> "pl.DataFrame":
 
     Returns a frame with ``verdict`` (bool, null when unusable) and ``verdict_reason``;
     row for row the same result as :func:`parse_verdict` (a property test checks it).
+    Reflections almost always hold one tag, so the first word and the number of tags
+    are read for every row and the list of every tag's word only where there are several.
     """
     import polars as pl
 
-    words = (
-        texts.cast(pl.Utf8)
-        .fill_null("")
-        .str.slice(-MAX_SCAN_CHARS)
-        .str.extract_all(f"(?i){_VERDICT_OPEN}{_VERDICT_LEAD}[A-Za-z]*")
-        .list.eval(pl.element().str.extract(r"([A-Za-z]*)$", 1).str.to_lowercase())
+    texts = texts.cast(pl.Utf8).fill_null("")
+    if len(texts) and (texts.str.len_bytes().max() or 0) > MAX_SCAN_CHARS:  # bytes >= characters
+        texts = texts.str.slice(-MAX_SCAN_CHARS)
+    frame = pl.DataFrame({"t": texts}).with_columns(
+        n_tags=pl.col("t").str.count_matches(f"(?i){_VERDICT_OPEN}"),
+        first=pl.col("t").str.extract(f"(?i){_VERDICT_OPEN}{_VERDICT_LEAD}([A-Za-z]*)", 1).str.to_lowercase(),
     )
-    frame = pl.DataFrame({"w": words})
-    n_tags = pl.col("w").list.len()
-    bad = pl.col("w").list.eval(~pl.element().is_in(["correct", "incorrect"])).list.any()
-    distinct = pl.col("w").list.n_unique()
-    reason = (
-        pl.when(n_tags == 0)
-        .then(pl.lit("missing"))
-        .when(bad)
-        .then(pl.lit("unrecognized"))
-        .when(distinct > 1)
-        .then(pl.lit("contradictory"))
+    known = ["correct", "incorrect"]
+    multi = frame["n_tags"] > 1
+    several = frame.filter(multi).select(
+        w=pl.col("t").str.extract_all(f"(?i){_VERDICT_OPEN}{_VERDICT_LEAD}[A-Za-z]*")
+        .list.eval(pl.element().str.extract(r"([A-Za-z]*)$", 1).str.to_lowercase())
+    ).select(
+        pl.when(pl.col("w").list.eval(~pl.element().is_in(known)).list.any()).then(pl.lit("unrecognized"))
+        .when(pl.col("w").list.n_unique() > 1).then(pl.lit("contradictory"))
         .otherwise(pl.lit("ok"))
+    ).to_series()
+    multi_reason = pl.repeat(None, len(frame), dtype=pl.Utf8, eager=True).alias("multi")
+    if several.len():
+        multi_reason = multi_reason.scatter(multi.arg_true(), several)
+    frame = frame.with_columns(multi_reason)
+    word_ok = pl.col("first").is_in(known)
+    reason = (
+        pl.when(pl.col("n_tags") == 0).then(pl.lit("missing"))
+        .when(pl.col("n_tags") > 1).then(pl.col("multi"))
+        .when(word_ok).then(pl.lit("ok"))
+        .otherwise(pl.lit("unrecognized"))
     )
     return frame.select(
-        verdict=pl.when(reason == "ok").then(pl.col("w").list.first() == "correct").otherwise(None),
+        verdict=pl.when(reason == "ok").then(pl.col("first") == "correct").otherwise(None),
         verdict_reason=reason,
     )

@@ -39,11 +39,13 @@ def _batches(path: Path) -> Iterator[pl.DataFrame]:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            _check_columns(path, set(pl.read_parquet_schema(path)))
-            # polars' streaming reader decodes straight into its own string views (several times
-            # faster than pyarrow batches converted afterwards); batches keep the file's row order
-            lazy = pl.scan_parquet(path).select(RAW_COLUMNS)
-            yield from lazy.collect_batches(chunk_size=BATCH_ROWS, maintain_order=True)
+            import pyarrow.parquet as pq
+
+            # pyarrow streams page by page, so memory stays bounded even for one huge row group
+            pf = pq.ParquetFile(path)
+            _check_columns(path, set(pf.schema_arrow.names))
+            for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=list(RAW_COLUMNS)):
+                yield pl.from_arrow(batch)
         elif suffix in (".jsonl", ".json", ".ndjson"):
             frame = pl.read_ndjson(path, infer_schema_length=None)
             _check_columns(path, set(frame.columns))
@@ -119,7 +121,8 @@ def import_skillfactory(
     if not path.is_file():
         raise InputFormatError(f"input file {path} does not exist.")
     counts: Counter = Counter()
-    known = {t: store.ids(t) for t in ("problems", "samples", "reflections")}
+    before = {t: store.ids(t) for t in ("problems", "samples", "reflections")}  # rows an earlier import wrote
+    seen_problems: set[str] = set()  # a question spans batches; sample and reflection ids include the row
     first_row = 0
     with BackgroundWriter(store) as writer:  # batch i is written while batch i+1 is converted
         for raw in _batches(path):
@@ -127,12 +130,15 @@ def import_skillfactory(
             first_row += raw.height
             counts["raw_rows"] += raw.height
             problems, samples, reflections = _convert(raw, task=task, model=model, split=split)
+            new = [pid not in seen_problems for pid in problems["problem_id"].to_list()]
+            problems = problems.filter(pl.Series(new, dtype=pl.Boolean))
+            seen_problems.update(problems["problem_id"].to_list())
             for table, frame in (("problems", problems), ("samples", samples), ("reflections", reflections)):
-                frame = frame.filter(~pl.col(frame.columns[0]).is_in(known[table].implode()))
+                if before[table].len():
+                    frame = frame.filter(~pl.col(frame.columns[0]).is_in(before[table].implode()))
                 if frame.height:
                     writer.submit(table, frame)
                     counts[table] += frame.height
-                    known[table] = pl.concat([known[table], frame.get_column(frame.columns[0])])
     return counts
 
 
