@@ -260,14 +260,28 @@ def latest_samples(samples: pl.DataFrame) -> pl.DataFrame:
     return samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last", maintain_order=True)
 
 
+ROW_GROUP_BYTES = 16 * 1024 * 1024
+
+
+def row_group_rows(frame: pl.DataFrame) -> int:
+    """Rows per row group: about ``ROW_GROUP_BYTES`` of data, between 1,024 and 16,384 rows.
+
+    Bounded row groups keep every reader's unit of work small (streaming exports, buckets).
+    """
+    per_row = frame.estimated_size() / max(1, frame.height)
+    return int(min(16_384, max(1_024, ROW_GROUP_BYTES // max(1.0, per_row))))
+
+
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
-    """Write ``frame`` with tracekit's settings (zstd level 1: fast, within a few percent of level 3; statistics; bounded row groups)."""
-    frame.write_parquet(path, compression="zstd", compression_level=1, statistics=True, row_group_size=16_384)
+    """Write ``frame`` with tracekit's settings: zstd level 1 (fast, within a few percent of
+    level 3), statistics, row groups of about 16 MB."""
+    frame.write_parquet(path, compression="zstd", compression_level=1, statistics=True,
+                        row_group_size=row_group_rows(frame))
 
 
-def sink_parquet(frame: pl.LazyFrame, path: str | os.PathLike) -> None:
+def sink_parquet(frame: pl.LazyFrame, path: str | os.PathLike, *, row_group_size: int = 4_096) -> None:
     """Stream ``frame`` to ``path`` with the settings of :func:`write_parquet` (flat memory, all cores)."""
-    frame.sink_parquet(path, compression="zstd", compression_level=1, statistics=True, row_group_size=16_384)
+    frame.sink_parquet(path, compression="zstd", compression_level=1, statistics=True, row_group_size=row_group_size)
 
 
 def _fsync_file(path: Path) -> None:
