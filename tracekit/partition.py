@@ -52,26 +52,50 @@ def iter_problem_buckets(
         yield from _hash_buckets(store, parts, columns, max(1, math.ceil(size / target_bytes)))
         return
     empty = {t: store.scan(t).select(cols).head(0).collect() for t, cols in columns.items()}
+    first_row = _first_rows(parts, groups)
     for bucket in buckets:
         out = {}
         for table, cols in columns.items():
             frames = []
             for part_i, path in enumerate(parts[table]):
                 wanted = sorted(rg for (t, p, rg) in bucket if t == table and p == part_i)
-                if wanted:
-                    frames.append(pl.from_arrow(pq.ParquetFile(path).read_row_groups(wanted, columns=cols)))
+                for start, stop in _runs(wanted):  # polars reads consecutive row groups as one slice
+                    offset = first_row[(table, part_i, start)]
+                    length = first_row[(table, part_i, stop)] - offset
+                    frames.append(pl.scan_parquet(path).select(cols).slice(offset, length).collect())
             out[table] = pl.concat(frames) if frames else empty[table]
         yield out
 
 
-def _row_groups(parts: dict[str, list[Path]]) -> list[tuple[str, int, int, int]]:
-    """(table, part index, row group, uncompressed bytes) of every row group."""
+def _runs(sorted_ids: list[int]) -> list[tuple[int, int]]:
+    """``[0, 1, 2, 5]`` -> ``[(0, 3), (5, 6)]``: runs of consecutive ids as half-open ranges."""
+    runs: list[tuple[int, int]] = []
+    for i in sorted_ids:
+        if runs and runs[-1][1] == i:
+            runs[-1] = (runs[-1][0], i + 1)
+        else:
+            runs.append((i, i + 1))
+    return runs
+
+
+def _first_rows(parts, groups) -> dict[tuple[str, int, int], int]:
+    """Row offset of every row group in its file (and of the end, as row group ``n``)."""
+    first: dict[tuple[str, int, int], int] = {}
+    for table, p_i, rg, _, rows in groups:
+        if (table, p_i, 0) not in first:
+            first[(table, p_i, 0)] = 0
+        first[(table, p_i, rg + 1)] = first[(table, p_i, rg)] + rows
+    return first
+
+
+def _row_groups(parts: dict[str, list[Path]]) -> list[tuple[str, int, int, int, int]]:
+    """(table, part index, row group, uncompressed bytes, rows) of every row group, in file order."""
     out = []
     for table, paths in parts.items():
         for p_i, path in enumerate(paths):
             meta = pq.read_metadata(path)
             for rg in range(meta.num_row_groups):
-                out.append((table, p_i, rg, meta.row_group(rg).total_byte_size))
+                out.append((table, p_i, rg, meta.row_group(rg).total_byte_size, meta.row_group(rg).num_rows))
     return out
 
 
@@ -87,7 +111,7 @@ def _pack_components(parts, groups, target_bytes: int):
 
     owner: dict[str, int] = {}
     files: dict[Path, pq.ParquetFile] = {}
-    for g, (table, p_i, rg, _) in enumerate(groups):
+    for g, (table, p_i, rg, _, _) in enumerate(groups):
         path = parts[table][p_i]
         pf = files.get(path) or files.setdefault(path, pq.ParquetFile(path))
         for pid in pf.read_row_group(rg, columns=["problem_id"]).column(0).unique().to_pylist():

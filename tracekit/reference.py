@@ -25,7 +25,7 @@ from tracekit.errors import InputFormatError
 from tracekit.extract import parse_verdicts
 from tracekit.ids import problem_id as make_problem_id
 from tracekit.ids import hash_strings
-from tracekit.store import BackgroundWriter, Store
+from tracekit.store import BackgroundWriter, Store, prefetch
 
 RESPONSES = "model_responses__mutated_prompts"
 IS_CORRECT = "model_responses__mutated_prompts__eval_is_correct"
@@ -125,7 +125,7 @@ def import_skillfactory(
     seen_problems: set[str] = set()  # a question spans batches; sample and reflection ids include the row
     first_row = 0
     with BackgroundWriter(store) as writer:  # batch i is written while batch i+1 is converted
-        for raw in _batches(path):
+        for raw in prefetch(_batches(path)):  # batch i+1 is decoded while batch i is converted
             raw = _check_types(path, raw, first_row).with_row_index("row", offset=first_row)
             first_row += raw.height
             counts["raw_rows"] += raw.height

@@ -1,0 +1,219 @@
+"""Trace text and ids from planned traces: the layout (numpy) and the text (polars).
+
+A trace's text is a list of pieces joined with ``"\\n"``: the store's sample and
+reflection texts as they are, final answers, and constant pieces (tags fused with
+phrases, built once per phrase bank)::
+
+    <think>\\n<sample> | response | </sample>\\n<reflect> | reflection | </reflect>\\n{glue}\\n<sample> | ...
+    ... | </reflect> | [{backtrack}\\n<sample> | response | </sample>] or [{confirm}]
+    | </think>\\n\\n{ending}\\n\\n<answer> | answer | </answer>
+
+:func:`lay_out` draws the reflection and phrase of every slot and writes each trace as
+integer references into that table of pieces, plus every column but the text;
+:meth:`Layout.render` gathers and joins the pieces (the one copy of the text), so the two
+steps can run on different threads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from tracekit.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
+from tracekit.ids import hash_strings
+from tracekit.phrases import BANKS, PhraseBank
+from tracekit.schemas import polars_schema
+
+
+def offsets(lengths: np.ndarray) -> np.ndarray:
+    """``[0, l0, l0 + l1, ...]``: where each of consecutive runs of the given lengths starts (and the end)."""
+    out = np.zeros(len(lengths) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=out[1:])
+    return out
+
+
+def ragged_arange(lengths: np.ndarray) -> np.ndarray:
+    """``[0..l0-1, 0..l1-1, ...]`` for the given lengths."""
+    return np.arange(int(lengths.sum())) - np.repeat(offsets(lengths)[:-1], lengths)
+
+
+def list_of(values: pl.Series, lengths: np.ndarray) -> pl.Series:
+    """Cut ``values`` into consecutive lists of the given lengths (a list column, no text copied)."""
+    arrow = values.to_arrow(compat_level=pl.CompatLevel.newest())
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    return pl.Series(pa.LargeListArray.from_arrays(pa.array(offsets(lengths)), arrow))
+
+
+@dataclass
+class TraceBatch:
+    """Every planned trace of a batch of problems, ordered by (problem, format, repeat, n).
+
+    Arrays are per trace except ``slots``, which holds each trace's pool rows in order.
+    """
+
+    problem: np.ndarray
+    fmt_code: np.ndarray  # index into sorted(formats)
+    repeat: np.ndarray
+    n: np.ndarray
+    key: np.ndarray  # the (problem, format, repeat) key of every draw (see tracekit.draws)
+    ordinal: np.ndarray
+    final: np.ndarray
+    with_reflections: np.ndarray
+    generic_glue: np.ndarray
+    tail: np.ndarray  # "", "backtrack" or "confirm"
+    slots: np.ndarray
+    problem_ids: pl.Series  # id of every problem of the batch, in pool order
+
+
+class _Pieces:
+    """The table of text pieces: responses, reflection texts, answers, then constants."""
+
+    def __init__(self, n_responses: int, n_reflections: int, n_answers: int, bank: PhraseBank):
+        self.phrase_ids = bank.ids(*BANKS)
+        self.index = {p: i for i, p in enumerate(self.phrase_ids)}
+        texts = [bank.text(p) for p in self.phrase_ids]
+        self.refl0 = n_responses
+        self.answer0 = n_responses + n_reflections
+        self.consts: list[str] = []
+        const0 = self.answer0 + n_answers
+        add = lambda items: np.array([const0 + self._add(t) for t in items], dtype=np.int64)  # noqa: E731
+        self.OPEN, self.SAMPLE_THEN_REFLECT, self.SAMPLE_CLOSE, self.REFLECT_CLOSE, self.ANSWER_CLOSE = add(
+            ["<think>\n<sample>", "</sample>\n<reflect>", "</sample>", "</reflect>", "</answer>"])
+        self.glue_after_reflection = add([f"</reflect>\n{t}\n<sample>" for t in texts])
+        self.glue_after_sample = add([f"</sample>\n{t}\n<sample>" for t in texts])
+        self.backtrack = add([f"{t}\n<sample>" for t in texts])
+        self.confirm = add(texts)
+        self.ending = add([f"</think>\n\n{t}\n\n<answer>" for t in texts])
+
+    def _add(self, text: str) -> int:
+        self.consts.append(text)
+        return len(self.consts) - 1
+
+    def bank(self, bank: PhraseBank, *names: str) -> np.ndarray:
+        """Phrase indices of the named banks (glue draws from a union of banks)."""
+        return np.array([self.index[p] for p in bank.ids(*names)], dtype=np.int64)
+
+
+@dataclass
+class Layout:
+    """Traces laid out as references into their text pieces; :meth:`render` makes the rows."""
+
+    frame: pl.DataFrame  # every column of the traces table but ``completion``
+    pieces: list[pl.Series]  # responses, reflection texts, answers, constants
+    segments: np.ndarray
+    lengths: np.ndarray  # segments per trace
+
+    def select(self, keep: np.ndarray) -> "Layout":
+        """Only the traces where ``keep`` holds (e.g. those the store lacks)."""
+        seg_start = offsets(self.lengths)[:-1][keep]
+        lengths = self.lengths[keep]
+        segments = self.segments[np.repeat(seg_start, lengths) + ragged_arange(lengths)]
+        return Layout(self.frame.filter(pl.Series(keep)), self.pieces, segments, lengths)
+
+    def render(self) -> pl.DataFrame:
+        """The ``traces`` rows: gather the pieces of every trace and join them with newlines."""
+        pieces = pl.concat(self.pieces, rechunk=False)
+        completion = list_of(pieces.gather(pl.Series(self.segments)), self.lengths).list.join("\n")
+        return self.frame.with_columns(completion=completion).select(list(polars_schema("traces")))
+
+
+def lay_out(batch: TraceBatch, pool: pl.DataFrame, kept: pl.DataFrame, responses: pl.Series,
+            reflection_texts: pl.Series, questions: pl.DataFrame, formats: list[str], bank: PhraseBank,
+            digest: str) -> Layout:
+    """Draw each slot's reflection and glue, each trace's tail and ending, and lay the traces out.
+
+    ``pool``/``kept`` come from :func:`tracekit.filter.filter_pool` (``text_row`` points into
+    ``responses``/``reflection_texts``); ``formats`` is the sorted list ``fmt_code`` indexes.
+    """
+    b = batch
+    n_traces = len(b.n)
+    pieces = _Pieces(len(responses), len(reflection_texts), pool.height, bank)
+    correct = pool["is_correct"].to_numpy()
+    text_row = pool["text_row"].to_numpy()
+
+    # -- slots: sample row, position, drawn reflection (among the sample's kept ones) and glue
+    s_trace = np.repeat(np.arange(n_traces), b.n)
+    s_pos = ragged_arange(b.n)
+    s_row = b.slots
+    s_last = s_pos == b.n[s_trace] - 1
+    s_key, s_ordinal = b.key[s_trace], b.ordinal[s_trace]
+    n_kept = pool["n_kept"].to_numpy()
+    s_kept = offsets(n_kept)[:-1][s_row] + below(uniform(s_key, s_ordinal, S_REFLECTION, s_pos), n_kept[s_row])
+    # glue after a correct sample: correct + generic banks; after a wrong one: incorrect + generic
+    glue_banks = [pieces.bank(bank, "generic_glue"), pieces.bank(bank, "correct_glue", "generic_glue"),
+                  pieces.bank(bank, "incorrect_glue", "generic_glue")]
+    which = np.where(b.generic_glue[s_trace], 0, np.where(correct[s_row], 1, 2))
+    u = uniform(s_key, s_ordinal, S_GLUE, s_pos)
+    glue = np.select([which == i for i in range(3)], [ids[below(u, len(ids))] for ids in glue_banks])
+
+    # -- segments of every trace
+    tail_len = np.select([b.tail == "backtrack", b.tail == "confirm"], [3, 1], 0)
+    width = np.where(b.with_reflections, 4, 2)
+    lengths = 1 + b.n * width + tail_len + 3
+    seg_off = offsets(lengths)
+    seg = np.empty(int(seg_off[-1]), dtype=np.int64)
+    seg[seg_off[:-1]] = pieces.OPEN
+    base = seg_off[s_trace] + 1 + s_pos * width[s_trace]
+    seg[base] = text_row[s_row]
+    r = b.with_reflections[s_trace]
+    seg[base[r] + 1] = pieces.SAMPLE_THEN_REFLECT
+    seg[base[r] + 2] = pieces.refl0 + kept["text_row"].to_numpy()[s_kept[r]]
+    seg[base[r] + 3] = np.where(s_last[r], pieces.REFLECT_CLOSE, pieces.glue_after_reflection[glue[r]])
+    seg[base[~r] + 1] = np.where(s_last[~r], pieces.SAMPLE_CLOSE, pieces.glue_after_sample[glue[~r]])
+    end = seg_off[:-1] + 1 + b.n * width
+    tail_phrase = np.full(n_traces, -1, dtype=np.int64)
+    for name, tail_pieces in (("backtrack", pieces.backtrack), ("confirm", pieces.confirm)):
+        t = np.flatnonzero(b.tail == name)
+        ids = pieces.bank(bank, name)
+        tail_phrase[t] = ids[below(uniform(b.key[t], b.ordinal[t], S_TAIL, 0), len(ids))]
+        seg[end[t]] = tail_pieces[tail_phrase[t]]
+    t = np.flatnonzero(b.tail == "backtrack")
+    seg[end[t] + 1] = text_row[b.final[t]]
+    seg[end[t] + 2] = pieces.SAMPLE_CLOSE
+    end = end + tail_len
+    endings = pieces.bank(bank, "ending")
+    ending = endings[below(uniform(b.key, b.ordinal, S_ENDING, 0), len(endings))]
+    seg[end] = pieces.ending[ending]
+    seg[end + 1] = pieces.answer0 + b.final
+    seg[end + 2] = pieces.ANSWER_CLOSE
+
+    # -- ids: samples, kept reflections and phrases of every trace, in the order they appear
+    refl_slots = np.flatnonzero(r)
+    refl_ids = kept["reflection_id"].gather(pl.Series(s_kept[refl_slots]))
+    refl_counts = np.bincount(s_trace[refl_slots], minlength=n_traces)
+    has_tail = tail_phrase >= 0
+    phrase_counts = b.n + has_tail
+    phrase_off = offsets(phrase_counts)
+    phrases = np.empty(int(phrase_off[-1]), dtype=np.int64)
+    glue_slots = ~s_last
+    phrases[phrase_off[s_trace[glue_slots]] + s_pos[glue_slots]] = glue[glue_slots]
+    phrases[phrase_off[:-1][has_tail] + b.n[has_tail] - 1] = tail_phrase[has_tail]
+    phrases[phrase_off[1:] - 1] = ending
+
+    frame = pl.DataFrame({
+        "problem_id": b.problem_ids.gather(pl.Series(b.problem)),
+        "format": pl.Series(formats, dtype=pl.Utf8).gather(pl.Series(b.fmt_code)),
+        "n_samples": b.n.astype(np.int64),
+        "repeat": b.repeat.astype(np.int64),
+    })
+    final = pl.Series(b.final)
+    frame = frame.with_columns(
+        prompt=frame.select("problem_id").join(questions, on="problem_id", how="left")["question"],
+        sample_ids=list_of(pool["sample_id"].gather(pl.Series(s_row)), b.n).cast(pl.List(pl.Utf8)),
+        reflection_ids=list_of(refl_ids, refl_counts).cast(pl.List(pl.Utf8)),
+        phrase_ids=list_of(pl.Series(pieces.phrase_ids, dtype=pl.Utf8).gather(pl.Series(phrases)),
+                           phrase_counts).cast(pl.List(pl.Utf8)),
+        final_answer=pool["extracted_answer"].gather(final),
+        final_correct=pool["is_correct"].gather(final),
+        config_hash=pl.lit(digest),
+    )
+    keys = frame.select(pl.concat_str(["problem_id", "format", "n_samples", "repeat", "config_hash"], separator="|"))
+    frame = frame.with_columns(trace_id=pl.Series(["t-" + h for h in hash_strings(keys.to_series())], dtype=pl.Utf8))
+    texts = [responses.cast(pl.Utf8), reflection_texts.cast(pl.Utf8),
+             pool["extracted_answer"].fill_null(""), pl.Series(pieces.consts, dtype=pl.Utf8)]
+    return Layout(frame=frame, pieces=texts, segments=seg, lengths=lengths)
+
