@@ -57,6 +57,22 @@ def problem_id(task: str, question: str, answer: str) -> str:
 
 def hash_strings(values) -> list[str]:
     """:func:`text_hash` of every string of ``values`` (a polars Series or a list), in order."""
-    items = values.to_list() if hasattr(values, "to_list") else values
     h = xxhash.xxh3_128_hexdigest
-    return [h(v.encode("utf-8"))[:20] for v in items]
+    if not hasattr(values, "to_arrow"):
+        return [h(v.encode("utf-8"))[:20] for v in values]
+    # a polars Series: hash slices of its UTF-8 buffer in place (no Python object per string)
+    import numpy as np
+    import pyarrow as pa
+
+    if values.null_count():
+        raise ValueError("hash_strings: the values contain nulls")
+    arrow = values.to_arrow()
+    if isinstance(arrow, pa.ChunkedArray):
+        arrow = arrow.combine_chunks()
+    if not pa.types.is_large_string(arrow.type):
+        arrow = arrow.cast(pa.large_string())
+    if len(arrow) == 0:
+        return []
+    ends = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1].tolist()
+    data = memoryview(arrow.buffers()[2])
+    return [h(data[a:b])[:20] for a, b in zip(ends, ends[1:])]
