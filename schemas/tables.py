@@ -18,11 +18,6 @@ VERDICT_REASONS = ["ok", "missing", "unrecognized", "contradictory"]
 SPLITS = ["train", "validation", "test"]
 
 
-class _Strict:
-    strict = True  # an unexpected column is an error, not silently carried
-    coerce = False
-
-
 class ProblemsModel(pa.DataFrameModel):
     """One verifiable problem. ``meta`` is a JSON object with the task's structured fields."""
 
@@ -36,8 +31,10 @@ class ProblemsModel(pa.DataFrameModel):
     index: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
     meta: str = pa.Field(str_startswith="{")
 
-    class Config(_Strict):
+    class Config:
         name = "problems"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
 
 
 class SamplesModel(pa.DataFrameModel):
@@ -64,8 +61,10 @@ class SamplesModel(pa.DataFrameModel):
     reason: str = pa.Field(str_length={"min_value": 1})
     source: str = pa.Field(isin=["import", "generate", "scripted"])
 
-    class Config(_Strict):
+    class Config:
         name = "samples"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
 
 
 class ReflectionsModel(pa.DataFrameModel):
@@ -82,8 +81,10 @@ class ReflectionsModel(pa.DataFrameModel):
     verdict_reason: str = pa.Field(isin=VERDICT_REASONS)
     matches_truth: bool = pa.Field()
 
-    class Config(_Strict):
+    class Config:
         name = "reflections"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
 
 
 class TracesModel(pa.DataFrameModel):
@@ -103,8 +104,10 @@ class TracesModel(pa.DataFrameModel):
     final_correct: bool = pa.Field()
     config_hash: str = pa.Field(str_length={"min_value": 1})
 
-    class Config(_Strict):
+    class Config:
         name = "traces"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
 
 
 class RunsModel(pa.DataFrameModel):
@@ -126,8 +129,10 @@ class RunsModel(pa.DataFrameModel):
     started_at: str = pa.Field()
     finished_at: str = pa.Field()
 
-    class Config(_Strict):
+    class Config:
         name = "runs"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
 
 
 MODELS: dict[str, type[pa.DataFrameModel]] = {

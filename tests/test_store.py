@@ -127,3 +127,47 @@ def test_not_a_store(tmp_path):
     (tmp_path / "x").write_text("1")
     with pytest.raises(StoreError, match="not empty"):
         Store(tmp_path, create=True)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.text(max_size=30), max_size=20), st.integers(0, 5))
+def test_hash_strings_of_a_series_equals_the_list_path(values, start):
+    from tracekit.ids import hash_strings, text_hash
+
+    series = pl.Series(values, dtype=pl.Utf8).slice(start)  # a sliced series has an offset into its buffer
+    expected = [text_hash(v) for v in values[start:]]
+    assert hash_strings(series) == expected == hash_strings(values[start:])
+
+
+def test_prefetch_keeps_order_raises_and_stops_early():
+    import threading
+
+    from tracekit.store import prefetch
+
+    assert list(prefetch(iter(range(50)))) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad batch")
+
+    got = []
+    with pytest.raises(ValueError, match="bad batch"):
+        for item in prefetch(failing()):
+            got.append(item)
+    assert got == [1]
+
+    closed = threading.Event()
+
+    def endless():
+        try:
+            i = 0
+            while True:
+                yield i
+                i += 1
+        finally:
+            closed.set()
+
+    for item in prefetch(endless()):
+        if item == 3:
+            break
+    assert closed.wait(5), "stopping early closes the producer"
