@@ -6,6 +6,7 @@ with N_max 5. The timed job runs in a child process so its peak RSS is measured 
 
     python benchmarks/bench_rearrange.py --questions 50000
     python benchmarks/bench_rearrange.py --questions 5000 --scales 1,10   # linearity check
+    python benchmarks/bench_rearrange.py --text words                     # text that compresses like model output
 
 With ``--reference SCRIPT`` the SkillFactory reference script (not shipped with
 tracekit) is run on the same input in the same run, and the ratio is printed.
@@ -62,13 +63,14 @@ def run_child(args: list[str]) -> tuple[dict, float]:
     return result, result.get("peak_rss_mb", float("nan"))
 
 
-def make_raw(questions: int, path: Path) -> None:
+def make_raw(questions: int, path: Path, text: str) -> None:
     """Write the synthetic input in a separate process, so this one stays small."""
     code = (
         "import sys; from tracekit.reference import synthetic_raw; "
-        "synthetic_raw(int(sys.argv[1]), response_chars=1000, reflection_chars=500, seed=0).write_parquet(sys.argv[2])"
+        "synthetic_raw(int(sys.argv[1]), response_chars=1000, reflection_chars=500, seed=0, text=sys.argv[3])"
+        ".write_parquet(sys.argv[2])"
     )
-    subprocess.run([sys.executable, "-c", code, str(questions), str(path)], check=True)
+    subprocess.run([sys.executable, "-c", code, str(questions), str(path), text], check=True)
 
 
 def main() -> None:
@@ -76,6 +78,9 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=50_000)
     parser.add_argument("--scales", default="1", help="comma-separated multiples of --questions (e.g. 1,10)")
     parser.add_argument("--reference", help="path to the SkillFactory reference script, run on the same input")
+    parser.add_argument("--text", choices=["repeated", "words"], default="repeated",
+                        help="padding of responses and reflections: one repeated sentence (compresses ~50x) "
+                             "or random English words (compresses ~2-3x, like model text)")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -86,11 +91,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory(prefix="tk-bench-") as work:
             raw = Path(work) / "raw.parquet"
             n = args.questions * scale
-            make_raw(n, raw)
+            make_raw(n, raw, args.text)
             res, peak = run_child(["--child", str(raw), work])
             results.append((n, res, peak))
             print(f"questions={n:>8}  samples={res['samples']:>8}  reflections={res['reflections']:>8}  "
-                  f"traces={res['traces']:>8}")
+                  f"traces={res['traces']:>8}  text={args.text}")
             print(f"  import {res['import_s']:.2f} s   rearrange {res['rearrange_s']:.2f} s   "
                   f"export {res['export_s']:.2f} s   total {res['total_s']:.2f} s")
             print(f"  throughput {res['traces'] / res['total_s']:,.0f} traces/s   peak RSS {peak:,.0f} MB   "
