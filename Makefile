@@ -9,7 +9,7 @@ STORE  ?= runs/demo
 
 .PHONY: venv run example test bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py tracekit/tasks/_arith.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0

@@ -71,10 +71,9 @@ def final_answer(text: str | None) -> str | None:
     """
     if not text:
         return None
-    if len(text) > MAX_SCAN_CHARS:
-        text = text[-MAX_SCAN_CHARS:]
-    floor = text.rfind(_THINK_CLOSE)
-    floor = 0 if floor < 0 else floor + len(_THINK_CLOSE)
+    low = max(0, len(text) - MAX_SCAN_CHARS)  # searches start here instead of copying the tail
+    floor = text.rfind(_THINK_CLOSE, low)
+    floor = low if floor < 0 else floor + len(_THINK_CLOSE)
     # the last closing tag after </think>, then the last opening tag before it (C-speed scans)
     end = text.rfind(_CLOSE, floor)
     if end < 0:

@@ -173,9 +173,35 @@ def evaluate(text: str) -> Evaluated:
 
 
 def evaluate_raw(text: str) -> tuple[int, int, tuple[int, ...]]:
-    """Like :func:`evaluate`, but returns ``(numerator, denominator, literals)`` unreduced (faster)."""
+    """Like :func:`evaluate`, but returns ``(numerator, denominator, literals)`` unreduced (faster).
+
+    Well-formed ASCII expressions whose values fit in 63 bits are read by the compiled
+    fast path when it was built (:mod:`tracekit.tasks._arith`); everything else, errors
+    included, by :func:`evaluate_python`. Both give identical results (property-tested).
+    """
+    if _native is not None:
+        result = _native(text)
+        if result is not None:
+            return result
+    return evaluate_python(text)
+
+
+def evaluate_python(text: str) -> tuple[int, int, tuple[int, ...]]:
+    """The pure-Python evaluator behind :func:`evaluate_raw` (the reference for the fast path)."""
     a, b, literals = _evaluate_tokens(tokenize(text))
     return a, b, tuple(literals)
+
+
+def _load_native():
+    try:
+        from tracekit.tasks import _arith
+    except ImportError:  # built without a C compiler: the Python evaluator does everything
+        return None
+    _arith.configure(MAX_CHARS, MAX_DIGITS, MAX_TOKENS, MAX_DEPTH)
+    return _arith.evaluate
+
+
+_native = _load_native()
 
 
 def format_fraction(value: Fraction) -> str:

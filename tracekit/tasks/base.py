@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 import random
 import re
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import polars as pl
 
@@ -24,9 +23,25 @@ MAX_ANSWER_CHARS = 2_000
 _MULTI_RE = re.compile(r"\b(?:or|and)\b|;|\|", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
-    """A verifier's result: correctness and a reason (``ok`` when correct)."""
+def _several_candidates(answer: str) -> bool:
+    """``12 or 13``, ``a; b``, ``a | b``: one answer naming several candidates (``_MULTI_RE``).
+
+    Most answers are plain ASCII arithmetic with no ``o``/``a``, so cheap membership tests
+    settle them before the (slower, case-insensitive) regex runs.
+    """
+    if ";" in answer or "|" in answer:
+        return True
+    if answer.isascii() and "o" not in answer and "a" not in answer and "O" not in answer and "A" not in answer:
+        return False
+    return _MULTI_RE.search(answer) is not None
+
+
+class Check(NamedTuple):
+    """A verifier's result: correctness and a reason (``ok`` when correct).
+
+    A named tuple rather than a dataclass: verifiers build one per answer, and GRPO
+    rewards and data filters score millions of answers.
+    """
 
     is_correct: bool
     reason: str
@@ -83,7 +98,7 @@ class Task:
             return Check(False, "empty_answer", answer)
         if len(stripped) > MAX_ANSWER_CHARS:
             return Check(False, "too_long", stripped[:100])
-        if self.multi_answer_guard and _MULTI_RE.search(stripped):
+        if self.multi_answer_guard and _several_candidates(stripped):
             return Check(False, "multiple_answers", stripped)
         try:
             return self.check(stripped, meta)

@@ -100,7 +100,9 @@ class Countdown(Task):
         return f"{answer} = {meta['target']}."
 
     def check(self, answer: str, meta: dict[str, Any]) -> Check:
-        numbers, target = meta["numbers"], int(meta["target"])
+        numbers, target = meta["numbers"], meta["target"]
+        if type(target) is not int:
+            target = int(target)
         require_all = bool(meta.get("require_all", False))
         if "\n" in answer:
             lines = [ln for ln in answer.splitlines() if ln.strip()]
@@ -115,7 +117,7 @@ class Countdown(Task):
             return Check(False, "unparseable", answer)
         try:
             num, den, literals = evaluate_raw(lhs)
-            if rhs.strip():
+            if rhs and not rhs.isspace():
                 r_num, r_den, _ = evaluate_raw(rhs)
                 if r_num * den != num * r_den:
                     return Check(False, "wrong_value", answer)
