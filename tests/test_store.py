@@ -142,7 +142,7 @@ def test_hash_strings_of_a_series_equals_the_list_path(values, start):
 def test_prefetch_keeps_order_raises_and_stops_early():
     import threading
 
-    from tracekit.store import prefetch
+    from tracekit.overlap import prefetch
 
     assert list(prefetch(iter(range(50)))) == list(range(50))
 

@@ -235,7 +235,7 @@ def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, targe
     """
     from tracekit.partition import TARGET_BYTES, iter_problem_buckets
     from tracekit.phrases import load_phrase_bank
-    from tracekit.store import BackgroundWriter, prefetch
+    from tracekit.overlap import BackgroundWriter, prefetch
 
     bank = load_phrase_bank(cfg.phrases)
     if replace:

@@ -25,7 +25,8 @@ from tracekit.errors import InputFormatError
 from tracekit.extract import parse_verdicts
 from tracekit.ids import problem_id as make_problem_id
 from tracekit.ids import hash_strings
-from tracekit.store import BackgroundWriter, Store, prefetch
+from tracekit.overlap import BackgroundWriter, prefetch
+from tracekit.store import Store
 
 RESPONSES = "model_responses__mutated_prompts"
 IS_CORRECT = "model_responses__mutated_prompts__eval_is_correct"
