@@ -4,10 +4,10 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tracekit.errors import SchemaError
 from tracekit.schemas import validate
 from tracekit.schemas.tables import MODELS, _compiled_checks, _model, _passes_compiled_checks
+
+from tracekit.errors import SchemaError
 
 
 def valid_samples(n: int = 4) -> pl.DataFrame:

@@ -46,8 +46,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
-from tracekit.errors import ConfigError, unknown_name
 from tracekit.draws import problem_key
+from tracekit.errors import ConfigError, unknown_name
 from tracekit.formats import FORMATS, Pools
 from tracekit.ids import stable_hash
 from tracekit.phrases import PhraseBank
@@ -233,9 +233,9 @@ def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, targe
     store already holds are skipped, so re-running the same configuration adds nothing.
     Returns the counters of the run report (drops by reason, traces built per format).
     """
+    from tracekit.overlap import BackgroundWriter, prefetch
     from tracekit.partition import TARGET_BYTES, iter_problem_buckets
     from tracekit.phrases import load_phrase_bank
-    from tracekit.overlap import BackgroundWriter, prefetch
 
     bank = load_phrase_bank(cfg.phrases)
     if replace:

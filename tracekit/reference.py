@@ -23,8 +23,8 @@ import polars as pl
 
 from tracekit.errors import InputFormatError
 from tracekit.extract import parse_verdicts
-from tracekit.ids import problem_id as make_problem_id
 from tracekit.ids import hash_strings
+from tracekit.ids import problem_id as make_problem_id
 from tracekit.overlap import BackgroundWriter, prefetch
 from tracekit.store import Store
 
