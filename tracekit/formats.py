@@ -5,7 +5,7 @@ A format is a small named function over a batch of problems: it takes the
 :mod:`tracekit.draws`) and the rearrangement settings, and returns :class:`Plans`
 (for every trace: its problem, its samples in order, the sample whose answer is final
 and how it ends) plus the problems it had to skip, counted by reason. Rendering the
-text is not their business (see :mod:`tracekit.rearrange`).
+text is not their business (see :mod:`tracekit.render`).
 
 Every choice is a uniform draw: "pick one correct sample" is a uniform index into the
 problem's correct samples; "pick k more samples" gives every candidate a random key and
