@@ -129,10 +129,11 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
     pools = Pools.from_rows(sizes["len"].to_numpy(), pool["is_correct"].to_numpy(),
                             pool["prompt_variant"].to_numpy())
     fmt_rank = {name: i for i, name in enumerate(sorted(cfg.formats))}
+    ids = problem_ids.to_list()
     parts = []
     for fmt in cfg.formats:
         for repeat in range(cfg.repeats):
-            keys = np.array([problem_key(cfg.seed, pid, fmt, repeat) for pid in problem_ids.to_list()], dtype=np.uint64)
+            keys = np.array([problem_key(cfg.seed, pid, fmt, repeat) for pid in ids], dtype=np.uint64)
             plans, skipped = FORMATS[fmt](pools, keys, cfg)
             for reason, count in skipped.items():
                 drops[f"traces/{fmt}:{reason}"] += count
