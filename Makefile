@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tracekit-installed
 STORE  ?= runs/demo
 
-.PHONY: venv run example test bench clean
+.PHONY: venv run example test lint bench clean
 
 $(STAMP): pyproject.toml setup.py tracekit/tasks/_arith.c
 	$(PYTHON) -m venv $(VENV)
@@ -32,8 +32,12 @@ example: venv
 	$(BIN)/tracekit rearrange --store runs/example --formats '*C_full,*C*IC,*CC' --n-max 5 --seed 0
 	$(BIN)/tracekit export --store runs/example --to trl-sft --out runs/example-sft
 
-test: venv
+test: venv lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: venv
 	$(BIN)/python benchmarks/bench_rearrange.py --questions 5000

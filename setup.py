@@ -7,5 +7,10 @@ compiler the build skips it and tracekit.tasks.arith runs its Python evaluator a
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("tracekit.tasks._arith", ["tracekit/tasks/_arith.c"], optional=True,
-                             extra_compile_args=["-O2"])])
+setup(
+    ext_modules=[
+        Extension(
+            "tracekit.tasks._arith", ["tracekit/tasks/_arith.c"], optional=True, extra_compile_args=["-O2"]
+        )
+    ]
+)

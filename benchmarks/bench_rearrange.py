@@ -25,6 +25,9 @@ from pathlib import Path
 
 
 def child(raw: str, work: str) -> None:
+    import tracekit
+
+    tracekit.tune_allocator()  # as the `tracekit` command does, before polars loads
     from tracekit.export import export_trl_sft
     from tracekit.rearrange import RearrangeConfig, rearrange_store
     from tracekit.reference import import_skillfactory
@@ -38,12 +41,21 @@ def child(raw: str, work: str) -> None:
     t2 = time.perf_counter()
     out = export_trl_sft(store, Path(work) / "sft")
     t3 = time.perf_counter()
-    print(json.dumps({
-        "peak_rss_mb": _vm_hwm_mb(),
-        "import_s": t1 - t0, "rearrange_s": t2 - t1, "export_s": t3 - t2, "total_s": t3 - t0,
-        "traces": stats["traces/written"], "samples": counts["samples"], "reflections": counts["reflections"],
-        "sft_bytes": out.stat().st_size,
-    }))
+    print(
+        json.dumps(
+            {
+                "peak_rss_mb": _vm_hwm_mb(),
+                "import_s": t1 - t0,
+                "rearrange_s": t2 - t1,
+                "export_s": t3 - t2,
+                "total_s": t3 - t0,
+                "traces": stats["traces/written"],
+                "samples": counts["samples"],
+                "reflections": counts["reflections"],
+                "sft_bytes": out.stat().st_size,
+            }
+        )
+    )
 
 
 def _vm_hwm_mb() -> float:
@@ -74,13 +86,21 @@ def make_raw(questions: int, path: Path, text: str) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--questions", type=int, default=50_000)
     parser.add_argument("--scales", default="1", help="comma-separated multiples of --questions (e.g. 1,10)")
-    parser.add_argument("--reference", help="path to the SkillFactory reference script, run on the same input")
-    parser.add_argument("--text", choices=["repeated", "words"], default="repeated",
-                        help="padding of responses and reflections: one repeated sentence (compresses ~50x) "
-                             "or random English words (compresses ~2-3x, like model text)")
+    parser.add_argument(
+        "--reference", help="path to the SkillFactory reference script, run on the same input"
+    )
+    parser.add_argument(
+        "--text",
+        choices=["repeated", "words"],
+        default="repeated",
+        help="padding of responses and reflections: one repeated sentence (compresses ~50x) "
+        "or random English words (compresses ~2-3x, like model text)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -94,16 +114,24 @@ def main() -> None:
             make_raw(n, raw, args.text)
             res, peak = run_child(["--child", str(raw), work])
             results.append((n, res, peak))
-            print(f"questions={n:>8}  samples={res['samples']:>8}  reflections={res['reflections']:>8}  "
-                  f"traces={res['traces']:>8}  text={args.text}")
-            print(f"  import {res['import_s']:.2f} s   rearrange {res['rearrange_s']:.2f} s   "
-                  f"export {res['export_s']:.2f} s   total {res['total_s']:.2f} s")
-            print(f"  throughput {res['traces'] / res['total_s']:,.0f} traces/s   peak RSS {peak:,.0f} MB   "
-                  f"SFT parquet {res['sft_bytes'] / 1e6:,.0f} MB")
+            print(
+                f"questions={n:>8}  samples={res['samples']:>8}  reflections={res['reflections']:>8}  "
+                f"traces={res['traces']:>8}  text={args.text}"
+            )
+            print(
+                f"  import {res['import_s']:.2f} s   rearrange {res['rearrange_s']:.2f} s   "
+                f"export {res['export_s']:.2f} s   total {res['total_s']:.2f} s"
+            )
+            print(
+                f"  throughput {res['traces'] / res['total_s']:,.0f} traces/s   peak RSS {peak:,.0f} MB   "
+                f"SFT parquet {res['sft_bytes'] / 1e6:,.0f} MB"
+            )
             if args.reference and scale == 1:
                 ref_s, ref_peak = run_reference(args.reference, raw, Path(work))
-                print(f"  reference script: {ref_s:.2f} s, peak RSS {ref_peak:,.0f} MB   "
-                      f"-> tracekit is {ref_s / res['total_s']:.1f}x faster, {ref_peak / peak:.1f}x less memory")
+                print(
+                    f"  reference script: {ref_s:.2f} s, peak RSS {ref_peak:,.0f} MB   "
+                    f"-> tracekit is {ref_s / res['total_s']:.1f}x faster, {ref_peak / peak:.1f}x less memory"
+                )
     if len(results) > 1:
         (n0, r0, p0), (n1, r1, p1) = results[0], results[-1]
         print(f"scaling x{n1 / n0:.0f}: time x{r1['total_s'] / r0['total_s']:.2f}, peak RSS x{p1 / p0:.2f}")
@@ -116,7 +144,8 @@ def load_dataset(*a, **k):
     return {"train": datasets.Dataset.from_parquet(raw)}
 datasets.load_dataset = load_dataset
 datasets.Dataset.push_to_hub = lambda self, name, *a, **k: self.to_parquet(out)
-sys.argv = [script, "--formats", "*C_full", "--num_responses_ignore_correctness", "5", "--num_repeats_per_question", "1"]
+sys.argv = [script, "--formats", "*C_full", "--num_responses_ignore_correctness", "5",
+            "--num_repeats_per_question", "1"]
 runpy.run_path(script, run_name="__main__")
 """
 
@@ -124,8 +153,11 @@ runpy.run_path(script, run_name="__main__")
 def run_reference(script: str, raw: Path, work: Path) -> tuple[float, float]:
     """Run the reference script on ``raw`` (Hub I/O replaced by local files); seconds and peak RSS."""
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-c", _REFERENCE_SHIM, str(raw), script, str(work / "ref.parquet")],
-                          capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", _REFERENCE_SHIM, str(raw), script, str(work / "ref.parquet")],
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-2000:])

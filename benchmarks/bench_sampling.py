@@ -35,12 +35,22 @@ def bench_transformers(n: int, max_tokens: int, batch_size: int) -> None:
     def bare() -> int:
         tokens = 0
         for start in range(0, len(texts), batch_size):
-            enc = tok(texts[start:start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+            enc = tok(
+                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
+            )
             torch.manual_seed(start)
             with torch.no_grad():
-                out = model.generate(**enc, do_sample=True, temperature=0.7, top_p=0.8, top_k=20,
-                                     repetition_penalty=1.1, max_new_tokens=max_tokens, pad_token_id=tok.pad_token_id)
-            gen = out[:, enc["input_ids"].shape[1]:]
+                out = model.generate(
+                    **enc,
+                    do_sample=True,
+                    temperature=0.7,
+                    top_p=0.8,
+                    top_k=20,
+                    repetition_penalty=1.1,
+                    max_new_tokens=max_tokens,
+                    pad_token_id=tok.pad_token_id,
+                )
+            gen = out[:, enc["input_ids"].shape[1] :]
             tokens += int((gen != tok.pad_token_id).sum())
         return tokens
 
@@ -54,8 +64,12 @@ def bench_transformers(n: int, max_tokens: int, batch_size: int) -> None:
         rate = tokens / (time.perf_counter() - start)
         results.setdefault(name, []).append(rate)
     b, t = max(results["bare"]), max(results["tracekit"])
-    print(f"transformers, {n} prompts x {max_tokens} tokens, batch {batch_size}, CPU threads {torch.get_num_threads()}")
-    print(f"  bare model.generate: {b:,.1f} tok/s   tracekit: {t:,.1f} tok/s   overhead {100 * (1 - t / b):+.1f}%")
+    print(
+        f"transformers, {n} prompts x {max_tokens} tokens, batch {batch_size}, CPU threads {torch.get_num_threads()}"
+    )
+    print(
+        f"  bare model.generate: {b:,.1f} tok/s   tracekit: {t:,.1f} tok/s   overhead {100 * (1 - t / b):+.1f}%"
+    )
 
 
 def bench_vllm(model: str, n: int, max_tokens: int) -> None:
@@ -76,11 +90,15 @@ def bench_vllm(model: str, n: int, max_tokens: int) -> None:
     start = time.perf_counter()
     t = sum(c.n_tokens for comps in sampler.generate(reqs) for c in comps) / (time.perf_counter() - start)
     print(f"vllm {model}, {n} prompts x 4 samples x {max_tokens} tokens")
-    print(f"  bare LLM.generate: {b:,.0f} tok/s   tracekit: {t:,.0f} tok/s   overhead {100 * (1 - t / b):+.1f}%")
+    print(
+        f"  bare LLM.generate: {b:,.0f} tok/s   tracekit: {t:,.0f} tok/s   overhead {100 * (1 - t / b):+.1f}%"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--prompts", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--batch-size", type=int, default=16)

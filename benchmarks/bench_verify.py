@@ -24,8 +24,12 @@ def make_answers(n: int):
     for witness, meta in problems.select("answer", "meta").iter_rows():
         meta = json.loads(meta)
         nums = meta["numbers"]
-        for text in (witness, witness.replace("+", "-", 1), " + ".join(map(str, rng.sample(nums, len(nums)))),
-                     f"({witness}) * 1"):
+        for text in (
+            witness,
+            witness.replace("+", "-", 1),
+            " + ".join(map(str, rng.sample(nums, len(nums)))),
+            f"({witness}) * 1",
+        ):
             out.append((f"<think>Let me try.</think>\n<answer>{text}</answer>", meta))
     return out[:n]
 
@@ -43,7 +47,9 @@ ADVERSARIAL = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--answers", type=int, default=20_000)
     args = parser.parse_args()
     from tracekit.tasks.countdown import Countdown
@@ -53,8 +59,10 @@ def main() -> None:
     start = time.perf_counter()
     results = [task.score(text, meta).is_correct for text, meta in answers]
     ours = len(answers) / (time.perf_counter() - start)
-    print(f"tracekit countdown verifier: {ours:,.0f} answers/s on one core ({len(answers)} answers, "
-          f"{sum(results)} correct)")
+    print(
+        f"tracekit countdown verifier: {ours:,.0f} answers/s on one core ({len(answers)} answers, "
+        f"{sum(results)} correct)"
+    )
     try:
         from reasoning_gym.games.countdown import CountdownConfig, CountdownDataset
 
@@ -64,10 +72,14 @@ def main() -> None:
         sample = answers[: min(len(answers), 2000)]
         start = time.perf_counter()
         for text, meta in sample:
-            scorer.score_answer(final_answer(text), {"metadata": {"numbers": meta["numbers"], "target": meta["target"]}})
+            scorer.score_answer(
+                final_answer(text), {"metadata": {"numbers": meta["numbers"], "target": meta["target"]}}
+            )
         theirs = len(sample) / (time.perf_counter() - start)
-        print(f"reasoning-gym countdown scorer: {theirs:,.0f} answers/s ({len(sample)} answers) "
-              f"-> tracekit is {ours / theirs:.0f}x faster")
+        print(
+            f"reasoning-gym countdown scorer: {theirs:,.0f} answers/s ({len(sample)} answers) "
+            f"-> tracekit is {ours / theirs:.0f}x faster"
+        )
     except ImportError:
         print("reasoning-gym not installed: no baseline figure")
     meta = {"numbers": [1, 2, 3, 4], "target": 10}
@@ -75,7 +87,9 @@ def main() -> None:
     for name, text in ADVERSARIAL.items():
         best = min(_time(task, f"<answer>{text}</answer>", meta) for _ in range(5))
         worst = max(worst, best)
-        print(f"  adversarial {name:<28} {best * 1e3:8.3f} ms  -> {task.score(f'<answer>{text}</answer>', meta).reason}")
+        print(
+            f"  adversarial {name:<28} {best * 1e3:8.3f} ms  -> {task.score(f'<answer>{text}</answer>', meta).reason}"
+        )
     print(f"worst case: {worst * 1e3:.3f} ms per answer")
 
 

@@ -6,8 +6,8 @@ the first failing rows.
 """
 
 from tracekit.schemas.tables import (
-    MODELS,
     ID_COLUMNS,
+    MODELS,
     ProblemsModel,
     ReflectionsModel,
     RunsModel,

@@ -6,8 +6,6 @@ row really names several other rows (a trace's sample, reflection and phrase ids
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pandera.polars as pa
 import polars as pl
 
@@ -27,8 +25,8 @@ class ProblemsModel(pa.DataFrameModel):
     answer: str = pa.Field()
     split: str = pa.Field(isin=SPLITS)
     difficulty: str = pa.Field()
-    seed: Optional[pl.Int64] = pa.Field(nullable=True)
-    index: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
+    seed: pl.Int64 | None = pa.Field(nullable=True)
+    index: pl.Int64 | None = pa.Field(nullable=True, ge=0)
     meta: str = pa.Field(str_startswith="{")
 
     class Config:
@@ -51,12 +49,12 @@ class SamplesModel(pa.DataFrameModel):
     prompt_variant: str = pa.Field(str_length={"min_value": 1})
     sample_index: pl.Int64 = pa.Field(ge=0)
     model: str = pa.Field()
-    max_tokens: Optional[pl.Int64] = pa.Field(nullable=True, ge=1)
-    prompt: Optional[str] = pa.Field(nullable=True)
+    max_tokens: pl.Int64 | None = pa.Field(nullable=True, ge=1)
+    prompt: str | None = pa.Field(nullable=True)
     response: str = pa.Field()
     finish_reason: str = pa.Field(isin=FINISH_REASONS)
-    n_tokens: Optional[pl.Int64] = pa.Field(nullable=True, ge=0)
-    extracted_answer: Optional[str] = pa.Field(nullable=True)
+    n_tokens: pl.Int64 | None = pa.Field(nullable=True, ge=0)
+    extracted_answer: str | None = pa.Field(nullable=True)
     is_correct: bool = pa.Field()
     reason: str = pa.Field(str_length={"min_value": 1})
     source: str = pa.Field(isin=["import", "generate", "scripted"])
@@ -77,7 +75,7 @@ class ReflectionsModel(pa.DataFrameModel):
     model: str = pa.Field()
     text: str = pa.Field()
     finish_reason: str = pa.Field(isin=FINISH_REASONS)
-    verdict: Optional[bool] = pa.Field(nullable=True)
+    verdict: bool | None = pa.Field(nullable=True)
     verdict_reason: str = pa.Field(isin=VERDICT_REASONS)
     matches_truth: bool = pa.Field()
 
@@ -100,7 +98,7 @@ class TracesModel(pa.DataFrameModel):
     sample_ids: pl.List(pl.Utf8) = pa.Field()
     reflection_ids: pl.List(pl.Utf8) = pa.Field()
     phrase_ids: pl.List(pl.Utf8) = pa.Field()
-    final_answer: Optional[str] = pa.Field(nullable=True)
+    final_answer: str | None = pa.Field(nullable=True)
     final_correct: bool = pa.Field()
     config_hash: str = pa.Field(str_length={"min_value": 1})
 
@@ -118,10 +116,10 @@ class RunsModel(pa.DataFrameModel):
     config_json: str = pa.Field(str_startswith="{")
     config_hash: str = pa.Field()
     tracekit_version: str = pa.Field()
-    model: Optional[str] = pa.Field(nullable=True)
-    model_revision: Optional[str] = pa.Field(nullable=True)
+    model: str | None = pa.Field(nullable=True)
+    model_revision: str | None = pa.Field(nullable=True)
     sampling_json: str = pa.Field(str_startswith="{")
-    seed: Optional[pl.Int64] = pa.Field(nullable=True)
+    seed: pl.Int64 | None = pa.Field(nullable=True)
     row_counts_json: str = pa.Field(str_startswith="{")
     drops_json: str = pa.Field(str_startswith="{")
     timings_json: str = pa.Field(str_startswith="{")
@@ -220,7 +218,9 @@ def _check_expr(name: str, column: str, stats: dict) -> pl.Expr | None:
         if low == 1 and high is None:  # at least one character <=> at least one byte (cheap on long texts)
             return col.str.len_bytes() >= 1
         chars = col.str.len_chars()
-        return (chars >= (low if low is not None else 0)) & (chars <= high if high is not None else pl.lit(True))
+        return (chars >= (low if low is not None else 0)) & (
+            chars <= high if high is not None else pl.lit(True)
+        )
     if name == "isin":
         return col.is_in(list(stats["allowed_values"]))
     if name == "greater_than_or_equal_to":

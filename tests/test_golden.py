@@ -21,8 +21,21 @@ def build(tmp: Path) -> list[dict]:
     import_skillfactory(DATA / "golden_raw.jsonl", store, task="countdown")
     rearrange_store(store, RearrangeConfig(formats=FORMATS, n_max=2, seed=0))
     traces = store.read("traces").sort("trace_id")
-    return [{k: row[k] for k in ("trace_id", "format", "n_samples", "completion", "final_answer", "final_correct",
-                                 "phrase_ids")} for row in traces.iter_rows(named=True)]
+    return [
+        {
+            k: row[k]
+            for k in (
+                "trace_id",
+                "format",
+                "n_samples",
+                "completion",
+                "final_answer",
+                "final_correct",
+                "phrase_ids",
+            )
+        }
+        for row in traces.iter_rows(named=True)
+    ]
 
 
 def test_golden_traces(tmp_path):

@@ -11,7 +11,9 @@ from tracekit.tasks import get_task
 
 def test_gsm8k(tmp_path):
     path = tmp_path / "gsm8k.jsonl"
-    path.write_text(json.dumps({"question": "2 apples and 3 more?", "answer": "2 + 3 = 5\n#### 1,005"}) + "\n")
+    path.write_text(
+        json.dumps({"question": "2 apples and 3 more?", "answer": "2 + 3 = 5\n#### 1,005"}) + "\n"
+    )
     task = get_task("gsm8k")
     df = task.load(path)
     meta = json.loads(df["meta"][0])
@@ -24,8 +26,13 @@ def test_gsm8k(tmp_path):
 
 def test_commonsenseqa(tmp_path):
     path = tmp_path / "csqa.parquet"
-    pl.DataFrame({"question": ["Where do fish live?"], "choices": [{"label": ["A", "B"], "text": ["sea", "sky"]}],
-                  "answerKey": ["A"]}).write_parquet(path)
+    pl.DataFrame(
+        {
+            "question": ["Where do fish live?"],
+            "choices": [{"label": ["A", "B"], "text": ["sea", "sky"]}],
+            "answerKey": ["A"],
+        }
+    ).write_parquet(path)
     task = get_task("commonsenseqa")
     df = task.load(path)
     assert "(A) sea" in df["question"][0]
@@ -38,8 +45,10 @@ def test_commonsenseqa(tmp_path):
 
 def test_boxed_math(tmp_path):
     path = tmp_path / "math.jsonl"
-    rows = [{"problem": "Half of one?", "solution": "It is \\boxed{\\frac{1}{2}}."},
-            {"problem": "Angle?", "answer": "90^\\circ"}]
+    rows = [
+        {"problem": "Half of one?", "solution": "It is \\boxed{\\frac{1}{2}}."},
+        {"problem": "Angle?", "answer": "90^\\circ"},
+    ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     task = get_task("math")
     df = task.load(path)
@@ -62,12 +71,17 @@ def test_loader_errors(tmp_path):
 
 def test_score_command(tmp_path):
     src = tmp_path / "in.jsonl"
-    src.write_text("\n".join([
-        json.dumps({"numbers": [1, 2, 3], "target": 9, "response": "<answer>(1 + 2) * 3</answer>"}),
-        "{broken",
-        json.dumps({"numbers": [1, 2, 3], "target": 9, "response": "<answer>9</answer>"}),
-        json.dumps({"numbers": [1, 2, 3], "response": "<answer>9</answer>"}),
-    ]) + "\n")
+    src.write_text(
+        "\n".join(
+            [
+                json.dumps({"numbers": [1, 2, 3], "target": 9, "response": "<answer>(1 + 2) * 3</answer>"}),
+                "{broken",
+                json.dumps({"numbers": [1, 2, 3], "target": 9, "response": "<answer>9</answer>"}),
+                json.dumps({"numbers": [1, 2, 3], "response": "<answer>9</answer>"}),
+            ]
+        )
+        + "\n"
+    )
     out = tmp_path / "out.jsonl"
     result = CliRunner().invoke(app, ["score", "--task", "countdown", str(src), "--out", str(out)])
     assert result.exit_code == 1
@@ -80,5 +94,13 @@ def test_score_command(tmp_path):
 def test_tasks_list_command():
     result = CliRunner().invoke(app, ["tasks", "list"])
     assert result.exit_code == 0
-    for name in ("countdown", "multiplication", "letter_countdown", "acronym", "gsm8k", "commonsenseqa", "math"):
+    for name in (
+        "countdown",
+        "multiplication",
+        "letter_countdown",
+        "acronym",
+        "gsm8k",
+        "commonsenseqa",
+        "math",
+    ):
         assert f"{name}:" in result.output

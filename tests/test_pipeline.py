@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tracekit.config import _build, RunConfig, load_config
 from tracekit.errors import ConfigError
 from tracekit.pipeline import run_pipeline
+from tracekit.pipeline.config import RunConfig, _build, load_config
 from tracekit.sampling.scripted import ScriptedSampler
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,13 +39,19 @@ def config(tmp_path, **over) -> RunConfig:
         "store": str(tmp_path / "st"),
         "tasks": [{"name": "multiplication", "n": 6, "options": {"digits": 2, "digits_b": 1}}],
         "chunk_problems": 2,
-        "sampling": {"variants": ["plain", "plan"], "samples_per_variant": 3, "few_shot": 2,
-                     "params": {"max_tokens": 64, "stop": ["</answer>"]}},
+        "sampling": {
+            "variants": ["plain", "plan"],
+            "samples_per_variant": 3,
+            "few_shot": 2,
+            "params": {"max_tokens": 64, "stop": ["</answer>"]},
+        },
         "reflection": {"per_sample": 2, "few_shot": 2, "params": {"max_tokens": 64, "stop": ["</verdict>"]}},
         "rearrange": {"formats": ["*C_full", "*C*IC"], "n_max": 3, "min_samples": 2},
     }
     for key, value in over.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+        data[key] = (
+            {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+        )
     return _build(RunConfig, data, "test")
 
 
@@ -98,14 +104,19 @@ def test_kill_and_resume(tmp_path):
     """SIGKILL the run mid-way, run the same command again: no duplicates, no gaps."""
     cfg_path = tmp_path / "run.yaml"
     store = tmp_path / "st"
-    cfg_path.write_text(json.dumps({
-        "store": str(store), "chunk_problems": 1,
-        "model": {"backend": "scripted", "options": {"delay": 0.15}},
-        "tasks": [{"name": "multiplication", "n": 12}],
-        "sampling": {"variants": ["plain"], "samples_per_variant": 2, "params": {"max_tokens": 32}},
-        "reflection": {"per_sample": 1, "params": {"max_tokens": 32}},
-        "rearrange": {"formats": ["0C"], "n_max": 1},
-    }))
+    cfg_path.write_text(
+        json.dumps(
+            {
+                "store": str(store),
+                "chunk_problems": 1,
+                "model": {"backend": "scripted", "options": {"delay": 0.15}},
+                "tasks": [{"name": "multiplication", "n": 12}],
+                "sampling": {"variants": ["plain"], "samples_per_variant": 2, "params": {"max_tokens": 32}},
+                "reflection": {"per_sample": 1, "params": {"max_tokens": 32}},
+                "rearrange": {"formats": ["0C"], "n_max": 1},
+            }
+        )
+    )
     cmd = [sys.executable, "-m", "tracekit.cli", "run", str(cfg_path), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -132,7 +143,9 @@ def test_kill_and_resume(tmp_path):
 
 def test_config_is_strict(tmp_path):
     path = tmp_path / "c.yaml"
-    path.write_text("store: x\ntasks: [{name: multiplication}]\nsampling: {samples_per_variant: 2, bogus: 1}\n")
+    path.write_text(
+        "store: x\ntasks: [{name: multiplication}]\nsampling: {samples_per_variant: 2, bogus: 1}\n"
+    )
     with pytest.raises(ConfigError, match=r"sampling: unknown key\(s\) \['bogus'\]. Valid keys"):
         load_config(path)
     path.write_text("store: x\ntasks: [{name: multiplication, n: many}]\n")
@@ -147,7 +160,9 @@ def test_prompt_variants_from_a_file(tmp_path):
     from tracekit.prompts import load_variants, pick_variants, sample_messages
 
     path = tmp_path / "variants.yaml"
-    path.write_text("- name: terse\n  system: Be brief.\n  instruction: Answer in <answer> </answer> tags only.\n")
+    path.write_text(
+        "- name: terse\n  system: Be brief.\n  instruction: Answer in <answer> </answer> tags only.\n"
+    )
     known = load_variants(path)
     assert {"plain", "plan", "alternatives", "rephrase", "terse"} <= set(known)
     (terse,) = pick_variants(["terse"], known)
@@ -169,9 +184,16 @@ def test_dry_run_uses_its_own_store(tmp_path):
     from tracekit.store import Store
 
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(json.dumps({"store": str(tmp_path / "real"), "tasks": [{"name": "multiplication", "n": 2}],
-                               "sampling": {"variants": ["plain"], "samples_per_variant": 2},
-                               "reflection": {"per_sample": 1}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "store": str(tmp_path / "real"),
+                "tasks": [{"name": "multiplication", "n": 2}],
+                "sampling": {"variants": ["plain"], "samples_per_variant": 2},
+                "reflection": {"per_sample": 1},
+            }
+        )
+    )
     result = CliRunner().invoke(app, ["run", str(cfg), "--dry-run", "--quiet"])
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "real").exists()

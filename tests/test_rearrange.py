@@ -1,4 +1,3 @@
-
 import polars as pl
 import pytest
 
@@ -103,7 +102,7 @@ def test_bucketed_streaming_equals_in_memory(tmp_path, raw_frame, monkeypatch, s
         store.clear("samples")
         for chunk in samples.iter_slices(50):
             store.write("samples", chunk)
-    import tracekit.partition as part
+    import tracekit.store.buckets as part
 
     used = []
     real = part._hash_buckets
@@ -153,7 +152,7 @@ def test_truncated_samples_stay_out(filled_store):
 def test_phrase_bank_file(filled_store, tmp_path):
     import yaml
 
-    from tracekit.phrases import BANKS
+    from tracekit.rearrange.phrases import BANKS
 
     bank = {b: [f"{b} phrase"] for b in BANKS}
     path = tmp_path / "bank.yaml"

@@ -36,7 +36,9 @@ def test_verdicts_and_truth(tmp_path, raw_frame):
 
 def test_nested_reflections_and_multi_responses(tmp_path):
     rows = {
-        "question": ["q1"], "answer": ["4"], "prompt_variant": ["original"],
+        "question": ["q1"],
+        "answer": ["4"],
+        "prompt_variant": ["original"],
         RESPONSES: [["<answer>4</answer>", "<answer>5</answer>"]],
         "model_responses__mutated_prompts__eval_is_correct": [[True, False]],
         "model_responses__mutated_prompts__eval_extracted_answers": [["4", "5"]],
@@ -52,7 +54,9 @@ def test_nested_reflections_and_multi_responses(tmp_path):
 
 def test_flat_reflections_belong_to_first_response(tmp_path):
     rows = {
-        "question": ["q1"], "answer": ["4"], "prompt_variant": ["original"],
+        "question": ["q1"],
+        "answer": ["4"],
+        "prompt_variant": ["original"],
         RESPONSES: [["<answer>4</answer>", "<answer>5</answer>"]],
         "model_responses__mutated_prompts__eval_is_correct": [[True, False]],
         "model_responses__mutated_prompts__eval_extracted_answers": [["4", "5"]],
@@ -77,9 +81,10 @@ def test_bad_inputs(tmp_path, raw_frame):
     with pytest.raises(InputFormatError, match="does not exist"):
         import_skillfactory(tmp_path / "nope.parquet", st)
     bad = raw_frame.head(3).with_columns(
-        pl.when(pl.int_range(pl.len()) == 2).then(pl.lit([True, False])).otherwise(
-            pl.col("model_responses__mutated_prompts__eval_is_correct")
-        ).alias("model_responses__mutated_prompts__eval_is_correct")
+        pl.when(pl.int_range(pl.len()) == 2)
+        .then(pl.lit([True, False]))
+        .otherwise(pl.col("model_responses__mutated_prompts__eval_is_correct"))
+        .alias("model_responses__mutated_prompts__eval_is_correct")
     )
     bad.write_parquet(tmp_path / "len.parquet")
     with pytest.raises(InputFormatError, match="row 2: the lists"):

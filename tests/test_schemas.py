@@ -4,20 +4,33 @@ import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from tracekit.errors import SchemaError
 from tracekit.schemas import validate
 from tracekit.schemas.tables import MODELS, _compiled_checks, _model, _passes_compiled_checks
 
-from tracekit.errors import SchemaError
-
 
 def valid_samples(n: int = 4) -> pl.DataFrame:
-    return pl.DataFrame({
-        "sample_id": [f"s-{i:03d}" for i in range(n)], "sample_key": [f"k-{i:03d}" for i in range(n)],
-        "problem_id": ["p-1"] * n, "prompt_variant": ["plain"] * n, "sample_index": list(range(n)),
-        "model": ["m"] * n, "max_tokens": [64] * n, "prompt": [None] * n, "response": ["r"] * n,
-        "finish_reason": ["stop"] * n, "n_tokens": [3] * n, "extracted_answer": ["1"] * n,
-        "is_correct": [True] * n, "reason": ["ok"] * n, "source": ["generate"] * n,
-    }, schema_overrides={"prompt": pl.Utf8})
+    return pl.DataFrame(
+        {
+            "sample_id": [f"s-{i:03d}" for i in range(n)],
+            "sample_key": [f"k-{i:03d}" for i in range(n)],
+            "problem_id": ["p-1"] * n,
+            "prompt_variant": ["plain"] * n,
+            "sample_index": list(range(n)),
+            "model": ["m"] * n,
+            "max_tokens": [64] * n,
+            "prompt": [None] * n,
+            "response": ["r"] * n,
+            "finish_reason": ["stop"] * n,
+            "n_tokens": [3] * n,
+            "extracted_answer": ["1"] * n,
+            "is_correct": [True] * n,
+            "reason": ["ok"] * n,
+            "source": ["generate"] * n,
+        },
+        schema_overrides={"prompt": pl.Utf8},
+    )
 
 
 def pandera_accepts(table: str, frame: pl.DataFrame) -> bool:
@@ -36,10 +49,26 @@ def test_every_table_compiles():
 
 # mutations: (column, value) put into row 1; None means null
 MUTATIONS = [
-    ("sample_id", "s-000"), ("sample_id", "s"), ("sample_id", None), ("sample_key", "ab"), ("prompt_variant", ""),
-    ("sample_index", -1), ("max_tokens", 0), ("max_tokens", None), ("prompt", None), ("prompt", ""),
-    ("finish_reason", "halt"), ("finish_reason", None), ("n_tokens", -5), ("extracted_answer", None),
-    ("reason", ""), ("source", "other"), ("response", ""), ("model", ""), ("problem_id", "p-ü"), ("sample_key", "kéé"),
+    ("sample_id", "s-000"),
+    ("sample_id", "s"),
+    ("sample_id", None),
+    ("sample_key", "ab"),
+    ("prompt_variant", ""),
+    ("sample_index", -1),
+    ("max_tokens", 0),
+    ("max_tokens", None),
+    ("prompt", None),
+    ("prompt", ""),
+    ("finish_reason", "halt"),
+    ("finish_reason", None),
+    ("n_tokens", -5),
+    ("extracted_answer", None),
+    ("reason", ""),
+    ("source", "other"),
+    ("response", ""),
+    ("model", ""),
+    ("problem_id", "p-ü"),
+    ("sample_key", "kéé"),
 ]
 
 

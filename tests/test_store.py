@@ -9,11 +9,19 @@ from tracekit.store import Store
 
 def problems(ids, questions=None):
     n = len(ids)
-    return pl.DataFrame({
-        "problem_id": ids, "task": ["t"] * n, "question": questions or [f"q{i}" for i in range(n)],
-        "answer": ["1"] * n, "split": ["train"] * n, "difficulty": [""] * n,
-        "seed": [0] * n, "index": list(range(n)), "meta": ["{}"] * n,
-    })
+    return pl.DataFrame(
+        {
+            "problem_id": ids,
+            "task": ["t"] * n,
+            "question": questions or [f"q{i}" for i in range(n)],
+            "answer": ["1"] * n,
+            "split": ["train"] * n,
+            "difficulty": [""] * n,
+            "seed": [0] * n,
+            "index": list(range(n)),
+            "meta": ["{}"] * n,
+        }
+    )
 
 
 def test_write_read_dedup(tmp_path):
@@ -46,7 +54,7 @@ def test_schema_violation_names_table_column_rows(tmp_path):
 
 
 def test_interrupted_write_leaves_readable_store(tmp_path, monkeypatch):
-    import tracekit.store as store_mod
+    import tracekit.store.tables as store_mod
 
     st = Store(tmp_path / "st", create=True)
     st.write("problems", problems(["p-1"]))
@@ -90,7 +98,8 @@ def test_interrupted_write_in_subprocess_sigkill(tmp_path):
             "seed": [0]*n, "index": list(range(n)), "meta": ["{{}}"]*n}})
         print("ready", flush=True)
         while True:
-            st.write("problems", frame.with_columns(problem_id=pl.col("problem_id") + str(__import__("time").time_ns())))
+            stamp = str(__import__("time").time_ns())
+            st.write("problems", frame.with_columns(problem_id=pl.col("problem_id") + stamp))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
     assert proc.stdout.readline().strip() == b"ready"
@@ -142,7 +151,7 @@ def test_hash_strings_of_a_series_equals_the_list_path(values, start):
 def test_prefetch_keeps_order_raises_and_stops_early():
     import threading
 
-    from tracekit.overlap import prefetch
+    from tracekit.store.overlap import prefetch
 
     assert list(prefetch(iter(range(50)))) == list(range(50))
 

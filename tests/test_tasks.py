@@ -58,29 +58,40 @@ def test_countdown_splits_are_disjoint_and_solvable(n):
         keys[split] = split_keys
         for m, w in zip(metas, df["answer"]):
             assert len(m["numbers"]) == n and task.score_answer(w, m).is_correct
-    assert not (keys["train"] & keys["validation"] or keys["train"] & keys["test"] or keys["validation"] & keys["test"])
+    assert not (
+        keys["train"] & keys["validation"]
+        or keys["train"] & keys["test"]
+        or keys["validation"] & keys["test"]
+    )
 
 
 META = {"numbers": [25, 5, 3, 4], "target": 15}
 
 
-@pytest.mark.parametrize("answer, ok, reason", [
-    ("(25 - 5) * 3 / 4", True, "ok"),
-    ("(25 - 5) * 3 / 4 = 15", True, "ok"),
-    ("(25-5)*3/4=16", False, "wrong_value"),
-    ("(25 - 5) × 3 ÷ 4", True, "ok"),
-    ("Step 1: 25 - 5 = 20\nStep 2: 20 * 3 = 60\nStep 3: 60 / 4 = 15", True, "ok"),
-    ("Step 1: 25 - 5 = 20\nStep 2: 20 * 3 = 61\nStep 3: 61 / 4 = 15", False, "wrong_step"),
-    ("Step 1: 25 - 5 = 20\nStep 2: 20 - 5 = 15", False, "wrong_numbers"),
-    ("25 - 5 - 5", False, "wrong_numbers"),
-    ("15", False, "target_echo"),
-    ("(25 - 5) * 3 / (4 - 4)", False, "division_by_zero"),
-    ("__import__('os').system('true')", False, "unparseable"),
-    ("2 ** 10", False, "unparseable"),
-    ("(25 - 5) * 3 / 4\n(25 - 5) * 3 / 4", False, "multiple_answers"),
-    ("((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))", False, "too_deep"),
-    ("1" * 40, False, "literal_too_large"),
-])
+@pytest.mark.parametrize(
+    "answer, ok, reason",
+    [
+        ("(25 - 5) * 3 / 4", True, "ok"),
+        ("(25 - 5) * 3 / 4 = 15", True, "ok"),
+        ("(25-5)*3/4=16", False, "wrong_value"),
+        ("(25 - 5) × 3 ÷ 4", True, "ok"),
+        ("Step 1: 25 - 5 = 20\nStep 2: 20 * 3 = 60\nStep 3: 60 / 4 = 15", True, "ok"),
+        ("Step 1: 25 - 5 = 20\nStep 2: 20 * 3 = 61\nStep 3: 61 / 4 = 15", False, "wrong_step"),
+        ("Step 1: 25 - 5 = 20\nStep 2: 20 - 5 = 15", False, "wrong_numbers"),
+        ("25 - 5 - 5", False, "wrong_numbers"),
+        ("15", False, "target_echo"),
+        ("(25 - 5) * 3 / (4 - 4)", False, "division_by_zero"),
+        ("__import__('os').system('true')", False, "unparseable"),
+        ("2 ** 10", False, "unparseable"),
+        ("(25 - 5) * 3 / 4\n(25 - 5) * 3 / 4", False, "multiple_answers"),
+        (
+            "((((((((((((((((((((((((((((((((((((((((((1))))))))))))))))))))))))))))))))))))))))))",
+            False,
+            "too_deep",
+        ),
+        ("1" * 40, False, "literal_too_large"),
+    ],
+)
 def test_countdown_verifier_cases(answer, ok, reason):
     got = Countdown().score_answer(answer, META)
     assert (got.is_correct, got.reason) == (ok, reason)
@@ -89,7 +100,12 @@ def test_countdown_verifier_cases(answer, ok, reason):
 def test_require_all():
     meta = dict(META, require_all=True)
     assert Countdown().score_answer("(25 - 5) * 3 / 4", meta).is_correct
-    assert Countdown().score_answer("25 - 5 - 5 + 0", {"numbers": [25, 5, 5, 0, 9], "target": 15, "require_all": True}).reason == "unused_numbers"
+    assert (
+        Countdown()
+        .score_answer("25 - 5 - 5 + 0", {"numbers": [25, 5, 5, 0, 9], "target": 15, "require_all": True})
+        .reason
+        == "unused_numbers"
+    )
 
 
 def _expr(draw_rng: random.Random, numbers: list[int]) -> tuple[str, Fraction]:
@@ -125,8 +141,16 @@ def test_any_expression_over_the_numbers_that_hits_the_target_passes(numbers, se
 @given(st.text(max_size=3000) | st.from_regex(r"[0-9()+*/ -]{0,400}", fullmatch=True))
 def test_hostile_strings_never_raise_and_are_fast(text):
     for task in TASKS.values():
-        meta = {"numbers": [1, 2, 3], "target": 6, "a": 12, "b": 3, "letters": list("abcdefg"), "length": 4,
-                "words": ["alpha", "beta"], "answer": "4"}
+        meta = {
+            "numbers": [1, 2, 3],
+            "target": 6,
+            "a": 12,
+            "b": 3,
+            "letters": list("abcdefg"),
+            "length": 4,
+            "words": ["alpha", "beta"],
+            "answer": "4",
+        }
         assert _best_of_3(task, f"<answer>{text}</answer>", meta) < 0.010
 
 
@@ -142,10 +166,20 @@ def _best_of_3(task, response, meta) -> float:
 
 def test_adversarial_inputs_are_rejected_fast():
     task = Countdown()
-    for text in ["(" * 10_000 + "1" + ")" * 10_000, "9" * 5000, "1" * 1_000_000, "٣ + ٤", "2" + "*99999999999" * 150,
-                 "1/" * 500 + "1", "-" * 1000 + "1"]:
+    for text in [
+        "(" * 10_000 + "1" + ")" * 10_000,
+        "9" * 5000,
+        "1" * 1_000_000,
+        "٣ + ٤",
+        "2" + "*99999999999" * 150,
+        "1/" * 500 + "1",
+        "-" * 1000 + "1",
+    ]:
         check = task.score(f"<answer>{text}</answer>", META)
-        assert not check.is_correct and _best_of_3(task, f"<answer>{text}</answer>", META) < 0.010, (text[:30], check.reason)
+        assert not check.is_correct and _best_of_3(task, f"<answer>{text}</answer>", META) < 0.010, (
+            text[:30],
+            check.reason,
+        )
 
 
 def test_multiplication_and_words():
@@ -183,12 +217,16 @@ def test_cross_check_against_reasoning_gym():
         meta["require_all"] = True
         variants = [witness]
         variants.append(witness.replace("+", "-", 1))  # usually a wrong value
-        variants.append(witness.replace(str(meta["numbers"][0]), str(meta["numbers"][0] + 1), 1))  # wrong number
+        variants.append(
+            witness.replace(str(meta["numbers"][0]), str(meta["numbers"][0] + 1), 1)
+        )  # wrong number
         nums = meta["numbers"]
         variants.append(" + ".join(map(str, rng.sample(nums, len(nums)))))  # all numbers, some value
         for answer in variants:
             ours = task.score_answer(answer, meta).is_correct
-            theirs = scorer.score_answer(answer, {"metadata": {"numbers": nums, "target": meta["target"]}}) == 1.0
+            theirs = (
+                scorer.score_answer(answer, {"metadata": {"numbers": nums, "target": meta["target"]}}) == 1.0
+            )
             compared += 1
             disagreements += ours != theirs
     assert compared >= 3000

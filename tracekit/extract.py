@@ -136,7 +136,7 @@ def parse_verdict(text: str | None) -> Verdict:
     return Verdict(seen.pop(), "ok")
 
 
-def parse_verdicts(texts: "pl.Series") -> "pl.DataFrame":
+def parse_verdicts(texts: pl.Series) -> pl.DataFrame:
     """Vectorised :func:`parse_verdict` over a polars string column.
 
     Returns a frame with ``verdict`` (bool, null when unusable) and ``verdict_reason``;
@@ -155,23 +155,34 @@ def parse_verdicts(texts: "pl.Series") -> "pl.DataFrame":
     )
     known = ["correct", "incorrect"]
     multi = frame["n_tags"] > 1
-    several = frame.filter(multi).select(
-        w=pl.col("t").str.extract_all(f"(?i){_VERDICT_OPEN}{_VERDICT_LEAD}[A-Za-z]*")
-        .list.eval(pl.element().str.extract(r"([A-Za-z]*)$", 1).str.to_lowercase())
-    ).select(
-        pl.when(pl.col("w").list.eval(~pl.element().is_in(known)).list.any()).then(pl.lit("unrecognized"))
-        .when(pl.col("w").list.n_unique() > 1).then(pl.lit("contradictory"))
-        .otherwise(pl.lit("ok"))
-    ).to_series()
+    several = (
+        frame.filter(multi)
+        .select(
+            w=pl.col("t")
+            .str.extract_all(f"(?i){_VERDICT_OPEN}{_VERDICT_LEAD}[A-Za-z]*")
+            .list.eval(pl.element().str.extract(r"([A-Za-z]*)$", 1).str.to_lowercase())
+        )
+        .select(
+            pl.when(pl.col("w").list.eval(~pl.element().is_in(known)).list.any())
+            .then(pl.lit("unrecognized"))
+            .when(pl.col("w").list.n_unique() > 1)
+            .then(pl.lit("contradictory"))
+            .otherwise(pl.lit("ok"))
+        )
+        .to_series()
+    )
     multi_reason = pl.repeat(None, len(frame), dtype=pl.Utf8, eager=True).alias("multi")
     if several.len():
         multi_reason = multi_reason.scatter(multi.arg_true(), several)
     frame = frame.with_columns(multi_reason)
     word_ok = pl.col("first").is_in(known)
     reason = (
-        pl.when(pl.col("n_tags") == 0).then(pl.lit("missing"))
-        .when(pl.col("n_tags") > 1).then(pl.col("multi"))
-        .when(word_ok).then(pl.lit("ok"))
+        pl.when(pl.col("n_tags") == 0)
+        .then(pl.lit("missing"))
+        .when(pl.col("n_tags") > 1)
+        .then(pl.col("multi"))
+        .when(word_ok)
+        .then(pl.lit("ok"))
         .otherwise(pl.lit("unrecognized"))
     )
     return frame.select(

@@ -77,10 +77,14 @@ def filter_pool(
     _count(drops, "samples", pool.filter(pl.col("drop").is_not_null()), "drop")
     pool = pool.filter(pl.col("drop").is_null()).drop("drop")
 
-    survived = samples.select("problem_id").unique().join(
-        pool.group_by("problem_id").agg(n=pl.len(), n_correct=pl.col("is_correct").sum()),
-        on="problem_id",
-        how="left",
+    survived = (
+        samples.select("problem_id")
+        .unique()
+        .join(
+            pool.group_by("problem_id").agg(n=pl.len(), n_correct=pl.col("is_correct").sum()),
+            on="problem_id",
+            how="left",
+        )
     )
     per_problem = survived.with_columns(pl.col("n", "n_correct").fill_null(0))
     per_problem = per_problem.with_columns(

@@ -8,9 +8,9 @@ rows it already holds.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import xxhash
-from typing import Any
 
 
 def stable_hash(*parts: Any) -> str:
@@ -18,8 +18,9 @@ def stable_hash(*parts: Any) -> str:
 
     Examples
     --------
-    >>> stable_hash("countdown", "Use 1, 2 to make 3", "1 + 2")
-    '...'
+    >>> h = stable_hash("countdown", "Use 1, 2 to make 3", "1 + 2")
+    >>> len(h), all(c in "0123456789abcdef" for c in h)
+    (20, True)
     >>> stable_hash("a", 1) == stable_hash("a", 1) != stable_hash("a", "1")
     True
     """
@@ -73,6 +74,8 @@ def hash_strings(values) -> list[str]:
         arrow = arrow.cast(pa.large_string())
     if len(arrow) == 0:
         return []
-    ends = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[arrow.offset : arrow.offset + len(arrow) + 1].tolist()
+    ends = np.frombuffer(arrow.buffers()[1], dtype=np.int64)[
+        arrow.offset : arrow.offset + len(arrow) + 1
+    ].tolist()
     data = memoryview(arrow.buffers()[2])
     return [h(data[a:b])[:20] for a, b in zip(ends, ends[1:])]

@@ -29,17 +29,29 @@ class Variant:
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
-        Variant("plain", "You are a careful problem solver.",
-                "Solve the problem step by step. Finish with the final answer alone inside <answer> </answer> tags."),
-        Variant("plan", "You are a careful problem solver who plans before acting.",
-                "First write a short plan, then carry it out. Finish with the final answer alone inside "
-                "<answer> </answer> tags."),
-        Variant("alternatives", "You are a careful problem solver who weighs options.",
-                "List two or three ways to approach the problem, pick the most promising one and use it. Finish with "
-                "the final answer alone inside <answer> </answer> tags."),
-        Variant("rephrase", "You are a careful problem solver.",
-                "Start by restating the question in your own words, then solve it. Finish with the final answer alone "
-                "inside <answer> </answer> tags."),
+        Variant(
+            "plain",
+            "You are a careful problem solver.",
+            "Solve the problem step by step. Finish with the final answer alone inside <answer> </answer> tags.",
+        ),
+        Variant(
+            "plan",
+            "You are a careful problem solver who plans before acting.",
+            "First write a short plan, then carry it out. Finish with the final answer alone inside "
+            "<answer> </answer> tags.",
+        ),
+        Variant(
+            "alternatives",
+            "You are a careful problem solver who weighs options.",
+            "List two or three ways to approach the problem, pick the most promising one and use it. Finish with "
+            "the final answer alone inside <answer> </answer> tags.",
+        ),
+        Variant(
+            "rephrase",
+            "You are a careful problem solver.",
+            "Start by restating the question in your own words, then solve it. Finish with the final answer alone "
+            "inside <answer> </answer> tags.",
+        ),
     )
 }
 
@@ -64,7 +76,9 @@ def load_variants(path: str | Path | None) -> dict[str, Variant]:
     for i, item in enumerate(items):
         keys = {"name", "system", "instruction"}
         if not isinstance(item, dict) or set(item) - keys or not {"name", "instruction"} <= set(item):
-            raise ConfigError(f"{path}: variant {i} must have 'name' and 'instruction' (and optional 'system')")
+            raise ConfigError(
+                f"{path}: variant {i} must have 'name' and 'instruction' (and optional 'system')"
+            )
         out[item["name"]] = Variant(item["name"], item.get("system", ""), item["instruction"])
     return out
 
@@ -80,7 +94,9 @@ def user_turn(question: str, variant: Variant) -> str:
     return f"{question}\n\n{variant.instruction}"
 
 
-def sample_messages(question: str, variant: Variant, demos: list[tuple[str, str, str]]) -> tuple[dict[str, str], ...]:
+def sample_messages(
+    question: str, variant: Variant, demos: list[tuple[str, str, str]]
+) -> tuple[dict[str, str], ...]:
     """Chat messages for one problem under ``variant``; demos are (question, worked solution, answer).
 
     The variant's instruction follows every question, demonstrations included: measured on the
@@ -99,7 +115,9 @@ def reflect_user_turn(question: str, response: str) -> str:
     return f"Question:\n{question}\n\nProposed solution:\n{response}"
 
 
-def reflect_messages(question: str, response: str, demos: list[tuple[str, str, str, bool]]) -> tuple[dict[str, str], ...]:
+def reflect_messages(
+    question: str, response: str, demos: list[tuple[str, str, str, bool]]
+) -> tuple[dict[str, str], ...]:
     """Chat messages asking the model to verify ``response``; demos are (question, response, worked solution, correct?).
 
     The instruction is said once, in the system turn: reflection prompts are long and prompt

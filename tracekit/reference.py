@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import polars as pl
 
@@ -25,8 +25,8 @@ from tracekit.errors import InputFormatError
 from tracekit.extract import parse_verdicts
 from tracekit.ids import hash_strings
 from tracekit.ids import problem_id as make_problem_id
-from tracekit.overlap import BackgroundWriter, prefetch
 from tracekit.store import Store
+from tracekit.store.overlap import BackgroundWriter, prefetch
 
 RESPONSES = "model_responses__mutated_prompts"
 IS_CORRECT = "model_responses__mutated_prompts__eval_is_correct"
@@ -73,8 +73,12 @@ def _check_columns(path: Path, names: set[str]) -> None:
 
 def _check_types(path: Path, frame: pl.DataFrame, first_row: int) -> pl.DataFrame:
     expected = {
-        "question": pl.Utf8, "answer": pl.Utf8, "prompt_variant": pl.Utf8,
-        RESPONSES: pl.List(pl.Utf8), IS_CORRECT: pl.List(pl.Boolean), EXTRACTED: pl.List(pl.Utf8),
+        "question": pl.Utf8,
+        "answer": pl.Utf8,
+        "prompt_variant": pl.Utf8,
+        RESPONSES: pl.List(pl.Utf8),
+        IS_CORRECT: pl.List(pl.Boolean),
+        EXTRACTED: pl.List(pl.Utf8),
     }
     if frame.schema["answer"] != pl.Utf8 and frame.schema["answer"] in (pl.Int64, pl.Float64, pl.Int32):
         frame = frame.with_columns(pl.col("answer").cast(pl.Utf8))
@@ -88,7 +92,9 @@ def _check_types(path: Path, frame: pl.DataFrame, first_row: int) -> pl.DataFram
     if refl == pl.Null or (isinstance(refl, pl.List) and refl.inner == pl.Null):
         frame = frame.with_columns(pl.col(REFLECTIONS).cast(pl.List(pl.Utf8)))
     elif refl not in (pl.List(pl.Utf8), pl.List(pl.List(pl.Utf8))):
-        raise InputFormatError(f"{path}: column {REFLECTIONS!r} has type {refl}, expected list[str] or list[list[str]].")
+        raise InputFormatError(
+            f"{path}: column {REFLECTIONS!r} has type {refl}, expected list[str] or list[list[str]]."
+        )
     lengths = frame.select(
         r=pl.col(RESPONSES).list.len(), c=pl.col(IS_CORRECT).list.len(), e=pl.col(EXTRACTED).list.len()
     )
@@ -163,7 +169,9 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
     nested = raw.schema[REFLECTIONS] == pl.List(pl.List(pl.Utf8))
     exploded = ["response", "is_correct", "extracted_answer", "pos"] + (["refl"] if nested else [])
     long = raw.select(
-        "row", "problem_id", "prompt_variant",
+        "row",
+        "problem_id",
+        "prompt_variant",
         pl.col(RESPONSES).alias("response"),
         pl.col(IS_CORRECT).alias("is_correct"),
         pl.col(EXTRACTED).alias("extracted_answer"),
@@ -173,21 +181,33 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
     long = long.filter(pl.col("response").is_not_null())
     if not nested:  # a flat list belongs to the first response of the row
         long = long.with_columns(
-            refl=pl.when(pl.col("pos") == 0).then(pl.col("refl")).otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
+            refl=pl.when(pl.col("pos") == 0)
+            .then(pl.col("refl"))
+            .otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
         )
     # id: a hash of problem, variant, source row, position and the response text itself
     keys = long.select(
         pl.concat_str(
-            [pl.col("problem_id"), pl.col("prompt_variant").fill_null(""), pl.col("row").cast(pl.Utf8),
-             pl.col("pos").cast(pl.Utf8), pl.col("response")],
+            [
+                pl.col("problem_id"),
+                pl.col("prompt_variant").fill_null(""),
+                pl.col("row").cast(pl.Utf8),
+                pl.col("pos").cast(pl.Utf8),
+                pl.col("response"),
+            ],
             separator="\x1f",
         )
     ).to_series()
     sample_ids = ["s-" + h for h in hash_strings(keys)]
-    long = long.with_columns(sample_id=pl.Series(sample_ids, dtype=pl.Utf8), is_correct=pl.col("is_correct").fill_null(False))
+    long = long.with_columns(
+        sample_id=pl.Series(sample_ids, dtype=pl.Utf8), is_correct=pl.col("is_correct").fill_null(False)
+    )
     answer = pl.col("extracted_answer")
     samples = long.select(
-        "sample_id", pl.col("sample_id").alias("sample_key"), "problem_id", pl.col("prompt_variant").fill_null("unknown"),
+        "sample_id",
+        pl.col("sample_id").alias("sample_key"),
+        "problem_id",
+        pl.col("prompt_variant").fill_null("unknown"),
         sample_index=(pl.col("row") * 1000 + pl.col("pos")).cast(pl.Int64),
         model=pl.lit(model),
         max_tokens=pl.lit(None, dtype=pl.Int64),
@@ -197,8 +217,10 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
         n_tokens=pl.lit(None, dtype=pl.Int64),
         extracted_answer=answer,
         is_correct="is_correct",
-        reason=pl.when(pl.col("is_correct")).then(pl.lit("ok"))
-        .when(answer.is_null() | (answer.str.strip_chars() == "")).then(pl.lit("no_answer"))
+        reason=pl.when(pl.col("is_correct"))
+        .then(pl.lit("ok"))
+        .when(answer.is_null() | (answer.str.strip_chars() == ""))
+        .then(pl.lit("no_answer"))
         .otherwise(pl.lit("imported_incorrect")),
         source=pl.lit("import"),
     )
@@ -211,7 +233,9 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
     parsed = parse_verdicts(refl["refl"])
     refl = refl.with_columns(parsed)
     reflections = refl.select(
-        reflection_id=pl.col("sample_id").str.replace("^s-", "r-") + pl.lit("-") + pl.col("reflection_index").cast(pl.Utf8),
+        reflection_id=pl.col("sample_id").str.replace("^s-", "r-")
+        + pl.lit("-")
+        + pl.col("reflection_index").cast(pl.Utf8),
         sample_id="sample_id",
         problem_id="problem_id",
         reflection_index=pl.col("reflection_index").cast(pl.Int64),
@@ -273,20 +297,49 @@ def synthetic_raw(
         starts = rng.integers(0, len(stream) - chars, size=rows).tolist()
         return pl.lit(pl.Series([stream[i : i + chars] for i in starts], dtype=pl.Utf8))
 
-    frame = pl.DataFrame({
-        "q": q, "said": said, "correct": correct, "a": a[q], "b": b[q], "c": c[q], "t": target[q],
-        "variant": np.array(variants, dtype=object)[v].tolist(),
-    })
-    question = pl.format("Puzzle {}: using the numbers {}, {}, {}, make {}. Use each number once with + - * /.", "q", "a", "b", "c", "t")
-    response = pl.format("Attempt {}. {}\nStep 1: {} + {} = {}\nStep 2: multiply by {}.\n<answer>({} + {}) * {} = {}</answer>",
-                         pl.int_range(pl.len()), pad(pad_r, filler), "a", "b", pl.col("a") + pl.col("b"), "c", "a", "b",
-                         "c", "said")
+    frame = pl.DataFrame(
+        {
+            "q": q,
+            "said": said,
+            "correct": correct,
+            "a": a[q],
+            "b": b[q],
+            "c": c[q],
+            "t": target[q],
+            "variant": np.array(variants, dtype=object)[v].tolist(),
+        }
+    )
+    question = pl.format(
+        "Puzzle {}: using the numbers {}, {}, {}, make {}. Use each number once with + - * /.",
+        "q",
+        "a",
+        "b",
+        "c",
+        "t",
+    )
+    response = pl.format(
+        "Attempt {}. {}\nStep 1: {} + {} = {}\nStep 2: multiply by {}.\n<answer>({} + {}) * {} = {}</answer>",
+        pl.int_range(pl.len()),
+        pad(pad_r, filler),
+        "a",
+        "b",
+        pl.col("a") + pl.col("b"),
+        "c",
+        "a",
+        "b",
+        "c",
+        "said",
+    )
     refl_cols = []
     for j in range(reflections_per_sample):
         says_correct = pl.lit(pl.Series(refl_ok[:, j]))
-        verdict = pl.when(pl.lit(pl.Series(no_verdict[:, j]))).then(pl.lit("I am not sure."))\
-            .when(says_correct == pl.col("correct")).then(pl.lit("<verdict>\nCorrect\n</verdict>"))\
+        verdict = (
+            pl.when(pl.lit(pl.Series(no_verdict[:, j])))
+            .then(pl.lit("I am not sure."))
+            .when(says_correct == pl.col("correct"))
+            .then(pl.lit("<verdict>\nCorrect\n</verdict>"))
             .otherwise(pl.lit("<verdict>\nIncorrect\n</verdict>"))
+        )
         fpad = pad(pad_f, "Checking the arithmetic step by step. ")
         refl_cols.append(pl.format("{} ({} + {}) * {} gives {}.\n{}", fpad, "a", "b", "c", "said", verdict))
     return frame.select(
@@ -296,7 +349,8 @@ def synthetic_raw(
         model_responses__mutated_prompts=pl.concat_list(response),
         model_responses__mutated_prompts__eval_is_correct=pl.concat_list("correct"),
         model_responses__mutated_prompts__eval_extracted_answers=pl.concat_list(
-            pl.format("({} + {}) * {} = {}", "a", "b", "c", "said")),
+            pl.format("({} + {}) * {} = {}", "a", "b", "c", "said")
+        ),
         model_responses__mutated_prompts_reflection=pl.concat_list(refl_cols),
     )
 
@@ -306,5 +360,7 @@ def _word_stream(rng, n_words: int) -> str:
     import numpy as np
     from english_words import get_english_words_set
 
-    words = np.array(sorted(w for w in get_english_words_set(["web2"], lower=True) if w.isascii()), dtype=object)
+    words = np.array(
+        sorted(w for w in get_english_words_set(["web2"], lower=True) if w.isascii()), dtype=object
+    )
     return " ".join(words[rng.integers(0, len(words), size=n_words)].tolist())

@@ -22,10 +22,21 @@ from tracekit.store import latest_samples
 from tracekit.tasks import get_task
 
 SAMPLE_SCHEMA = {
-    "sample_id": pl.Utf8, "sample_key": pl.Utf8, "problem_id": pl.Utf8, "prompt_variant": pl.Utf8,
-    "sample_index": pl.Int64, "model": pl.Utf8, "max_tokens": pl.Int64, "prompt": pl.Utf8, "response": pl.Utf8,
-    "finish_reason": pl.Utf8, "n_tokens": pl.Int64, "extracted_answer": pl.Utf8, "is_correct": pl.Boolean,
-    "reason": pl.Utf8, "source": pl.Utf8,
+    "sample_id": pl.Utf8,
+    "sample_key": pl.Utf8,
+    "problem_id": pl.Utf8,
+    "prompt_variant": pl.Utf8,
+    "sample_index": pl.Int64,
+    "model": pl.Utf8,
+    "max_tokens": pl.Int64,
+    "prompt": pl.Utf8,
+    "response": pl.Utf8,
+    "finish_reason": pl.Utf8,
+    "n_tokens": pl.Int64,
+    "extracted_answer": pl.Utf8,
+    "is_correct": pl.Boolean,
+    "reason": pl.Utf8,
+    "source": pl.Utf8,
 }
 
 
@@ -59,18 +70,38 @@ def sample_problems(
     """Generate the missing samples of ``problems`` and verify them; a ``samples`` frame."""
     requests: list[Request] = []
     rows_meta: list[dict[str, Any]] = []
-    for pid, task_name, question, meta in problems.select("problem_id", "task", "question", "meta").iter_rows():
+    for pid, task_name, question, meta in problems.select(
+        "problem_id", "task", "question", "meta"
+    ).iter_rows():
         for variant in variants:
             messages = sample_messages(question, variant, demos.get(task_name, []))
             prompt_key = stable_hash(json.dumps(messages))
-            keys = [stable_hash(pid, variant.name, prompt_key, sampler.model_id, params.key(), i) for i in range(k)]
+            keys = [
+                stable_hash(pid, variant.name, prompt_key, sampler.model_id, params.key(), i)
+                for i in range(k)
+            ]
             missing = [i for i in range(k) if _needs(done.get("s-" + keys[i]), params.max_tokens)]
             if not missing:
                 continue
-            requests.append(Request(messages=messages, n=len(missing), params=params,
-                                    seed=seed_for(seed, pid, variant.name, tuple(missing)) % (2**31)))
-            rows_meta.append({"pid": pid, "task": task_name, "meta": meta, "variant": variant.name,
-                              "keys": keys, "missing": missing, "prompt": json.dumps(messages)})
+            requests.append(
+                Request(
+                    messages=messages,
+                    n=len(missing),
+                    params=params,
+                    seed=seed_for(seed, pid, variant.name, tuple(missing)) % (2**31),
+                )
+            )
+            rows_meta.append(
+                {
+                    "pid": pid,
+                    "task": task_name,
+                    "meta": meta,
+                    "variant": variant.name,
+                    "keys": keys,
+                    "missing": missing,
+                    "prompt": json.dumps(messages),
+                }
+            )
     if not requests:
         return pl.DataFrame(schema=SAMPLE_SCHEMA)
     outputs = sampler.generate(requests)
@@ -81,12 +112,23 @@ def sample_problems(
         for i, comp in zip(info["missing"], completions):
             check = task.score(comp.text, meta)
             key = "s-" + info["keys"][i]
-            rows.append({
-                "sample_id": "s-" + stable_hash(key, params.max_tokens), "sample_key": key,
-                "problem_id": info["pid"], "prompt_variant": info["variant"], "sample_index": i,
-                "model": sampler.model_id, "max_tokens": params.max_tokens, "prompt": info["prompt"],
-                "response": comp.text, "finish_reason": comp.finish_reason, "n_tokens": comp.n_tokens,
-                "extracted_answer": check.answer, "is_correct": check.is_correct, "reason": check.reason,
-                "source": source,
-            })
+            rows.append(
+                {
+                    "sample_id": "s-" + stable_hash(key, params.max_tokens),
+                    "sample_key": key,
+                    "problem_id": info["pid"],
+                    "prompt_variant": info["variant"],
+                    "sample_index": i,
+                    "model": sampler.model_id,
+                    "max_tokens": params.max_tokens,
+                    "prompt": info["prompt"],
+                    "response": comp.text,
+                    "finish_reason": comp.finish_reason,
+                    "n_tokens": comp.n_tokens,
+                    "extracted_answer": check.answer,
+                    "is_correct": check.is_correct,
+                    "reason": check.reason,
+                    "source": source,
+                }
+            )
     return pl.DataFrame(rows, schema=SAMPLE_SCHEMA)

@@ -19,15 +19,25 @@ def load_grpo_dataset(path: str | Path):
     return datasets.load_dataset("parquet", data_files=files, split="train")
 
 
-def train_grpo(data: str | Path, model: Any, output_dir: str | Path, *, tokenizer: Any = None,
-               reward_funcs: list | None = None, **config: Any):
+def train_grpo(
+    data: str | Path,
+    model: Any,
+    output_dir: str | Path,
+    *,
+    tokenizer: Any = None,
+    reward_funcs: list | None = None,
+    **config: Any,
+):
     """Run TRL's ``GRPOTrainer`` with tracekit's verifier rewards; ``config`` goes to ``GRPOConfig``."""
     trl = require("trl", "train")
     from tracekit.trainers.rewards import correctness_reward, format_reward
 
     args = trl.GRPOConfig(output_dir=str(output_dir), **{"report_to": "none", **config})
     trainer = trl.GRPOTrainer(
-        model=model, args=args, train_dataset=load_grpo_dataset(data), processing_class=tokenizer,
+        model=model,
+        args=args,
+        train_dataset=load_grpo_dataset(data),
+        processing_class=tokenizer,
         reward_funcs=reward_funcs or [correctness_reward, format_reward],
     )
     trainer.train()

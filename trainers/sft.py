@@ -29,6 +29,8 @@ def train_sft(data: str | Path, model: Any, output_dir: str | Path, *, tokenizer
     """
     trl = require("trl", "train")
     args = trl.SFTConfig(output_dir=str(output_dir), **{"max_length": 8192, "report_to": "none", **config})
-    trainer = trl.SFTTrainer(model=model, args=args, train_dataset=load_sft_dataset(data), processing_class=tokenizer)
+    trainer = trl.SFTTrainer(
+        model=model, args=args, train_dataset=load_sft_dataset(data), processing_class=tokenizer
+    )
     trainer.train()
     return trainer

@@ -28,6 +28,7 @@ def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     >>> sft_view(t).collect()["prompt"].to_list()
     [[{'role': 'user', 'content': '2+2?'}]]
     """
+
     def message(role: str, column: str) -> pl.Expr:
         return pl.concat_list(pl.struct(role=pl.lit(role), content=pl.col(column)))
 
@@ -54,7 +55,9 @@ def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None =
     return atomic_write(out / "train.parquet", lambda tmp: sink_parquet(view, tmp))
 
 
-def export_trl_grpo(store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None) -> Path:
+def export_trl_grpo(
+    store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None
+) -> Path:
     """Write ``OUT/train.parquet`` for TRL GRPO: a conversational ``prompt`` plus ``task``,
     ``meta`` (the verifier's fields, JSON), ``answer`` and ``problem_id``, one row per problem.
 
@@ -67,6 +70,9 @@ def export_trl_grpo(store: Store, out: str | Path, *, formats: list[str] | None 
         problems = problems.filter(pl.col("split") == split)
     frame = problems.select(
         pl.concat_list(pl.struct(role=pl.lit("user"), content=pl.col("question"))).alias("prompt"),
-        "task", "meta", "answer", "problem_id",
+        "task",
+        "meta",
+        "answer",
+        "problem_id",
     ).collect()
     return atomic_write(out / "train.parquet", lambda tmp: write_parquet(frame, tmp))

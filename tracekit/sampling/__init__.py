@@ -9,10 +9,14 @@ libraries are imported inside the backend that needs them.
 * ``vllm``: the offline engine, n samples per prompt, prefix caching (GPU);
 * ``http``: any OpenAI-compatible ``/v1/chat/completions`` endpoint (e.g. ``vllm serve``);
 * ``scripted``: deterministic canned responses, for tests and dry runs.
+
+The protocol lives in :mod:`~tracekit.sampling.base`, the registry in
+:mod:`~tracekit.sampling.registry`; backends import the protocol only.
 """
 
 from __future__ import annotations
 
-from tracekit.sampling.base import Completion, Request, Sampler, SamplingParams, make_sampler
+from tracekit.sampling.base import Completion, Request, Sampler, SamplingParams
+from tracekit.sampling.registry import BACKENDS, make_sampler
 
-__all__ = ["Completion", "Request", "Sampler", "SamplingParams", "make_sampler"]
+__all__ = ["BACKENDS", "Completion", "Request", "Sampler", "SamplingParams", "make_sampler"]

@@ -1,11 +1,11 @@
-"""The sampling protocol: requests in, completions out, and the backend registry."""
+"""The sampling protocol: requests in, completions out (every backend implements it)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
-from tracekit.errors import ConfigError, unknown_name
+from tracekit.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -66,45 +66,6 @@ class Sampler(Protocol):
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
         """One list of ``request.n`` completions per request, in order."""
         ...
-
-
-def _transformers(**kw):
-    from tracekit.sampling.hf import TransformersSampler
-
-    return TransformersSampler(**kw)
-
-
-def _vllm(**kw):
-    from tracekit.sampling.vllm import VLLMSampler
-
-    return VLLMSampler(**kw)
-
-
-def _http(**kw):
-    from tracekit.sampling.http import HTTPSampler
-
-    return HTTPSampler(**kw)
-
-
-def _scripted(**kw):
-    from tracekit.sampling.scripted import ScriptedSampler
-
-    return ScriptedSampler(**kw)
-
-
-BACKENDS: dict[str, Callable[..., Sampler]] = {
-    "transformers": _transformers, "vllm": _vllm, "http": _http, "scripted": _scripted,
-}
-
-
-def make_sampler(backend: str, **options: Any) -> Sampler:
-    """Build a backend by name with its options (see each backend's class)."""
-    if backend not in BACKENDS:
-        raise unknown_name("sampling backend", backend, list(BACKENDS))
-    try:
-        return BACKENDS[backend](**options)
-    except TypeError as exc:
-        raise ConfigError(f"backend {backend!r}: {exc}") from None
 
 
 def apply_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:

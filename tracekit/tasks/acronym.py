@@ -16,7 +16,9 @@ def _is_subsequence(word: str, initials: list[str]) -> bool:
 class Acronym(Task):
     name = "acronym"
     fields = ("words", "length")
-    description = "Choose words from the list, keeping their order, so that their first letters spell an English word."
+    description = (
+        "Choose words from the list, keeping their order, so that their first letters spell an English word."
+    )
     knobs = {"length": "acronym length (4 or 5; default 4)", "extra": "distractor words (default 3)"}
 
     def make_item(self, rng, length: int = 4, extra: int = 3) -> dict[str, Any]:
@@ -29,9 +31,11 @@ class Acronym(Task):
         words = chosen[:]
         for d in distractors:
             words.insert(rng.randint(0, len(words)), d)
-        question = (f"Here is a list of words: {', '.join(words)}. Choose {length} of them, keeping their order, so "
-                    f"that their first letters spell an English word of {length} letters. "
-                    "Give that word in <answer> </answer> tags.")
+        question = (
+            f"Here is a list of words: {', '.join(words)}. Choose {length} of them, keeping their order, so "
+            f"that their first letters spell an English word of {length} letters. "
+            "Give that word in <answer> </answer> tags."
+        )
         return {"question": question, "answer": target, "words": words, "length": int(length)}
 
     def check(self, answer: str, meta: dict[str, Any]) -> Check:

@@ -22,7 +22,7 @@ from fractions import Fraction
 from math import gcd
 
 MAX_CHARS = 2_000
-MAX_DIGITS = 12  # also in _LONG_LITERAL_RE
+MAX_DIGITS = 12  # longest literal (see _LONG_LITERAL_RE)
 MAX_TOKENS = 400
 MAX_DEPTH = 40
 
@@ -31,7 +31,7 @@ MAX_BITS = 512  # numerator/denominator size past which a value is rejected
 _TOKEN_RE = re.compile(r"[0-9]+|[-+*/()]", re.ASCII)
 _VALID_RE = re.compile(r"[0-9+\-*/()\s]*", re.ASCII)
 _BAD_CHAR_RE = re.compile(r"[^0-9+\-*/()\s]", re.ASCII)
-_LONG_LITERAL_RE = re.compile(r"[0-9]{%d,}" % (12 + 1), re.ASCII)
+_LONG_LITERAL_RE = re.compile(rf"[0-9]{{{MAX_DIGITS + 1},}}", re.ASCII)
 _SYNONYMS = str.maketrans({"×": "*", "∗": "*", "·": "*", "÷": "/", "−": "-", "–": "-", "x": "*", "X": "*"})
 _OPS = frozenset("+-*/()")
 

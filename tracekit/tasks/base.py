@@ -31,7 +31,13 @@ def _several_candidates(answer: str) -> bool:
     """
     if ";" in answer or "|" in answer:
         return True
-    if answer.isascii() and "o" not in answer and "a" not in answer and "O" not in answer and "A" not in answer:
+    if (
+        answer.isascii()
+        and "o" not in answer
+        and "a" not in answer
+        and "O" not in answer
+        and "A" not in answer
+    ):
         return False
     return _MULTI_RE.search(answer) is not None
 
@@ -49,7 +55,10 @@ class Check(NamedTuple):
 
 
 def split_of(key: str) -> str:
-    """Which split a problem belongs to, from its content alone: equal problems never land in two splits, whatever the seed."""
+    """Which split a problem belongs to, from its content alone.
+
+    Equal problems never land in two splits, whatever the seed.
+    """
     u = (seed_for("split", key) % 10_000) / 10_000
     acc = 0.0
     for split, frac in SPLIT_FRACTIONS.items():
@@ -102,10 +111,18 @@ class Task:
             return Check(False, "multiple_answers", stripped)
         try:
             return self.check(stripped, meta)
-        except (ValueError, TypeError, KeyError, ArithmeticError, RecursionError) as exc:  # defensive: never crash a stage
+        except (
+            ValueError,
+            TypeError,
+            KeyError,
+            ArithmeticError,
+            RecursionError,
+        ) as exc:  # defensive: never crash a stage
             return Check(False, "unparseable", f"{stripped[:80]} ({type(exc).__name__})")
 
-    def generate(self, n: int, *, seed: int = 0, split: str = "train", start: int = 0, **knobs: Any) -> pl.DataFrame:
+    def generate(
+        self, n: int, *, seed: int = 0, split: str = "train", start: int = 0, **knobs: Any
+    ) -> pl.DataFrame:
         """``n`` problems of ``split`` as a ``problems`` table frame.
 
         Item ``i`` is drawn from a generator seeded by ``(task, knobs, seed, i)``; items whose
@@ -126,24 +143,43 @@ class Task:
         limit = start + max(100, n * 200)
         while len(rows) < n:
             if i >= limit:
-                raise ConfigError(f"task {self.name!r} {difficulty}: could only make {len(rows)} distinct {split} problems.")
+                raise ConfigError(
+                    f"task {self.name!r} {difficulty}: could only make {len(rows)} distinct {split} problems."
+                )
             rng = random.Random(seed_for(self.name, difficulty, seed, i))
             item = self.make_item(rng, **knobs)
             key = self.dedup_key(item)
             if key not in seen and split_of(f"{self.name}|{key}") == split:
                 seen.add(key)
                 question, answer = item.pop("question"), item.pop("answer")
-                rows.append({
-                    "problem_id": problem_id(self.name, question, answer),
-                    "task": self.name, "question": question, "answer": answer, "split": split,
-                    "difficulty": difficulty, "seed": seed, "index": i,
-                    "meta": json.dumps(item, sort_keys=True),
-                })
+                rows.append(
+                    {
+                        "problem_id": problem_id(self.name, question, answer),
+                        "task": self.name,
+                        "question": question,
+                        "answer": answer,
+                        "split": split,
+                        "difficulty": difficulty,
+                        "seed": seed,
+                        "index": i,
+                        "meta": json.dumps(item, sort_keys=True),
+                    }
+                )
             i += 1
-        return pl.DataFrame(rows, schema={
-            "problem_id": pl.Utf8, "task": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8, "split": pl.Utf8,
-            "difficulty": pl.Utf8, "seed": pl.Int64, "index": pl.Int64, "meta": pl.Utf8,
-        })
+        return pl.DataFrame(
+            rows,
+            schema={
+                "problem_id": pl.Utf8,
+                "task": pl.Utf8,
+                "question": pl.Utf8,
+                "answer": pl.Utf8,
+                "split": pl.Utf8,
+                "difficulty": pl.Utf8,
+                "seed": pl.Int64,
+                "index": pl.Int64,
+                "meta": pl.Utf8,
+            },
+        )
 
     def example(self) -> str:
         return self.generate(1, seed=0)["question"][0]
@@ -183,7 +219,10 @@ def score_jsonl(task: Task, src, dst) -> tuple[int, list[str]]:
             continue
         missing = [f for f in (*task.fields, "response") if f not in record]
         if missing:
-            errors.append(f"line {number}: missing field(s) {missing} (task {task.name!r} needs {list(task.fields)} and 'response')")
+            errors.append(
+                f"line {number}: missing field(s) {missing} "
+                f"(task {task.name!r} needs {list(task.fields)} and 'response')"
+            )
             continue
         response = record["response"]
         if response is not None and not isinstance(response, str):

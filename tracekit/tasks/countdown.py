@@ -65,13 +65,21 @@ class Countdown(Task):
     name = "countdown"
     fields = ("numbers", "target")
     description = "Reach the target with + - * / over the given numbers (each used at most once)."
-    knobs = {"n_numbers": "how many numbers (3 to 6; paper: train 3, test 4-6)",
-             "max_number": "largest given number (default 100)",
-             "max_target": "largest target (default 1000)",
-             "require_all": "the answer must use every number (default false)"}
+    knobs = {
+        "n_numbers": "how many numbers (3 to 6; paper: train 3, test 4-6)",
+        "max_number": "largest given number (default 100)",
+        "max_target": "largest target (default 1000)",
+        "require_all": "the answer must use every number (default false)",
+    }
 
-    def make_item(self, rng, n_numbers: int = 3, max_number: int = 100, max_target: int = 1000,
-                  require_all: bool = False) -> dict[str, Any]:
+    def make_item(
+        self,
+        rng,
+        n_numbers: int = 3,
+        max_number: int = 100,
+        max_target: int = 1000,
+        require_all: bool = False,
+    ) -> dict[str, Any]:
         from tracekit.errors import ConfigError
 
         if not 2 <= int(n_numbers) <= 8:
@@ -90,8 +98,13 @@ class Countdown(Task):
             f"{' (all of them must be used)' if require_all else ''}. "
             "Give your final answer in <answer> </answer> tags, for example <answer>(1 + 2) * 3</answer>."
         )
-        return {"question": question, "answer": expr, "numbers": numbers, "target": target,
-                "require_all": bool(require_all)}
+        return {
+            "question": question,
+            "answer": expr,
+            "numbers": numbers,
+            "target": target,
+            "require_all": bool(require_all),
+        }
 
     def dedup_key(self, item: dict[str, Any]) -> str:
         return f"{sorted(item['numbers'])}|{item['target']}"

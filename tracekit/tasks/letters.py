@@ -14,7 +14,9 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 class LetterCountdown(Task):
     name = "letter_countdown"
     fields = ("letters", "length")
-    description = "Form a valid English word of the given length from the given letters (each used at most once)."
+    description = (
+        "Form a valid English word of the given length from the given letters (each used at most once)."
+    )
     knobs = {"length": "word length (4 or 5; default 4)", "extra": "distractor letters added (default 3)"}
 
     def make_item(self, rng, length: int = 4, extra: int = 3) -> dict[str, Any]:
@@ -26,8 +28,10 @@ class LetterCountdown(Task):
         word = rng.choice(words)
         letters = list(word) + [rng.choice(_ALPHABET) for _ in range(int(extra))]
         rng.shuffle(letters)
-        question = (f"Using only the letters {', '.join(letters)} (each at most once), write an English word "
-                    f"of exactly {length} letters. Give the word in <answer> </answer> tags.")
+        question = (
+            f"Using only the letters {', '.join(letters)} (each at most once), write an English word "
+            f"of exactly {length} letters. Give the word in <answer> </answer> tags."
+        )
         return {"question": question, "answer": word, "letters": letters, "length": int(length)}
 
     def dedup_key(self, item: dict[str, Any]) -> str:

@@ -85,7 +85,12 @@ def normalise_math(text: str) -> str:
 def _read_rows(path: str | Path, split: str = "test", config: str | None = None) -> pl.DataFrame:
     p = Path(path)
     if not p.is_file():
-        if isinstance(path, str) and path.count("/") == 1 and not p.exists() and not path.startswith((".", "/")):
+        if (
+            isinstance(path, str)
+            and path.count("/") == 1
+            and not p.exists()
+            and not path.startswith((".", "/"))
+        ):
             return _read_hub(path, split, config)
         raise InputFormatError(f"dataset file {p} does not exist.")
     try:
@@ -119,11 +124,31 @@ def _need(frame: pl.DataFrame, path, columns: list[str], dataset: str) -> None:
 
 def _frame(task: str, rows: list[dict[str, Any]], split: str) -> pl.DataFrame:
     return pl.DataFrame(
-        [{"problem_id": problem_id(task, r["question"], r["answer"]), "task": task, "question": r["question"],
-          "answer": r["answer"], "split": split, "difficulty": "", "seed": None, "index": i,
-          "meta": json.dumps(r["meta"], sort_keys=True)} for i, r in enumerate(rows)],
-        schema={"problem_id": pl.Utf8, "task": pl.Utf8, "question": pl.Utf8, "answer": pl.Utf8, "split": pl.Utf8,
-                "difficulty": pl.Utf8, "seed": pl.Int64, "index": pl.Int64, "meta": pl.Utf8},
+        [
+            {
+                "problem_id": problem_id(task, r["question"], r["answer"]),
+                "task": task,
+                "question": r["question"],
+                "answer": r["answer"],
+                "split": split,
+                "difficulty": "",
+                "seed": None,
+                "index": i,
+                "meta": json.dumps(r["meta"], sort_keys=True),
+            }
+            for i, r in enumerate(rows)
+        ],
+        schema={
+            "problem_id": pl.Utf8,
+            "task": pl.Utf8,
+            "question": pl.Utf8,
+            "answer": pl.Utf8,
+            "split": pl.Utf8,
+            "difficulty": pl.Utf8,
+            "seed": pl.Int64,
+            "index": pl.Int64,
+            "meta": pl.Utf8,
+        },
     )
 
 
@@ -144,7 +169,9 @@ class _Loader(Task):
 class GSM8K(_Loader):
     name = "gsm8k"
     description = "Grade-school math word problems (GSM8K layout: question, answer with '#### N')."
-    example_question = "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
+    example_question = (
+        "Natalia sold clips to 48 of her friends in April, and then half as many in May. How many in all?"
+    )
 
     def load(self, path: str | Path, *, split: str = "test") -> pl.DataFrame:
         frame = _read_rows(path, "test" if split == "test" else "train", "main")
@@ -165,7 +192,9 @@ class GSM8K(_Loader):
 
 class CommonsenseQA(_Loader):
     name = "commonsenseqa"
-    description = "Multiple-choice commonsense questions (CommonsenseQA layout: question, choices, answerKey)."
+    description = (
+        "Multiple-choice commonsense questions (CommonsenseQA layout: question, choices, answerKey)."
+    )
     example_question = "Where would you find a jellyfish? (A) ocean (B) desert (C) ..."
     _LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)?[.):]?(?:\s.*)?$", re.DOTALL)
 
@@ -175,8 +204,16 @@ class CommonsenseQA(_Loader):
         rows = []
         for q, choices, key in frame.select("question", "choices", "answerKey").iter_rows():
             listed = " ".join(f"({lab}) {txt}" for lab, txt in zip(choices["label"], choices["text"]))
-            question = f"{q}\nChoices: {listed}\nGive the letter of the best choice in <answer> </answer> tags."
-            rows.append({"question": question, "answer": key, "meta": {"answer": key, "labels": list(choices["label"])}})
+            question = (
+                f"{q}\nChoices: {listed}\nGive the letter of the best choice in <answer> </answer> tags."
+            )
+            rows.append(
+                {
+                    "question": question,
+                    "answer": key,
+                    "meta": {"answer": key, "labels": list(choices["label"])},
+                }
+            )
         return _frame(self.name, rows, split)
 
     def check(self, answer: str, meta: dict[str, Any]) -> Check:

@@ -11,8 +11,10 @@ class Multiplication(Task):
     name = "multiplication"
     fields = ("a", "b")
     description = "Multiply two integers of the given number of digits; the answer is the exact product."
-    knobs = {"digits": "digits of each operand (2 to 5; default 2)",
-             "digits_b": "digits of the second operand (default: same as digits)"}
+    knobs = {
+        "digits": "digits of each operand (2 to 5; default 2)",
+        "digits_b": "digits of the second operand (default: same as digits)",
+    }
 
     def make_item(self, rng, digits: int = 2, digits_b: int | None = None) -> dict[str, Any]:
         from tracekit.errors import ConfigError
@@ -23,8 +25,10 @@ class Multiplication(Task):
                 raise ConfigError(f"multiplication: digits must be in [1, 9], got {d}")
         a = rng.randint(10 ** (int(digits) - 1), 10 ** int(digits) - 1)
         b = rng.randint(10 ** (int(digits_b) - 1), 10 ** int(digits_b) - 1)
-        question = (f"What is {a} * {b}? Work it out, then give only the final number "
-                    f"in <answer> </answer> tags, for example <answer>1234</answer>.")
+        question = (
+            f"What is {a} * {b}? Work it out, then give only the final number "
+            f"in <answer> </answer> tags, for example <answer>1234</answer>."
+        )
         return {"question": question, "answer": str(a * b), "a": a, "b": b}
 
     def demo_solution(self, meta: dict[str, Any], answer: str) -> str:

@@ -6,8 +6,9 @@ draws target words from the more common words found in both ``web2`` and ``gcide
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from tracekit.tasks.base import Check
 

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from tracekit.errors import ConfigError
-from tracekit.rearrange import RearrangeConfig
+from tracekit.rearrange.stage import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
 
 
@@ -64,7 +64,9 @@ class ReflectConfig:
     per_sample: int = 4
     few_shot: int = 0
     call_size: int = 256
-    params: SamplingParams = field(default_factory=lambda: SamplingParams(max_tokens=512, stop=("</verdict>",)))
+    params: SamplingParams = field(
+        default_factory=lambda: SamplingParams(max_tokens=512, stop=("</verdict>",))
+    )
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ import json
 import platform
 import time
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
 
 import polars as pl
 
 from tracekit.ids import stable_hash
-from tracekit.store import Store
+from tracekit.store.tables import Store
 
 _PACKAGES = ("tracekit", "polars", "pyarrow", "pandera", "datasets", "transformers", "torch", "trl", "vllm")
 
@@ -41,15 +41,22 @@ def tracekit_version() -> str:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 class RunRecorder:
     """Collect timings and counts for one command, then append its ``runs`` row."""
 
-    def __init__(self, command: str, config: dict[str, Any], *, seed: int | None = None,
-                 model: str | None = None, model_revision: str | None = None,
-                 sampling: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        config: dict[str, Any],
+        *,
+        seed: int | None = None,
+        model: str | None = None,
+        model_revision: str | None = None,
+        sampling: dict[str, Any] | None = None,
+    ) -> None:
         self.command = command
         self.config = config
         self.seed = seed
@@ -70,7 +77,9 @@ class RunRecorder:
                 self.t = time.perf_counter()
 
             def __exit__(self, *exc):
-                recorder.timings[name] = round(recorder.timings.get(name, 0.0) + time.perf_counter() - self.t, 3)
+                recorder.timings[name] = round(
+                    recorder.timings.get(name, 0.0) + time.perf_counter() - self.t, 3
+                )
 
         return _Timer()
 
@@ -96,6 +105,8 @@ class RunRecorder:
             "started_at": self.started,
             "finished_at": _now(),
         }
-        frame = pl.DataFrame([row], schema_overrides={"model": pl.Utf8, "model_revision": pl.Utf8, "seed": pl.Int64})
+        frame = pl.DataFrame(
+            [row], schema_overrides={"model": pl.Utf8, "model_revision": pl.Utf8, "seed": pl.Int64}
+        )
         store.write("runs", frame)
         return run_id

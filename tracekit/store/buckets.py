@@ -20,13 +20,13 @@ from __future__ import annotations
 import math
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import polars as pl
 import pyarrow.parquet as pq
 
-from tracekit.store import Store
+from tracekit.store.tables import Store
 
 TARGET_BYTES = 48 * 1024 * 1024
 BATCH_ROWS = 32_768
@@ -144,10 +144,14 @@ def _hash_buckets(store: Store, parts, columns, n_buckets: int) -> Iterator[dict
     try:
         for table, cols in columns.items():
             for p_i, path in enumerate(parts[table]):
-                for b_i, batch in enumerate(pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=cols)):
+                for b_i, batch in enumerate(
+                    pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=cols)
+                ):
                     frame = pl.from_arrow(batch)
                     keyed = frame.with_columns(_bucket=(pl.col("problem_id").hash(seed=0) % n_buckets))
-                    for (bucket,), piece in keyed.partition_by("_bucket", as_dict=True, include_key=False).items():
+                    for (bucket,), piece in keyed.partition_by(
+                        "_bucket", as_dict=True, include_key=False
+                    ).items():
                         target = tmp / table / f"{bucket:05d}"
                         target.mkdir(parents=True, exist_ok=True)
                         piece.write_ipc(target / f"{p_i:06d}-{b_i:06d}.arrow", compression="uncompressed")

@@ -27,8 +27,8 @@ answer::
     </answer>
 
 Formats are small named functions that plan which samples every trace shows (see
-:mod:`tracekit.formats`). Every random choice is a counter-based draw keyed by
-``(seed, problem_id, format, repeat)`` (see :mod:`tracekit.draws`), so a problem's
+:mod:`tracekit.rearrange.formats`). Every random choice is a counter-based draw keyed by
+``(seed, problem_id, format, repeat)`` (see :mod:`tracekit.rearrange.draws`), so a problem's
 traces never depend on which other problems, formats or buckets were processed
 alongside it.
 
@@ -46,12 +46,12 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import polars as pl
 
-from tracekit.draws import problem_key
 from tracekit.errors import ConfigError, unknown_name
-from tracekit.formats import FORMATS, Pools
 from tracekit.ids import stable_hash
-from tracekit.phrases import PhraseBank
-from tracekit.render import Layout, TraceBatch, lay_out, offsets, ragged_arange
+from tracekit.rearrange.draws import problem_key
+from tracekit.rearrange.formats import FORMATS, Pools
+from tracekit.rearrange.phrases import PhraseBank
+from tracekit.rearrange.render import Layout, TraceBatch, lay_out, offsets, ragged_arange
 from tracekit.schemas import empty_frame
 
 
@@ -126,8 +126,9 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
     and built traces are counted in ``drops``; ``None`` when nothing was planned."""
     sizes = pool.group_by("problem_id", maintain_order=True).len()
     problem_ids = sizes["problem_id"]
-    pools = Pools.from_rows(sizes["len"].to_numpy(), pool["is_correct"].to_numpy(),
-                            pool["prompt_variant"].to_numpy())
+    pools = Pools.from_rows(
+        sizes["len"].to_numpy(), pool["is_correct"].to_numpy(), pool["prompt_variant"].to_numpy()
+    )
     fmt_rank = {name: i for i, name in enumerate(sorted(cfg.formats))}
     ids = problem_ids.to_list()
     parts = []
@@ -149,7 +150,10 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
     slot_start = offsets(n)[:-1][order]
     slots = np.concatenate([p[2].slots for p in parts])
     return TraceBatch(
-        problem=problem[order], fmt_code=fmt_code[order], repeat=repeat[order], n=n[order],
+        problem=problem[order],
+        fmt_code=fmt_code[order],
+        repeat=repeat[order],
+        n=n[order],
         key=per_trace(lambda f, r, p, k: k)[order],
         ordinal=per_trace(lambda f, r, p, k: p.ordinal)[order],
         final=per_trace(lambda f, r, p, k: p.final)[order],
@@ -181,8 +185,9 @@ def rearrange_pool(
     ``questions`` maps ``problem_id`` to ``question``. Returns a frame in the ``traces``
     table schema, ordered by problem, format, repeat and number of samples.
     """
-    layout = _lay_out(pool, kept, responses, reflection_texts, questions, cfg, bank,
-                      Counter() if drops is None else drops)
+    layout = _lay_out(
+        pool, kept, responses, reflection_texts, questions, cfg, bank, Counter() if drops is None else drops
+    )
     return empty_frame("traces") if layout is None else layout.render()
 
 
@@ -190,8 +195,9 @@ def _lay_out(pool, kept, responses, reflection_texts, questions, cfg, bank, drop
     batch = plan_batch(pool, cfg, drops) if pool.height else None
     if batch is None:
         return None
-    return lay_out(batch, pool, kept, responses, reflection_texts, questions, sorted(cfg.formats), bank,
-                   cfg.digest(bank))
+    return lay_out(
+        batch, pool, kept, responses, reflection_texts, questions, sorted(cfg.formats), bank, cfg.digest(bank)
+    )
 
 
 # ------------------------------------------------------------------------ the stage
@@ -201,8 +207,13 @@ def _filtered(buckets, cfg: RearrangeConfig):
 
     for bucket in buckets:
         samples, reflections = bucket["samples"], bucket["reflections"]
-        counts = Counter({"problems/total": bucket["problems"].height, "samples/total": samples.height,
-                          "reflections/total": reflections.height})
+        counts = Counter(
+            {
+                "problems/total": bucket["problems"].height,
+                "samples/total": samples.height,
+                "reflections/total": reflections.height,
+            }
+        )
         # the filter moves ids and flags only; texts stay where they were read and are gathered once
         pool, kept, _ = filter_pool(
             samples.drop("response").with_row_index("text_row"),
@@ -223,20 +234,33 @@ def _filtered(buckets, cfg: RearrangeConfig):
         yield bucket, pool, kept, counts
 
 
-_SAMPLE_COLS = ["sample_id", "sample_key", "max_tokens", "problem_id", "prompt_variant", "sample_index", "is_correct", "extracted_answer", "finish_reason", "response"]
+_SAMPLE_COLS = [
+    "sample_id",
+    "sample_key",
+    "max_tokens",
+    "problem_id",
+    "prompt_variant",
+    "sample_index",
+    "is_correct",
+    "extracted_answer",
+    "finish_reason",
+    "response",
+]
 _REFL_COLS = ["reflection_id", "sample_id", "problem_id", "verdict", "verdict_reason", "text"]
 
 
-def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, target_bytes: int | None = None) -> Counter:
+def rearrange_store(
+    store, cfg: RearrangeConfig, *, replace: bool = False, target_bytes: int | None = None
+) -> Counter:
     """Run filter + rearrangement over a whole store and append the traces.
 
-    Streams bucket by bucket (see :mod:`tracekit.partition`); traces whose id the
+    Streams bucket by bucket (see :mod:`tracekit.store.buckets`); traces whose id the
     store already holds are skipped, so re-running the same configuration adds nothing.
     Returns the counters of the run report (drops by reason, traces built per format).
     """
-    from tracekit.overlap import BackgroundWriter, prefetch
-    from tracekit.partition import TARGET_BYTES, iter_problem_buckets
-    from tracekit.phrases import load_phrase_bank
+    from tracekit.rearrange.phrases import load_phrase_bank
+    from tracekit.store.buckets import TARGET_BYTES, iter_problem_buckets
+    from tracekit.store.overlap import BackgroundWriter, prefetch
 
     bank = load_phrase_bank(cfg.phrases)
     if replace:
@@ -249,8 +273,16 @@ def rearrange_store(store, cfg: RearrangeConfig, *, replace: bool = False, targe
     with BackgroundWriter(store) as writer:
         for bucket, pool, kept, counts in prefetch(_filtered(buckets, cfg)):
             stats.update(counts)
-            layout = _lay_out(pool, kept, bucket["samples"]["response"], bucket["reflections"]["text"],
-                              bucket["problems"], cfg, bank, stats)
+            layout = _lay_out(
+                pool,
+                kept,
+                bucket["samples"]["response"],
+                bucket["reflections"]["text"],
+                bucket["problems"],
+                cfg,
+                bank,
+                stats,
+            )
             if layout is not None and existing.len():
                 layout = layout.select(~layout.frame["trace_id"].is_in(existing.implode()).to_numpy())
             if layout is not None and layout.frame.height:

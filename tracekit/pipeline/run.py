@@ -15,14 +15,15 @@ from typing import Any
 
 import polars as pl
 
-from tracekit.config import RunConfig, config_dict
-from tracekit.manifest import RunRecorder
+from tracekit.pipeline.config import RunConfig, config_dict
 from tracekit.prompts import load_variants, pick_variants
-from tracekit.rearrange import rearrange_store
+from tracekit.rearrange.stage import rearrange_store
 from tracekit.reflect import reflect_samples
 from tracekit.sample import existing_samples, sample_problems
-from tracekit.sampling.base import Sampler, make_sampler
+from tracekit.sampling.base import Sampler
+from tracekit.sampling.registry import make_sampler
 from tracekit.store import Store, latest_samples
+from tracekit.store.manifest import RunRecorder
 from tracekit.tasks import get_task
 
 
@@ -53,9 +54,14 @@ def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
         if spec.path or want == 0 or spec.name in sample_demos:
             continue
         task = get_task(spec.name)
-        pool = task.generate(want + len(exclude) + 2, seed=cfg.seed + 7919, split="validation", **spec.options)
+        pool = task.generate(
+            want + len(exclude) + 2, seed=cfg.seed + 7919, split="validation", **spec.options
+        )
         pool = pool.filter(~pl.col("problem_id").is_in(list(exclude))).head(want)
-        solved = [(q, task.demo_solution(json.loads(m), a), a) for q, a, m in pool.select("question", "answer", "meta").iter_rows()]
+        solved = [
+            (q, task.demo_solution(json.loads(m), a), a)
+            for q, a, m in pool.select("question", "answer", "meta").iter_rows()
+        ]
         sample_demos[spec.name] = solved[: cfg.sampling.few_shot]
         demos = []
         for i, (q, solution, a) in enumerate(solved[: cfg.reflection.few_shot]):
@@ -66,8 +72,9 @@ def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
     return sample_demos, reflect_demos
 
 
-def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bool = True,
-                 echo=print) -> dict[str, Any]:
+def run_pipeline(
+    cfg: RunConfig, *, sampler: Sampler | None = None, progress: bool = True, echo=print
+) -> dict[str, Any]:
     """Run every stage of ``cfg``; return the summary (also printed through ``echo``)."""
     from tqdm import tqdm
 
@@ -80,8 +87,11 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
     with rec.stage("load_model"):
         sampler = sampler or make_sampler(cfg.model.backend, **cfg.model.options)
     rec.model, rec.model_revision = sampler.model_id, sampler.model_revision
-    rec.sampling = {"sample": cfg.sampling.params.__dict__, "reflect": cfg.reflection.params.__dict__,
-                    "few_shot": {"sample": cfg.sampling.few_shot, "reflect": cfg.reflection.few_shot}}
+    rec.sampling = {
+        "sample": cfg.sampling.params.__dict__,
+        "reflect": cfg.reflection.params.__dict__,
+        "few_shot": {"sample": cfg.sampling.few_shot, "reflect": cfg.reflection.few_shot},
+    }
     variants = pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))
     questions = dict(zip(problems["problem_id"].to_list(), problems["question"].to_list()))
     task_of = dict(zip(problems["problem_id"].to_list(), problems["task"].to_list()))
@@ -93,24 +103,62 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
     for start in range(0, problems.height, cfg.chunk_problems):
         chunk = problems.slice(start, cfg.chunk_problems)
         ids = chunk["problem_id"].implode()
-        have = store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
-            "sample_key", "finish_reason", "max_tokens").collect()
+        have = (
+            store.scan("samples")
+            .filter(pl.col("problem_id").is_in(ids))
+            .select("sample_key", "finish_reason", "max_tokens")
+            .collect()
+        )
         with rec.stage("sample"):
-            new = sample_problems(chunk, sampler, variants=variants, k=k, params=cfg.sampling.params,
-                                  demos=sample_demos, seed=cfg.seed, done=existing_samples(have),
-                                  source=getattr(sampler, "source", "generate"))
+            new = sample_problems(
+                chunk,
+                sampler,
+                variants=variants,
+                k=k,
+                params=cfg.sampling.params,
+                demos=sample_demos,
+                seed=cfg.seed,
+                done=existing_samples(have),
+                source=getattr(sampler, "source", "generate"),
+            )
             new_counts["samples"] += store.write("samples", new)
-        current = latest_samples(store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
-            "sample_id", "sample_key", "max_tokens", "problem_id", "response", "is_correct", "finish_reason").collect())
+        current = latest_samples(
+            store.scan("samples")
+            .filter(pl.col("problem_id").is_in(ids))
+            .select(
+                "sample_id",
+                "sample_key",
+                "max_tokens",
+                "problem_id",
+                "response",
+                "is_correct",
+                "finish_reason",
+            )
+            .collect()
+        )
         s_bar.update(current.height)
         if not cfg.rearrange.include_truncated:
             current = current.filter(pl.col("finish_reason") != "length")
-        done = set(store.scan("reflections").filter(pl.col("problem_id").is_in(ids)).select("reflection_id")
-                   .collect()["reflection_id"].to_list())
+        done = set(
+            store.scan("reflections")
+            .filter(pl.col("problem_id").is_in(ids))
+            .select("reflection_id")
+            .collect()["reflection_id"]
+            .to_list()
+        )
         with rec.stage("reflect"):
             for piece in current.iter_slices(cfg.reflection.call_size):  # each call's rows land atomically
-                new_r = reflect_samples(piece, questions, sampler, per_sample=per, params=cfg.reflection.params,
-                                        demos=reflect_demos, tasks=task_of, seed=cfg.seed, done=done)
+                new_r = reflect_samples(
+                    piece,
+                    questions,
+                    sampler,
+                    per_sample=per,
+                    params=cfg.reflection.params,
+                    demos=reflect_demos,
+                    tasks=task_of,
+                    seed=cfg.seed,
+                    done=done,
+                )
                 new_counts["reflections"] += store.write("reflections", new_r)
                 r_bar.update(piece.height * per)
     s_bar.close()
@@ -127,15 +175,42 @@ def run_pipeline(cfg: RunConfig, *, sampler: Sampler | None = None, progress: bo
 
 def summarize(store: Store, problems: pl.DataFrame, stats: Counter, new_counts: Counter) -> dict[str, Any]:
     ids = problems["problem_id"].implode()
-    samples = latest_samples(store.scan("samples").filter(pl.col("problem_id").is_in(ids)).select(
-        "sample_id", "sample_key", "max_tokens", "problem_id", "prompt_variant", "is_correct", "finish_reason",
-        "reason").collect())
+    samples = latest_samples(
+        store.scan("samples")
+        .filter(pl.col("problem_id").is_in(ids))
+        .select(
+            "sample_id",
+            "sample_key",
+            "max_tokens",
+            "problem_id",
+            "prompt_variant",
+            "is_correct",
+            "finish_reason",
+            "reason",
+        )
+        .collect()
+    )
     samples = samples.join(problems.select("problem_id", "task"), on="problem_id")
-    refl = store.scan("reflections").filter(pl.col("problem_id").is_in(ids)).select(
-        "sample_id", "verdict", "verdict_reason").collect().join(samples.select("sample_id", "is_correct"), on="sample_id")
-    accuracy = (samples.group_by("task", "prompt_variant").agg(n=pl.len(), correct=pl.col("is_correct").sum())
-                .sort("task", "prompt_variant"))
-    traces = store.scan("traces").filter(pl.col("problem_id").is_in(ids)).group_by("format").len().collect().sort("format")
+    refl = (
+        store.scan("reflections")
+        .filter(pl.col("problem_id").is_in(ids))
+        .select("sample_id", "verdict", "verdict_reason")
+        .collect()
+        .join(samples.select("sample_id", "is_correct"), on="sample_id")
+    )
+    accuracy = (
+        samples.group_by("task", "prompt_variant")
+        .agg(n=pl.len(), correct=pl.col("is_correct").sum())
+        .sort("task", "prompt_variant")
+    )
+    traces = (
+        store.scan("traces")
+        .filter(pl.col("problem_id").is_in(ids))
+        .group_by("format")
+        .len()
+        .collect()
+        .sort("format")
+    )
     return {
         "store": str(store.root),
         "problems": problems.height,
@@ -155,17 +230,23 @@ def summarize(store: Store, problems: pl.DataFrame, stats: Counter, new_counts: 
 
 
 def format_summary(s: dict[str, Any], timings: dict[str, float]) -> str:
-    lines = [f"store: {s['store']}",
-             f"problems {s['problems']}   samples {s['samples']} ({s['new_samples']} new, {s['truncated']} truncated)   "
-             f"reflections {s['reflections']} ({s['new_reflections']} new)"]
+    lines = [
+        f"store: {s['store']}",
+        f"problems {s['problems']}   samples {s['samples']} ({s['new_samples']} new, {s['truncated']} truncated)   "
+        f"reflections {s['reflections']} ({s['new_reflections']} new)",
+    ]
     lines.append("accuracy per task and variant:")
     for row in s["accuracy"]:
-        lines.append(f"  {row['task']:<18}{row['prompt_variant']:<14}{row['correct']:>5}/{row['n']:<5}"
-                     f" {row['correct'] / max(row['n'], 1):6.1%}")
+        lines.append(
+            f"  {row['task']:<18}{row['prompt_variant']:<14}{row['correct']:>5}/{row['n']:<5}"
+            f" {row['correct'] / max(row['n'], 1):6.1%}"
+        )
     lines.append("sample verdicts by reason: " + json.dumps(s["sample_reasons"]))
     lines.append("reflection verdicts by reason: " + json.dumps(s["verdict_reasons"]))
-    lines.append(f"verdict agreement with the verifier: {s['verdict_agreement']:.1%} "
-                 f"({s['kept_reflections']} kept reflections)")
+    lines.append(
+        f"verdict agreement with the verifier: {s['verdict_agreement']:.1%} "
+        f"({s['kept_reflections']} kept reflections)"
+    )
     lines.append("filter drops: " + json.dumps(s["drops"]))
     lines.append("traces per format: " + (json.dumps(s["traces"]) if s["traces"] else "none"))
     lines.append("timings (s): " + json.dumps(timings))

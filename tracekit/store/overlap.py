@@ -8,12 +8,13 @@ through these two helpers.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Iterator, TypeVar
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 import polars as pl
 
 from tracekit.schemas import ID_COLUMNS
-from tracekit.store import Store
+from tracekit.store.tables import Store
 
 T = TypeVar("T")
 
@@ -50,7 +51,7 @@ class BackgroundWriter:
             pending, self._pending = self._pending, None
             pending.result()
 
-    def __enter__(self) -> "BackgroundWriter":
+    def __enter__(self) -> BackgroundWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -17,7 +17,7 @@ import yaml
 from tracekit.errors import ConfigError
 from tracekit.ids import stable_hash
 
-DEFAULT_BANK = Path(__file__).parent / "data" / "phrases.yaml"
+DEFAULT_BANK = Path(__file__).parent.parent / "data" / "phrases.yaml"
 BANKS = ("generic_glue", "correct_glue", "incorrect_glue", "ending", "backtrack", "confirm")
 
 
@@ -67,12 +67,19 @@ def load_phrase_bank(path: str | Path | None = None) -> PhraseBank:
     unknown = sorted(set(raw) - set(BANKS))
     missing = [b for b in BANKS if b not in raw]
     if unknown or missing:
-        msg = f"phrase bank {source}: unknown keys {unknown}, missing keys {missing}.\nHint: the keys are {list(BANKS)}."
+        msg = f"phrase bank {source}: unknown keys {unknown}, missing keys {missing}.\n"
+        msg += f"Hint: the keys are {list(BANKS)}."
         raise ConfigError(msg)
     phrases: dict[str, tuple[str, ...]] = {}
     for bank in BANKS:
         items = raw[bank]
-        if not isinstance(items, list) or not items or not all(isinstance(s, str) and s.strip() for s in items):
-            raise ConfigError(f"phrase bank {source}: {bank!r} must be a non-empty list of non-empty strings.")
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(isinstance(s, str) and s.strip() for s in items)
+        ):
+            raise ConfigError(
+                f"phrase bank {source}: {bank!r} must be a non-empty list of non-empty strings."
+            )
         phrases[bank] = tuple(s.strip() for s in items)
     return PhraseBank(phrases=phrases, digest=stable_hash(phrases), source=source)

@@ -2,10 +2,10 @@
 
 A format is a small named function over a batch of problems: it takes the
 :class:`Pools` (every problem's surviving samples), one random key per problem (see
-:mod:`tracekit.draws`) and the rearrangement settings, and returns :class:`Plans`
+:mod:`tracekit.rearrange.draws`) and the rearrangement settings, and returns :class:`Plans`
 (for every trace: its problem, its samples in order, the sample whose answer is final
 and how it ends) plus the problems it had to skip, counted by reason. Rendering the
-text is not their business (see :mod:`tracekit.render`).
+text is not their business (see :mod:`tracekit.rearrange.render`).
 
 Every choice is a uniform draw: "pick one correct sample" is a uniform index into the
 problem's correct samples; "pick k more samples" gives every candidate a random key and
@@ -18,12 +18,23 @@ problem's own samples, the format and the repeat.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from tracekit.draws import S_INSERT, S_LAST, S_N, S_NNEG, S_OTHERS, S_SECOND, S_SHUFFLE, S_VARIANT, below, uniform
+from tracekit.rearrange.draws import (
+    S_INSERT,
+    S_LAST,
+    S_N,
+    S_NNEG,
+    S_OTHERS,
+    S_SECOND,
+    S_SHUFFLE,
+    S_VARIANT,
+    below,
+    uniform,
+)
 
 
 @dataclass
@@ -49,7 +60,7 @@ class Pools:
         self.n_variants = _per_problem(self, first)
 
     @classmethod
-    def from_rows(cls, problem_sizes, correct, variant_names) -> "Pools":
+    def from_rows(cls, problem_sizes, correct, variant_names) -> Pools:
         """Build from per-problem row counts, correctness and variant names (rows sorted by problem, variant)."""
         size = np.asarray(problem_sizes, dtype=np.int64)
         start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
@@ -59,7 +70,9 @@ class Pools:
         new[start] = True
         rank = np.cumsum(new) - 1  # running count of variant changes
         variant = rank - rank[start][np.repeat(np.arange(len(size)), size)]
-        return cls(start=start, size=size, correct=np.asarray(correct, dtype=bool), variant=variant.astype(np.int64))
+        return cls(
+            start=start, size=size, correct=np.asarray(correct, dtype=bool), variant=variant.astype(np.int64)
+        )
 
 
 def _per_problem(pools: Pools, mask: np.ndarray) -> np.ndarray:
@@ -195,8 +208,9 @@ def _skip(skipped: Counter, reason: str, bad: np.ndarray) -> np.ndarray:
     return ~bad
 
 
-def _star_c(pools: Pools, keys, cfg, ns: np.ndarray, *, last_correct: bool = True,
-            draw_n: bool = False) -> tuple[Plans, Counter]:
+def _star_c(
+    pools: Pools, keys, cfg, ns: np.ndarray, *, last_correct: bool = True, draw_n: bool = False
+) -> tuple[Plans, Counter]:
     """Traces of ``ns[j]`` samples (j-th trace of every problem) ending on a correct one (or any).
 
     With ``draw_n`` (``*C`` only) each problem's single trace draws its N instead.
@@ -212,7 +226,9 @@ def _star_c(pools: Pools, keys, cfg, ns: np.ndarray, *, last_correct: bool = Tru
     need = np.zeros(n_problems, dtype=np.int64)
     np.maximum.at(need, problems, n - 1)
     have = (pools.n_variants if cfg.unique_variants else pools.size) - 1
-    ok = _skip(skipped, "too_few_variants" if cfg.unique_variants else "too_few_samples", (need > 0) & (have < need))
+    ok = _skip(
+        skipped, "too_few_variants" if cfg.unique_variants else "too_few_samples", (need > 0) & (have < need)
+    )
     keep = ok[problems]
     tr = _Traces(pools, keys, problems[keep], ordinals[keep])
     n = n[keep]

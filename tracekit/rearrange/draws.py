@@ -18,7 +18,7 @@ Examples
 >>> import numpy as np
 >>> k = problem_key(0, "p-1", "*C_full", 0)
 >>> u = uniform(np.array([k, k]), 0, S_LAST, np.array([0, 1]))
->>> bool(((0 <= u) & (u < 1)).all()) and u[0] != u[1]
+>>> bool(((0 <= u) & (u < 1)).all() and u[0] != u[1])
 True
 >>> bool((uniform(np.array([k]), 0, S_LAST, 0) == u[0]).all())
 True

@@ -22,9 +22,9 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tracekit.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
 from tracekit.ids import hash_strings
-from tracekit.phrases import BANKS, PhraseBank
+from tracekit.rearrange.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
+from tracekit.rearrange.phrases import BANKS, PhraseBank
 from tracekit.schemas import polars_schema
 
 
@@ -59,7 +59,7 @@ class TraceBatch:
     fmt_code: np.ndarray  # index into sorted(formats)
     repeat: np.ndarray
     n: np.ndarray
-    key: np.ndarray  # the (problem, format, repeat) key of every draw (see tracekit.draws)
+    key: np.ndarray  # the (problem, format, repeat) key of every draw (see tracekit.rearrange.draws)
     ordinal: np.ndarray
     final: np.ndarray
     with_reflections: np.ndarray
@@ -82,7 +82,8 @@ class _Pieces:
         const0 = self.answer0 + n_answers
         add = lambda items: np.array([const0 + self._add(t) for t in items], dtype=np.int64)  # noqa: E731
         self.OPEN, self.SAMPLE_THEN_REFLECT, self.SAMPLE_CLOSE, self.REFLECT_CLOSE, self.ANSWER_CLOSE = add(
-            ["<think>\n<sample>", "</sample>\n<reflect>", "</sample>", "</reflect>", "</answer>"])
+            ["<think>\n<sample>", "</sample>\n<reflect>", "</sample>", "</reflect>", "</answer>"]
+        )
         self.glue_after_reflection = add([f"</reflect>\n{t}\n<sample>" for t in texts])
         self.glue_after_sample = add([f"</sample>\n{t}\n<sample>" for t in texts])
         self.backtrack = add([f"{t}\n<sample>" for t in texts])
@@ -107,7 +108,7 @@ class Layout:
     segments: np.ndarray
     lengths: np.ndarray  # segments per trace
 
-    def select(self, keep: np.ndarray) -> "Layout":
+    def select(self, keep: np.ndarray) -> Layout:
         """Only the traces where ``keep`` holds (e.g. those the store lacks)."""
         seg_start = offsets(self.lengths)[:-1][keep]
         lengths = self.lengths[keep]
@@ -121,9 +122,17 @@ class Layout:
         return self.frame.with_columns(completion=completion).select(list(polars_schema("traces")))
 
 
-def lay_out(batch: TraceBatch, pool: pl.DataFrame, kept: pl.DataFrame, responses: pl.Series,
-            reflection_texts: pl.Series, questions: pl.DataFrame, formats: list[str], bank: PhraseBank,
-            digest: str) -> Layout:
+def lay_out(
+    batch: TraceBatch,
+    pool: pl.DataFrame,
+    kept: pl.DataFrame,
+    responses: pl.Series,
+    reflection_texts: pl.Series,
+    questions: pl.DataFrame,
+    formats: list[str],
+    bank: PhraseBank,
+    digest: str,
+) -> Layout:
     """Draw each slot's reflection and glue, each trace's tail and ending, and lay the traces out.
 
     ``pool``/``kept`` come from :func:`tracekit.filter.filter_pool` (``text_row`` points into
@@ -142,10 +151,15 @@ def lay_out(batch: TraceBatch, pool: pl.DataFrame, kept: pl.DataFrame, responses
     s_last = s_pos == b.n[s_trace] - 1
     s_key, s_ordinal = b.key[s_trace], b.ordinal[s_trace]
     n_kept = pool["n_kept"].to_numpy()
-    s_kept = offsets(n_kept)[:-1][s_row] + below(uniform(s_key, s_ordinal, S_REFLECTION, s_pos), n_kept[s_row])
+    s_kept = offsets(n_kept)[:-1][s_row] + below(
+        uniform(s_key, s_ordinal, S_REFLECTION, s_pos), n_kept[s_row]
+    )
     # glue after a correct sample: correct + generic banks; after a wrong one: incorrect + generic
-    glue_banks = [pieces.bank(bank, "generic_glue"), pieces.bank(bank, "correct_glue", "generic_glue"),
-                  pieces.bank(bank, "incorrect_glue", "generic_glue")]
+    glue_banks = [
+        pieces.bank(bank, "generic_glue"),
+        pieces.bank(bank, "correct_glue", "generic_glue"),
+        pieces.bank(bank, "incorrect_glue", "generic_glue"),
+    ]
     which = np.where(b.generic_glue[s_trace], 0, np.where(correct[s_row], 1, 2))
     u = uniform(s_key, s_ordinal, S_GLUE, s_pos)
     glue = np.select([which == i for i in range(3)], [ids[below(u, len(ids))] for ids in glue_banks])
@@ -194,26 +208,36 @@ def lay_out(batch: TraceBatch, pool: pl.DataFrame, kept: pl.DataFrame, responses
     phrases[phrase_off[:-1][has_tail] + b.n[has_tail] - 1] = tail_phrase[has_tail]
     phrases[phrase_off[1:] - 1] = ending
 
-    frame = pl.DataFrame({
-        "problem_id": b.problem_ids.gather(pl.Series(b.problem)),
-        "format": pl.Series(formats, dtype=pl.Utf8).gather(pl.Series(b.fmt_code)),
-        "n_samples": b.n.astype(np.int64),
-        "repeat": b.repeat.astype(np.int64),
-    })
+    frame = pl.DataFrame(
+        {
+            "problem_id": b.problem_ids.gather(pl.Series(b.problem)),
+            "format": pl.Series(formats, dtype=pl.Utf8).gather(pl.Series(b.fmt_code)),
+            "n_samples": b.n.astype(np.int64),
+            "repeat": b.repeat.astype(np.int64),
+        }
+    )
     final = pl.Series(b.final)
     frame = frame.with_columns(
         prompt=frame.select("problem_id").join(questions, on="problem_id", how="left")["question"],
         sample_ids=list_of(pool["sample_id"].gather(pl.Series(s_row)), b.n).cast(pl.List(pl.Utf8)),
         reflection_ids=list_of(refl_ids, refl_counts).cast(pl.List(pl.Utf8)),
-        phrase_ids=list_of(pl.Series(pieces.phrase_ids, dtype=pl.Utf8).gather(pl.Series(phrases)),
-                           phrase_counts).cast(pl.List(pl.Utf8)),
+        phrase_ids=list_of(
+            pl.Series(pieces.phrase_ids, dtype=pl.Utf8).gather(pl.Series(phrases)), phrase_counts
+        ).cast(pl.List(pl.Utf8)),
         final_answer=pool["extracted_answer"].gather(final),
         final_correct=pool["is_correct"].gather(final),
         config_hash=pl.lit(digest),
     )
-    keys = frame.select(pl.concat_str(["problem_id", "format", "n_samples", "repeat", "config_hash"], separator="|"))
-    frame = frame.with_columns(trace_id=pl.Series(["t-" + h for h in hash_strings(keys.to_series())], dtype=pl.Utf8))
-    texts = [responses.cast(pl.Utf8), reflection_texts.cast(pl.Utf8),
-             pool["extracted_answer"].fill_null(""), pl.Series(pieces.consts, dtype=pl.Utf8)]
+    keys = frame.select(
+        pl.concat_str(["problem_id", "format", "n_samples", "repeat", "config_hash"], separator="|")
+    )
+    frame = frame.with_columns(
+        trace_id=pl.Series(["t-" + h for h in hash_strings(keys.to_series())], dtype=pl.Utf8)
+    )
+    texts = [
+        responses.cast(pl.Utf8),
+        reflection_texts.cast(pl.Utf8),
+        pool["extracted_answer"].fill_null(""),
+        pl.Series(pieces.consts, dtype=pl.Utf8),
+    ]
     return Layout(frame=frame, pieces=texts, segments=seg, lengths=lengths)
-
