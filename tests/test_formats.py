@@ -1,10 +1,12 @@
 """The vectorised trace planner: draws are uniform, independent of the batch, and plans obey each format."""
 
+import math
 from collections import Counter
 
 import numpy as np
 import pytest
 
+from tracekit.errors import ConfigError
 from tracekit.rearrange import RearrangeConfig
 from tracekit.rearrange.draws import S_LAST, below, problem_key, uniform
 from tracekit.rearrange.formats import FORMATS, Pools
@@ -124,13 +126,121 @@ def test_backtrack_confirm_and_algorithm1_shapes():
         assert len(rows) == 3 and final == rows[-1] and len(set(rows)) == 3
         assert all(PROBLEM[r - base][0] for r in rows[-2:])
     plans, _ = FORMATS["alg1"](pools, keys_for(n + 1, "alg1"), RearrangeConfig(formats=("alg1",), n_max=4))
-    sizes = Counter()
     for p, rows, final in traces_of(plans):
-        if p == n:
-            assert final == rows[-1] and set(rows) <= {8 * n, 8 * n + 1}
-            continue
-        ok = [PROBLEM[r - 8 * p][0] for r in rows]
-        sizes[sum(ok)] += 1
-        assert ok[-1] and final == rows[-1] and sum(ok) >= 1 and len(rows) - sum(ok) <= sum(ok) - 1
+        ok = [(PROBLEM[r - 8 * p][0] if p < n else True) for r in rows]
+        assert ok[-1] and final == rows[-1] and len(rows) - sum(ok) <= sum(ok) - 1
         assert len(set(rows)) == len(rows)
-    assert set(sizes) == {1, 2, 3, 4} and max(sizes.values()) / min(sizes.values()) < 1.15  # n+ ~ U[1, 4]
+
+
+def test_reference_backtrack_goes_to_the_latest_correct_sample():
+    n = 3_000
+    pools = pools_of([PROBLEM] * n)
+    cfg = RearrangeConfig(formats=("*C*IC",), n_max=4, layout="reference")
+    plans, _ = FORMATS["*C*IC"](pools, keys_for(n, "*C*IC"), cfg)
+    ours, _ = FORMATS["*C*IC"](pools, keys_for(n, "*C*IC"), RearrangeConfig(formats=("*C*IC",), n_max=4))
+    assert (plans.slots == ours.slots).all()  # the same samples; only the one it goes back to differs
+    for p, rows, final in traces_of(plans):
+        ok = [PROBLEM[r - 8 * p][0] for r in rows]
+        latest = max(i for i in range(len(rows) - 1) if ok[i])
+        assert final == rows[latest]
+    assert (plans.final != ours.final).any()
+
+
+@pytest.mark.parametrize("fmt", ["*C*IC", "*CC"])
+def test_two_sample_formats_refuse_n_max_1(fmt):
+    with pytest.raises(ConfigError, match="always show two samples"):
+        RearrangeConfig(formats=("0C", fmt), n_max=1)
+    RearrangeConfig(formats=("0C", "*C_full"), n_max=1)
+
+
+def test_star_takes_every_correct_sample_once():
+    pools = pools_of([PROBLEM, [(True, "a")], [(False, "a"), (True, "b"), (True, "b")]])
+    plans, skipped = FORMATS["star"](pools, keys_for(3, "star"), RearrangeConfig(formats=("star",)))
+    assert not skipped and not plans.reflections and plans.glue == "generic"
+    assert [(p, rows, final) for p, rows, final in traces_of(plans)] == [
+        (0, [0], 0),
+        (0, [2], 2),
+        (0, [4], 4),
+        (0, [6], 6),
+        (1, [8], 8),
+        (2, [10], 10),
+        (2, [11], 11),
+    ]
+    assert plans.ordinal.tolist() == [0, 1, 2, 3, 0, 0, 1]
+
+
+# ---------------------------------------------------------------- Algorithm 1
+
+
+def chi2_sf(x: float, dof: int) -> float:
+    """P(X > x) for a chi-square variable with 1 or an even number of degrees of freedom (closed forms)."""
+    if dof == 1:
+        return math.erfc(math.sqrt(x / 2))
+    assert dof % 2 == 0
+    term, total = 1.0, 1.0
+    for i in range(1, dof // 2):
+        term *= (x / 2) / i
+        total += term
+    return math.exp(-x / 2) * total
+
+
+def chi2(observed: Counter, expected: dict, n: int) -> float:
+    assert set(observed) <= set(expected)
+    return sum((observed[c] - n * p) ** 2 / (n * p) for c, p in expected.items())
+
+
+def alg1_traces(problem, n_problems, n_max, seed=0):
+    """Per problem: its traces as (correct rows, wrong rows, rows in order), in round order."""
+    size = len(problem)
+    pools = pools_of([problem] * n_problems)
+    cfg = RearrangeConfig(formats=("alg1",), n_max=n_max)
+    plans, skipped = FORMATS["alg1"](pools, keys_for(n_problems, "alg1", seed=seed), cfg)
+    assert not skipped
+    out = [[] for _ in range(n_problems)]
+    for (p, rows, final), ordinal in zip(traces_of(plans), plans.ordinal.tolist()):
+        assert ordinal == len(out[p]) and final == rows[-1]
+        local = [r - size * p for r in rows]
+        out[p].append(([r for r in local if problem[r][0]], [r for r in local if not problem[r][0]], local))
+    return out
+
+
+def test_algorithm1_draws_match_the_closed_form():
+    """n+ = min(U[1, L], |Y+|), n- = min(U[0, n+ - 1], |Y-|), drawn over the full range and then capped.
+
+    |Y+| = 3, |Y-| = 1, L = 5: P(n+ = 1) = P(n+ = 2) = 1/5, P(n+ = 3) = 3/5 (4/5 of U[1, 5] lands at 3
+    or above, capped to 3); n- | n+ = 3 is U[0, 2] capped at 1, so P(n- = 1 | n+ = 3) = 2/3. The second
+    round, when the first took one correct sample, draws n+ from |Y+| = 2: P(n+ = 2) = 4/5.
+    """
+    problem = [(True, "a"), (True, "a"), (True, "a"), (False, "a")]
+    n = 20_000
+    traces = alg1_traces(problem, n, n_max=5, seed=11)
+    first = Counter((len(t[0][0]), len(t[0][1])) for t in traces)
+    closed = {(1, 0): 1 / 5, (2, 0): 1 / 10, (2, 1): 1 / 10, (3, 0): 1 / 5, (3, 1): 2 / 5}
+    stat = chi2(first, closed, n)
+    assert chi2_sf(stat, dof=4) > 1e-6, (stat, first)
+    # the old planner drew n+ from the capped range U[1, min(L, |Y+|)] and n- from U[0, min(n+ - 1, |Y-|)]
+    old = {(1, 0): 1 / 3, (2, 0): 1 / 6, (2, 1): 1 / 6, (3, 0): 1 / 6, (3, 1): 1 / 6}
+    assert chi2_sf(chi2(first, old, n), dof=4) < 1e-12
+    after_one = [t[1] for t in traces if len(t[0][0]) == 1]
+    second = Counter(len(correct) for correct, _, _ in after_one)
+    stat = chi2(second, {1: 1 / 5, 2: 4 / 5}, len(after_one))
+    assert chi2_sf(stat, dof=1) > 1e-6, (stat, second)
+    assert chi2_sf(chi2(second, {1: 1 / 2, 2: 1 / 2}, len(after_one)), dof=1) < 1e-12
+
+
+def test_algorithm1_uses_every_correct_sample_once_and_never_shares_one():
+    problem = [(i % 3 != 0, "abcd"[i % 4]) for i in range(13)]  # 8 correct, 5 wrong
+    for traces in alg1_traces(problem, 2_000, n_max=4, seed=3):
+        used_correct = [r for correct, _, _ in traces for r in correct]
+        used = [r for _, _, rows in traces for r in rows]
+        assert sorted(used_correct) == [i for i, (ok, _) in enumerate(problem) if ok]
+        assert len(used) == len(set(used)), "a problem's traces never share a sample"
+        for correct, wrong, rows in traces:
+            assert problem[rows[-1]][0] and 1 <= len(correct) <= 4 and len(wrong) <= len(correct) - 1
+
+
+def test_algorithm1_takes_problems_with_one_correct_sample():
+    one = [[(True, "a")], [(True, "a"), (False, "b"), (False, "b")]]
+    plans, _ = FORMATS["alg1"](pools_of(one), keys_for(2, "alg1"), RearrangeConfig(formats=("alg1",)))
+    assert [rows for _, rows, _ in traces_of(plans)] == [[0], [1]]
+    assert RearrangeConfig(formats=("alg1",)).min_samples_for("alg1") == 1

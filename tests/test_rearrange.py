@@ -29,7 +29,6 @@ def test_trace_properties(filled_store):
     response = dict(zip(samples["sample_id"], samples["response"]))
     verdict = dict(zip(refl["reflection_id"], refl["verdict"]))
     refl_sample = dict(zip(refl["reflection_id"], refl["sample_id"]))
-    phrases_ok = True
     for row in traces.iter_rows(named=True):
         sids, rids = row["sample_ids"], row["reflection_ids"]
         assert all(s in correct for s in sids), "every sample id exists"
@@ -39,9 +38,9 @@ def test_trace_properties(filled_store):
         for s, r in zip(sids, rids):
             assert refl_sample[r] == s and verdict[r] == correct[s]
         fmt = row["format"]
-        if fmt == "no_reflection":
+        if fmt in ("no_reflection", "star"):
             assert rids == [] and "<reflect>" not in row["completion"]
-        elif fmt != "no_reflection":
+        else:
             assert len(rids) == len(sids)
         assert final_answer(row["completion"]) == (row["final_answer"] or "")
         if fmt not in ("random", "*C*IC"):
@@ -54,7 +53,7 @@ def test_trace_properties(filled_store):
             assert any(response[s] in tail and answer[s] == row["final_answer"] for s in good)
         if fmt == "*CC":
             assert correct[sids[-1]] and correct[sids[-2]]
-        if fmt == "0C":
+        if fmt in ("0C", "star"):
             assert len(sids) == 1
         if fmt in ("*C", "*C*IC", "*CC"):
             assert 2 <= len(sids) <= 4
@@ -63,7 +62,6 @@ def test_trace_properties(filled_store):
             assert n_pos >= 1 and len(sids) - n_pos <= n_pos - 1
         assert row["completion"].startswith("<think>\n<sample>")
         assert row["completion"].count("<sample>") == len(sids) + (fmt == "*C*IC")
-    assert phrases_ok
 
 
 def test_c_full_covers_every_n(filled_store):

@@ -74,6 +74,17 @@ class Pools:
             start=start, size=size, correct=np.asarray(correct, dtype=bool), variant=variant.astype(np.int64)
         )
 
+    def select(self, keep: np.ndarray) -> tuple[Pools, np.ndarray, np.ndarray]:
+        """The problems where ``keep`` holds: (their pools, their problem indices here, their row indices here)."""
+        problems = np.flatnonzero(keep)
+        if len(problems) == len(self.start):
+            return self, problems, np.arange(len(self.correct))
+        rows = np.flatnonzero(keep[self.problem])
+        size = self.size[problems]
+        start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+        sub = Pools(start=start, size=size, correct=self.correct[rows], variant=self.variant[rows])
+        return sub, problems, rows
+
 
 def _per_problem(pools: Pools, mask: np.ndarray) -> np.ndarray:
     return np.bincount(pools.problem, weights=mask, minlength=len(pools.start)).astype(np.int64)
@@ -274,7 +285,7 @@ def _pairs(pools: Pools, keys, cfg, reason: str, bad: np.ndarray):
     skipped: Counter = Counter()
     ok = _skip(skipped, reason, bad)
     tr = _Traces(pools, keys, np.flatnonzero(ok), np.zeros(int(ok.sum()), dtype=np.int64))
-    n = np.maximum(2, _fixed_n(cfg, tr, 2))
+    n = _fixed_n(cfg, tr, 2)  # n_max >= 2 (RearrangeConfig refuses less for these formats)
     short = pools.size[tr.problem] - 2 < n - 2
     if short.any():
         skipped["too_few_samples"] += int(short.sum())
@@ -284,7 +295,12 @@ def _pairs(pools: Pools, keys, cfg, reason: str, bad: np.ndarray):
 
 
 def plan_backtrack(pools, keys, cfg):
-    """``*C*IC``: a correct sample somewhere, a wrong one last, then back to the correct one."""
+    """``*C*IC``: a correct sample somewhere, a wrong one last, then back to a correct one.
+
+    tracekit's layout goes back to the correct sample it placed (a uniform pick among the
+    problem's correct samples, at a uniform position among the first N - 1); the reference
+    layout goes back to the latest correct sample among the first N - 1, as the reference does.
+    """
     tr, n, skipped = _pairs(pools, keys, cfg, "no_incorrect_sample", pools.n_wrong == 0)
     good = tr.pick_one(S_LAST, pools.correct)
     bad = tr.pick_one(S_SECOND, ~pools.correct)
@@ -292,8 +308,19 @@ def plan_backtrack(pools, keys, cfg):
     at = below(tr.draw(S_INSERT), n - 1)  # where the correct sample goes among the first n - 1
     idx = np.arange(len(tr))
     slots = _assemble(n, [(trace, rank + (rank >= at[trace]), row), (idx, at, good), (idx, n - 1, bad)])
-    plans = Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=good, slots=slots, tail="backtrack")
+    final = _latest_correct(pools, n, slots) if cfg.layout == "reference" else good
+    plans = Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=final, slots=slots, tail="backtrack")
     return plans, skipped
+
+
+def _latest_correct(pools: Pools, n: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Per trace, the row of its latest correct sample among the first ``n - 1`` slots."""
+    trace = np.repeat(np.arange(len(n)), n)
+    position = np.arange(len(slots)) - np.repeat(np.cumsum(n) - n, n)
+    candidate = pools.correct[slots] & (position < n[trace] - 1)
+    latest = np.full(len(n), -1, dtype=np.int64)
+    np.maximum.at(latest, trace[candidate], position[candidate])
+    return slots[np.cumsum(n) - n + latest]
 
 
 def plan_confirm(pools, keys, cfg):
@@ -309,28 +336,103 @@ def plan_confirm(pools, keys, cfg):
     return plans, skipped
 
 
-def plan_algorithm1(pools, keys, cfg):
-    """The paper's Algorithm 1: n+ ~ U[1, L_max] correct, n- ~ U[0, n+ - 1] wrong, ending correct.
+def _ragged_cumsum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Running sums of ``values`` restarting at every run of the given lengths."""
+    total = np.cumsum(values)
+    before = np.concatenate([[0], total])[np.cumsum(lengths) - lengths]
+    return total - np.repeat(before, lengths)
 
-    Draws are capped by what the pool holds (at most all correct / all wrong samples).
+
+def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
+    """``[0..l0-1, 0..l1-1, ...]`` for the given lengths."""
+    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+
+
+def plan_algorithm1(pools, keys, cfg):
+    """The paper's Algorithm 1 (appendix A), as written.
+
+    For each problem, while correct samples Y+ remain: draw n+ = min(U[1, L_max], |Y+|) and
+    n- = min(U[0, n+ - 1], |Y-|), take n+ correct and n- wrong samples out of the pools, and
+    make one trace of them, shuffled, ending on a correct one. So a problem with one correct
+    sample qualifies, its traces never share a sample, and every correct sample is used
+    exactly once (each repeat runs the algorithm again). ``L_max`` is ``n_max``.
+
+    Vectorised over problems: taking uniform random subsets out one after the other is the
+    same as cutting one uniform random order of each pool into consecutive pieces, and the
+    capped sizes are differences of capped running sums (``min(S_j, |Y|) - min(S_{j-1}, |Y|)``).
+    Round ``j`` of a problem is its trace ``j``: its draws use the trace counter ``j``.
     """
     n_problems = len(pools.start)
-    tr = _Traces(pools, keys, np.arange(n_problems), np.zeros(n_problems, dtype=np.int64))
-    n_pos = 1 + below(tr.draw(S_N), np.minimum(cfg.n_max, pools.n_correct))
-    n_neg = below(tr.draw(S_NNEG), np.minimum(n_pos - 1, pools.n_wrong) + 1)
-    p_trace, p_rank, p_row = tr.pick_k(S_LAST, n_pos, pools.correct)
-    w_trace, _, w_row = tr.pick_k(S_SECOND, n_neg, ~pools.correct)
-    lead = p_rank == 0  # the first correct pick closes the trace
-    final = np.empty(len(tr), dtype=np.int64)
-    final[p_trace[lead]] = p_row[lead]
-    # the other picks, shuffled: every chosen row of the problem (one trace per problem) in random order
-    chosen = np.zeros(len(pools.correct), dtype=bool)
-    chosen[p_row[~lead]] = True
-    chosen[w_row] = True
+    C, W = pools.n_correct, pools.n_wrong
+    # every problem can run at most |Y+| rounds (each takes at least one correct sample)
+    r_problem = np.repeat(np.arange(n_problems), C)
+    r_round = _ragged_arange(C)
+    r_key = keys[r_problem]
+    drawn = 1 + below(uniform(r_key, r_round, S_N, 0), cfg.n_max)  # U[1, L_max]
+    total = _ragged_cumsum(drawn, C)
+    cap = C[r_problem]
+    alive = total - drawn < cap  # correct samples remained when round j started
+    r_problem, r_round, r_key = r_problem[alive], r_round[alive], r_key[alive]
+    pos_end = np.minimum(total[alive], cap[alive])
+    n_pos = pos_end - np.minimum(total[alive] - drawn[alive], cap[alive])
+    rounds = np.bincount(r_problem, minlength=n_problems)
+    neg_drawn = below(uniform(r_key, r_round, S_NNEG, 0), n_pos)  # U[0, n+ - 1], n+ after its cap
+    neg_total = _ragged_cumsum(neg_drawn, rounds)
+    wcap = W[r_problem]
+    neg_end = np.minimum(neg_total, wcap)
+    n_neg = neg_end - np.minimum(neg_total - neg_drawn, wcap)
+
+    # one uniform random order of each problem's correct and of its wrong samples
+    whole = _Traces(pools, keys, np.arange(n_problems), np.zeros(n_problems, dtype=np.int64))
+    used_wrong = np.zeros(n_problems, dtype=np.int64)
+    np.add.at(used_wrong, r_problem, n_neg)
+    order_pos = _in_order(C, whole.pick_k(S_LAST, C, pools.correct))
+    order_neg = _in_order(used_wrong, whole.pick_k(S_SECOND, used_wrong, ~pools.correct))
+
+    tr = _Traces(pools, keys, r_problem, r_round)
+    t = np.arange(len(tr))
+    # trace t takes the pieces [pos_end - n_pos, pos_end) and [neg_end - n_neg, neg_end) of those orders
+    p_trace = np.repeat(t, n_pos)
+    p_rank = _ragged_arange(n_pos)
+    p_row = order_pos[(np.cumsum(C) - C)[r_problem][p_trace] + (pos_end - n_pos)[p_trace] + p_rank]
+    w_trace = np.repeat(t, n_neg)
+    w_row = order_neg[
+        (np.cumsum(used_wrong) - used_wrong)[r_problem][w_trace]
+        + (neg_end - n_neg)[w_trace]
+        + _ragged_arange(n_neg)
+    ]
+    final = p_row[p_rank == 0]  # the first correct sample of the piece closes the trace
+    # the others, shuffled: each gets a random key; sorted by (trace, key)
+    o_trace = np.concatenate([p_trace[p_rank > 0], w_trace])
+    o_row = np.concatenate([p_row[p_rank > 0], w_row])
+    o_key = uniform(tr.key[o_trace], tr.ordinal[o_trace], S_SHUFFLE, pools.local[o_row])
+    order = np.lexsort((o_key, o_trace))
+    o_trace, o_row = o_trace[order], o_row[order]
     n = n_pos + n_neg
-    s_trace, s_rank, s_row = tr.pick_k(S_SHUFFLE, n - 1, chosen)
-    slots = _assemble(n, [(s_trace, s_rank, s_row), (np.arange(len(tr)), n - 1, final)])
+    o_rank = np.arange(len(o_trace)) - (np.cumsum(n - 1) - (n - 1))[o_trace]
+    slots = _assemble(n, [(o_trace, o_rank, o_row), (t, n - 1, final)])
     return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=final, slots=slots), Counter()
+
+
+def _in_order(counts: np.ndarray, picks) -> np.ndarray:
+    """Rows of ``pick_k`` output laid out problem-major: ``counts[p]`` rows per problem, by rank."""
+    trace, rank, row = picks
+    out = np.empty(int(counts.sum()), dtype=np.int64)
+    out[(np.cumsum(counts) - counts)[trace] + rank] = row
+    return out
+
+
+def plan_star(pools, keys, cfg):
+    """``star``: every correct sample alone, without reflection (the paper's STaR baseline:
+    fine-tuning on the model's own correct answers). No draws: one trace per correct sample,
+    numbered in pool order."""
+    rows = np.flatnonzero(pools.correct)
+    problem = pools.problem[rows]
+    ordinal = np.arange(len(rows)) - (np.cumsum(pools.n_correct) - pools.n_correct)[problem]
+    n = np.ones(len(rows), dtype=np.int64)
+    plans = Plans(problem=problem, ordinal=ordinal, n=n, final=rows, slots=rows.copy())
+    plans.reflections, plans.glue = False, "generic"
+    return plans, Counter()
 
 
 FORMATS: dict[str, Callable] = {
@@ -342,4 +444,10 @@ FORMATS: dict[str, Callable] = {
     "random": plan_random,
     "no_reflection": plan_no_reflection,
     "alg1": plan_algorithm1,
+    "star": plan_star,
 }
+
+# formats that use any problem with one correct sample (the others need ``n_max`` surviving samples)
+ANY_SIZE = frozenset({"alg1", "star"})
+# formats whose traces always show two samples (a correct one and the one it is compared with)
+TWO_SAMPLES = frozenset({"*C*IC", "*CC"})

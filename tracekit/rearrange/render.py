@@ -2,11 +2,16 @@
 
 A trace's text is a list of pieces joined with ``"\\n"``: the store's sample and
 reflection texts as they are, final answers, and constant pieces (tags fused with
-phrases, built once per phrase bank)::
+phrases, built once per phrase bank). With tracekit's layout::
 
     <think>\\n<sample> | response | </sample>\\n<reflect> | reflection | </reflect>\\n{glue}\\n<sample> | ...
     ... | </reflect> | [{backtrack}\\n<sample> | response | </sample>] or [{confirm}]
-    | </think>\\n\\n{ending}\\n\\n<answer> | answer | </answer>
+    | </think>\\n\\n\\n{ending}\\n\\n<answer> | answer | </answer>
+
+The reference layout (``layout="reference"``) is the SkillFactory reference script's
+skeleton: the backtrack phrase and the re-pasted sample, or the confirmation, come after
+``</think>``, untagged, on the lines before the ending phrase; without reflections, each
+``</sample>`` is followed by a blank line; a missing final answer is written ``None``.
 
 :func:`lay_out` draws the reflection and phrase of every slot and writes each trace as
 integer references into that table of pieces, plus every column but the text;
@@ -26,6 +31,11 @@ from tracekit.ids import hash_strings
 from tracekit.rearrange.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
 from tracekit.rearrange.phrases import BANKS, PhraseBank
 from tracekit.schemas import polars_schema
+
+LAYOUTS = ("tracekit", "reference")
+# the version of the text templates: it enters every trace id, so a template change never keeps old
+# traces under the same ids (2: three newlines after </think>; the reference layout)
+TEMPLATE_VERSION = 2
 
 
 def offsets(lengths: np.ndarray) -> np.ndarray:
@@ -72,7 +82,7 @@ class TraceBatch:
 class _Pieces:
     """The table of text pieces: responses, reflection texts, answers, then constants."""
 
-    def __init__(self, n_responses: int, n_reflections: int, n_answers: int, bank: PhraseBank):
+    def __init__(self, n_responses: int, n_reflections: int, n_answers: int, bank: PhraseBank, layout: str):
         self.phrase_ids = bank.ids(*BANKS)
         self.index = {p: i for i, p in enumerate(self.phrase_ids)}
         texts = [bank.text(p) for p in self.phrase_ids]
@@ -84,11 +94,22 @@ class _Pieces:
         self.OPEN, self.SAMPLE_THEN_REFLECT, self.SAMPLE_CLOSE, self.REFLECT_CLOSE, self.ANSWER_CLOSE = add(
             ["<think>\n<sample>", "</sample>\n<reflect>", "</sample>", "</reflect>", "</answer>"]
         )
+        reference = layout == "reference"
+        # without reflections the reference leaves a blank line after every </sample>
+        gap = "\n" if reference else ""
+        self.LAST_SAMPLE_CLOSE = add([f"</sample>{gap}"])[0]
         self.glue_after_reflection = add([f"</reflect>\n{t}\n<sample>" for t in texts])
-        self.glue_after_sample = add([f"</sample>\n{t}\n<sample>" for t in texts])
-        self.backtrack = add([f"{t}\n<sample>" for t in texts])
-        self.confirm = add(texts)
-        self.ending = add([f"</think>\n\n{t}\n\n<answer>" for t in texts])
+        self.glue_after_sample = add([f"</sample>\n{gap}{t}\n<sample>" for t in texts])
+        self.ending = add([f"</think>\n\n\n{t}\n\n<answer>" for t in texts])
+        if reference:  # the tail follows </think>, untagged; the ending phrase comes after it
+            self.backtrack = add([f"</think>\n\n\n{t}" for t in texts])
+            self.confirm = self.backtrack
+            self.ending_after_tail = add([f"{t}\n\n<answer>" for t in texts])
+        else:  # the tail stays inside <think>; the re-pasted sample is a <sample> block
+            self.backtrack = add([f"{t}\n<sample>" for t in texts])
+            self.confirm = add(texts)
+            self.ending_after_tail = self.ending
+        self.backtrack_close = [] if reference else [self.SAMPLE_CLOSE]  # pieces after the re-pasted sample
 
     def _add(self, text: str) -> int:
         self.consts.append(text)
@@ -132,6 +153,8 @@ def lay_out(
     formats: list[str],
     bank: PhraseBank,
     digest: str,
+    *,
+    layout: str = "tracekit",
 ) -> Layout:
     """Draw each slot's reflection and glue, each trace's tail and ending, and lay the traces out.
 
@@ -140,7 +163,7 @@ def lay_out(
     """
     b = batch
     n_traces = len(b.n)
-    pieces = _Pieces(len(responses), len(reflection_texts), pool.height, bank)
+    pieces = _Pieces(len(responses), len(reflection_texts), pool.height, bank, layout)
     correct = pool["is_correct"].to_numpy()
     text_row = pool["text_row"].to_numpy()
 
@@ -165,7 +188,8 @@ def lay_out(
     glue = np.select([which == i for i in range(3)], [ids[below(u, len(ids))] for ids in glue_banks])
 
     # -- segments of every trace
-    tail_len = np.select([b.tail == "backtrack", b.tail == "confirm"], [3, 1], 0)
+    backtrack_len = 2 + len(pieces.backtrack_close)
+    tail_len = np.select([b.tail == "backtrack", b.tail == "confirm"], [backtrack_len, 1], 0)
     width = np.where(b.with_reflections, 4, 2)
     lengths = 1 + b.n * width + tail_len + 3
     seg_off = offsets(lengths)
@@ -177,7 +201,7 @@ def lay_out(
     seg[base[r] + 1] = pieces.SAMPLE_THEN_REFLECT
     seg[base[r] + 2] = pieces.refl0 + kept["text_row"].to_numpy()[s_kept[r]]
     seg[base[r] + 3] = np.where(s_last[r], pieces.REFLECT_CLOSE, pieces.glue_after_reflection[glue[r]])
-    seg[base[~r] + 1] = np.where(s_last[~r], pieces.SAMPLE_CLOSE, pieces.glue_after_sample[glue[~r]])
+    seg[base[~r] + 1] = np.where(s_last[~r], pieces.LAST_SAMPLE_CLOSE, pieces.glue_after_sample[glue[~r]])
     end = seg_off[:-1] + 1 + b.n * width
     tail_phrase = np.full(n_traces, -1, dtype=np.int64)
     for name, tail_pieces in (("backtrack", pieces.backtrack), ("confirm", pieces.confirm)):
@@ -187,11 +211,12 @@ def lay_out(
         seg[end[t]] = tail_pieces[tail_phrase[t]]
     t = np.flatnonzero(b.tail == "backtrack")
     seg[end[t] + 1] = text_row[b.final[t]]
-    seg[end[t] + 2] = pieces.SAMPLE_CLOSE
+    for i, piece in enumerate(pieces.backtrack_close):
+        seg[end[t] + 2 + i] = piece
     end = end + tail_len
     endings = pieces.bank(bank, "ending")
     ending = endings[below(uniform(b.key, b.ordinal, S_ENDING, 0), len(endings))]
-    seg[end] = pieces.ending[ending]
+    seg[end] = np.where(tail_len > 0, pieces.ending_after_tail[ending], pieces.ending[ending])
     seg[end + 1] = pieces.answer0 + b.final
     seg[end + 2] = pieces.ANSWER_CLOSE
 
@@ -214,6 +239,7 @@ def lay_out(
             "format": pl.Series(formats, dtype=pl.Utf8).gather(pl.Series(b.fmt_code)),
             "n_samples": b.n.astype(np.int64),
             "repeat": b.repeat.astype(np.int64),
+            "ordinal": b.ordinal.astype(np.int64),
         }
     )
     final = pl.Series(b.final)
@@ -228,16 +254,19 @@ def lay_out(
         final_correct=pool["is_correct"].gather(final),
         config_hash=pl.lit(digest),
     )
+    # a trace is (problem, format, repeat, ordinal); n names it in the data, the digest names the settings
     keys = frame.select(
-        pl.concat_str(["problem_id", "format", "n_samples", "repeat", "config_hash"], separator="|")
+        pl.concat_str(
+            ["problem_id", "format", "n_samples", "repeat", "ordinal", "config_hash"], separator="|"
+        )
     )
     frame = frame.with_columns(
         trace_id=pl.Series(["t-" + h for h in hash_strings(keys.to_series())], dtype=pl.Utf8)
-    )
+    ).drop("ordinal")
     texts = [
         responses.cast(pl.Utf8),
         reflection_texts.cast(pl.Utf8),
-        pool["extracted_answer"].fill_null(""),
+        pool["extracted_answer"].fill_null("None" if layout == "reference" else ""),
         pl.Series(pieces.consts, dtype=pl.Utf8),
     ]
     return Layout(frame=frame, pieces=texts, segments=seg, lengths=lengths)

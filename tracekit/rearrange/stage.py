@@ -41,7 +41,7 @@ polars gathers the pieces and joins them, so trace text is written exactly once.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import polars as pl
@@ -49,52 +49,84 @@ import polars as pl
 from tracekit.errors import ConfigError, unknown_name
 from tracekit.ids import stable_hash
 from tracekit.rearrange.draws import problem_key
-from tracekit.rearrange.formats import FORMATS, Pools
+from tracekit.rearrange.formats import ANY_SIZE, FORMATS, TWO_SAMPLES, Pools
 from tracekit.rearrange.phrases import PhraseBank
-from tracekit.rearrange.render import Layout, TraceBatch, lay_out, offsets, ragged_arange
+from tracekit.rearrange.render import (
+    LAYOUTS,
+    TEMPLATE_VERSION,
+    Layout,
+    TraceBatch,
+    lay_out,
+    offsets,
+    ragged_arange,
+)
 from tracekit.schemas import empty_frame
 
 
 @dataclass(frozen=True)
 class RearrangeConfig:
-    """Settings of the rearrangement stage.
+    """Settings of the rearrangement stage (``rearrange:`` in a run config, the options of
+    ``tracekit rearrange``: both take these names and this documentation).
 
     Parameters
     ----------
     formats
-        Trace formats to build (see :data:`FORMATS`).
+        Trace formats to build: 0C, *C, *C_full, *C*IC, *CC, random, no_reflection, alg1, star.
     n_max
-        Largest number of samples in a trace (the paper's main setting is 5).
+        Largest number of samples in a trace (the paper's main setting is 5; alg1: L_max).
     repeats
         How many times each format is drawn per problem.
     seed
         Seed of every random choice.
+    recipe
+        A paper dataset's settings: skillfactory, no-sample-order, no-reflections,
+        no-prompt-diversity, star. Fields left at their default take the recipe's value.
+    layout
+        Text layout: tracekit, or reference (the SkillFactory reference script's skeleton).
     draw_n
-        For ``*C``, ``*C*IC`` and ``*CC``: draw N uniformly in ``[2, n_max]`` instead of
-        using ``n_max``.
+        For *C, *C*IC and *CC: draw N uniformly in [2, n_max] instead of using n_max.
     unique_variants
-        In the ``*C`` family (``0C``, ``*C``, ``*C_full``, ``random``, ``no_reflection``)
-        take every sample of a trace from a different prompt variant; problems with too
-        few variants are skipped and counted.
+        In the *C family (0C, *C, *C_full, random, no_reflection) take every sample of a
+        trace from a different prompt variant; problems with too few variants are skipped
+        and counted.
+    variants
+        Use only samples from these prompt variants (the reference's
+        --prompt_variants_to_use); default: every variant.
     min_samples
-        Surviving samples a problem needs to be usable (default: ``n_max``).
+        Surviving samples a problem needs (default: n_max; alg1 and star: 1).
     include_truncated
         Let responses cut by the token limit into traces.
     phrases
         Phrase bank file (default: the bank shipped with tracekit).
+    verdict_first_tag
+        Reference quirk: read a verdict only from the text between the first <verdict>
+        and the next </verdict>, which must be exactly correct or incorrect.
+    drop_idea_fast
+        Reference quirk: drop reflections whose text contains "idea" or "fast".
+    group_by_question
+        Reference quirk: problems with the same question text are one problem (reads the
+        store in one piece).
     """
 
     formats: tuple[str, ...] = ("*C_full",)
     n_max: int = 5
     repeats: int = 1
     seed: int = 0
+    recipe: str | None = None
+    layout: str = "tracekit"
     draw_n: bool = False
     unique_variants: bool = False
+    variants: tuple[str, ...] | None = None
     min_samples: int | None = None
     include_truncated: bool = False
     phrases: str | None = None
+    verdict_first_tag: bool = False
+    drop_idea_fast: bool = False
+    group_by_question: bool = False
 
     def __post_init__(self) -> None:
+        if self.recipe is not None:
+            self._apply_recipe()
         formats = tuple(self.formats)
         if not formats:
             raise ConfigError("rearrange: at least one format is needed.")
@@ -102,28 +134,61 @@ class RearrangeConfig:
             if name not in FORMATS:
                 raise unknown_name("trace format", name, list(FORMATS))
         object.__setattr__(self, "formats", formats)
+        if self.variants is not None:
+            object.__setattr__(self, "variants", tuple(self.variants))
+            if not self.variants:
+                raise ConfigError("rearrange: variants, when given, must name at least one prompt variant.")
+        if self.layout not in LAYOUTS:
+            raise unknown_name("layout", self.layout, list(LAYOUTS))
         if self.n_max < 1:
             raise ConfigError(f"rearrange: n_max must be >= 1, got {self.n_max}.")
+        two = sorted(TWO_SAMPLES & set(formats))
+        if two and self.n_max < 2:
+            msg = (
+                f"rearrange: {', '.join(two)} always show two samples (a correct one and the one it is "
+                f"compared with), but n_max is {self.n_max}.\nHint: use n_max >= 2, or leave out {', '.join(two)}."
+            )
+            raise ConfigError(msg)
         if self.repeats < 1:
             raise ConfigError(f"rearrange: repeats must be >= 1, got {self.repeats}.")
         if self.min_samples is not None and self.min_samples < 1:
             raise ConfigError(f"rearrange: min_samples must be >= 1, got {self.min_samples}.")
 
+    def _apply_recipe(self) -> None:
+        from tracekit.rearrange.recipes import RECIPES
+
+        if self.recipe not in RECIPES:
+            raise unknown_name("recipe", self.recipe, list(RECIPES))
+        defaults = {f.name: f.default for f in fields(self)}
+        for name, value in RECIPES[self.recipe].fields.items():
+            if getattr(self, name) == defaults[name]:
+                object.__setattr__(self, name, value)
+
+    def min_samples_for(self, fmt: str) -> int:
+        """Surviving samples a problem needs for ``fmt``."""
+        if self.min_samples is not None:
+            return self.min_samples
+        return 1 if fmt in ANY_SIZE else self.n_max
+
     @property
     def effective_min_samples(self) -> int:
-        return self.n_max if self.min_samples is None else self.min_samples
+        """What the filter asks of a problem: the least any of the formats needs."""
+        return min(self.min_samples_for(f) for f in self.formats)
 
     def digest(self, bank: PhraseBank) -> str:
-        """Hash of everything that shapes a trace except the list of formats."""
-        fields = {k: v for k, v in asdict(self).items() if k not in ("formats", "phrases")}
-        return stable_hash(fields, bank.digest)
+        """Hash of everything that shapes a trace except the list of formats (the recipe is
+        already spelled out in the other fields), with the text template's version."""
+        kept = {k: v for k, v in asdict(self).items() if k not in ("formats", "phrases", "recipe")}
+        return stable_hash(kept, bank.digest, TEMPLATE_VERSION)
 
 
 # ------------------------------------------------------------------------ planning
 def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> TraceBatch | None:
     """Plan every format and repeat for the problems of ``pool`` (sorted by problem, then
-    prompt variant) and order the traces by (problem, format, repeat, n). Skipped problems
-    and built traces are counted in ``drops``; ``None`` when nothing was planned."""
+    prompt variant) and order the traces by (problem, format, repeat, ordinal). Problems
+    with fewer samples than a format needs (:meth:`RearrangeConfig.min_samples_for`) are
+    left out of it; skipped problems and built traces are counted in ``drops``; ``None``
+    when nothing was planned."""
     sizes = pool.group_by("problem_id", maintain_order=True).len()
     problem_ids = sizes["problem_id"]
     pools = Pools.from_rows(
@@ -133,20 +198,32 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
     ids = problem_ids.to_list()
     parts = []
     for fmt in cfg.formats:
+        big_enough = pools.size >= cfg.min_samples_for(fmt)
+        if not big_enough.all():
+            drops[f"traces/{fmt}:too_few_samples"] += int((~big_enough).sum())
+        fmt_pools, problem_of, row_of = pools.select(big_enough)
+        fmt_ids = ids if len(problem_of) == len(ids) else [ids[i] for i in problem_of]
         for repeat in range(cfg.repeats):
-            keys = np.array([problem_key(cfg.seed, pid, fmt, repeat) for pid in ids], dtype=np.uint64)
-            plans, skipped = FORMATS[fmt](pools, keys, cfg)
+            keys = np.array([problem_key(cfg.seed, pid, fmt, repeat) for pid in fmt_ids], dtype=np.uint64)
+            plans, skipped = FORMATS[fmt](fmt_pools, keys, cfg)
             for reason, count in skipped.items():
                 drops[f"traces/{fmt}:{reason}"] += count
             drops[f"built/{fmt}"] += len(plans.n)
             if len(plans.n):
-                parts.append((fmt_rank[fmt], repeat, plans, keys[plans.problem]))
+                key = keys[plans.problem]
+                plans.problem, plans.final, plans.slots = (
+                    problem_of[plans.problem],
+                    row_of[plans.final],
+                    row_of[plans.slots],
+                )
+                parts.append((fmt_rank[fmt], repeat, plans, key))
     if not parts:
         return None
     per_trace = lambda value: np.concatenate([np.broadcast_to(value(*p), len(p[2].n)) for p in parts])  # noqa: E731
     problem, n = per_trace(lambda f, r, p, k: p.problem), per_trace(lambda f, r, p, k: p.n)
     fmt_code, repeat = per_trace(lambda f, r, p, k: f), per_trace(lambda f, r, p, k: r)
-    order = np.lexsort((n, repeat, fmt_code, problem))
+    ordinal = per_trace(lambda f, r, p, k: p.ordinal)
+    order = np.lexsort((ordinal, repeat, fmt_code, problem))
     slot_start = offsets(n)[:-1][order]
     slots = np.concatenate([p[2].slots for p in parts])
     return TraceBatch(
@@ -155,7 +232,7 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
         repeat=repeat[order],
         n=n[order],
         key=per_trace(lambda f, r, p, k: k)[order],
-        ordinal=per_trace(lambda f, r, p, k: p.ordinal)[order],
+        ordinal=ordinal[order],
         final=per_trace(lambda f, r, p, k: p.final)[order],
         with_reflections=per_trace(lambda f, r, p, k: p.reflections)[order],
         generic_glue=per_trace(lambda f, r, p, k: p.glue == "generic")[order],
@@ -183,7 +260,7 @@ def rearrange_pool(
     problem then prompt variant; ``kept`` needs ``pool_row, reflection_id`` and
     ``text_row`` (the row of its text in ``reflection_texts``), sorted by ``pool_row``.
     ``questions`` maps ``problem_id`` to ``question``. Returns a frame in the ``traces``
-    table schema, ordered by problem, format, repeat and number of samples.
+    table schema, ordered by problem, format, repeat and ordinal (for ``*C_full``: N).
     """
     layout = _lay_out(
         pool, kept, responses, reflection_texts, questions, cfg, bank, Counter() if drops is None else drops
@@ -196,7 +273,16 @@ def _lay_out(pool, kept, responses, reflection_texts, questions, cfg, bank, drop
     if batch is None:
         return None
     return lay_out(
-        batch, pool, kept, responses, reflection_texts, questions, sorted(cfg.formats), bank, cfg.digest(bank)
+        batch,
+        pool,
+        kept,
+        responses,
+        reflection_texts,
+        questions,
+        sorted(cfg.formats),
+        bank,
+        cfg.digest(bank),
+        layout=cfg.layout,
     )
 
 
@@ -214,6 +300,7 @@ def _filtered(buckets, cfg: RearrangeConfig):
                 "reflections/total": reflections.height,
             }
         )
+        samples, reflections = _selected(samples, reflections, bucket["problems"], cfg, counts)
         # the filter moves ids and flags only; texts stay where they were read and are gathered once
         pool, kept, _ = filter_pool(
             samples.drop("response").with_row_index("text_row"),
@@ -232,6 +319,41 @@ def _filtered(buckets, cfg: RearrangeConfig):
             )
             raise StoreError(msg)
         yield bucket, pool, kept, counts
+
+
+def _selected(samples, reflections, problems, cfg: RearrangeConfig, counts: Counter):
+    """The samples and reflections the settings let in: prompt variants, then the reference quirks."""
+    from tracekit.rearrange import quirks
+
+    if cfg.variants is not None:
+        chosen = samples["prompt_variant"].is_in(list(cfg.variants))
+        counts["samples/variant_not_selected"] += int((~chosen).sum())
+        samples = samples.filter(chosen)
+        reflections = reflections.join(samples.select("sample_id"), on="sample_id", how="semi")
+    if cfg.verdict_first_tag:
+        reflections = reflections.with_columns(quirks.reference_verdicts(reflections["text"]))
+    if cfg.drop_idea_fast:
+        dropped = quirks.mentions_idea_or_fast(reflections["text"])
+        counts["reflections/idea_or_fast"] += int(dropped.sum())
+        reflections = reflections.filter(~dropped)
+    if cfg.group_by_question:
+        groups = quirks.question_groups(problems)
+        samples = samples.join(groups, on="problem_id", how="left").with_columns(
+            problem_id=pl.col("group_id")
+        )
+        samples = samples.drop("group_id")
+        counts["problems/merged_by_question"] += problems.height - groups["group_id"].n_unique()
+    return samples, reflections
+
+
+def _check_variants(store, variants: tuple[str, ...]) -> None:
+    """Every named prompt variant exists in the store's samples (a typo would select nothing)."""
+    present = store.scan("samples").select("prompt_variant").unique().collect()["prompt_variant"].to_list()
+    for name in variants:
+        if name not in present:
+            err = unknown_name("prompt variant", name, sorted(v for v in present if v is not None))
+            hint = "Hint: name variants the store holds (the reference's data calls the plain prompt 'original')."
+            raise type(err)(f"rearrange: {err}\n{hint}")
 
 
 _SAMPLE_COLS = [
@@ -263,6 +385,10 @@ def rearrange_store(
     from tracekit.store.overlap import BackgroundWriter, prefetch
 
     bank = load_phrase_bank(cfg.phrases)
+    if cfg.variants is not None:
+        _check_variants(store, cfg.variants)
+    if cfg.group_by_question:  # problems of one question may lie in different buckets: read one piece
+        target_bytes = 2**62
     if replace:
         store.clear("traces")
     existing = store.ids("traces")
