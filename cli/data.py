@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
 from tracekit.cli.app import StoreOpt, app, split_values
+from tracekit.cli.config_options import config_options, given
+from tracekit.rearrange.stage import RearrangeConfig
 
 
 @app.command("import-skillfactory")
@@ -36,51 +39,26 @@ def import_skillfactory_cmd(
 
 
 @app.command()
+@config_options(
+    RearrangeConfig, short={"formats": "-f"}, panel="Rearrangement (the rearrange: section of a run config)"
+)
 def rearrange(
     store: Path = StoreOpt,
-    formats: list[str] = typer.Option(
-        ["*C_full"],
-        "--formats",
-        "-f",
-        help="Trace formats, comma-separated or repeated: 0C, *C, *C_full, *C*IC, *CC, random, no_reflection, alg1.",
-    ),
-    n_max: int = typer.Option(5, "--n-max", help="Most samples in one trace (paper: 5)."),
-    repeats: int = typer.Option(1, help="Draws of each format per problem."),
-    seed: int = typer.Option(0, help="Seed of every random choice."),
-    draw_n: bool = typer.Option(
-        False, "--draw-n", help="*C, *C*IC, *CC: draw N in [2, n-max] instead of n-max."
-    ),
-    unique_variants: bool = typer.Option(
-        False, "--unique-variants", help="*C family: one sample per prompt variant."
-    ),
-    min_samples: int | None = typer.Option(
-        None, "--min-samples", help="Surviving samples a problem needs (default: n-max)."
-    ),
-    include_truncated: bool = typer.Option(
-        False, "--include-truncated", help="Allow responses cut by the token limit."
-    ),
-    phrases: Path | None = typer.Option(None, help="Phrase bank file (YAML/JSON); default: tracekit's own."),
     replace: bool = typer.Option(False, "--replace", help="Delete existing traces first."),
+    **fields,
 ) -> None:
-    """Filter reflections and rearrange kept samples into traces."""
+    """Filter reflections and rearrange kept samples into traces.
+
+    The options are the fields of the run config's rearrange: section, with the same names.
+    """
     from tracekit.pipeline.summary import format_counters
-    from tracekit.rearrange import RearrangeConfig, rearrange_store
+    from tracekit.rearrange import rearrange_store
     from tracekit.store import Store
     from tracekit.store.manifest import RunRecorder
 
-    cfg = RearrangeConfig(
-        formats=tuple(split_values(formats)),
-        n_max=n_max,
-        repeats=repeats,
-        seed=seed,
-        draw_n=draw_n,
-        unique_variants=unique_variants,
-        min_samples=min_samples,
-        include_truncated=include_truncated,
-        phrases=str(phrases) if phrases else None,
-    )
+    cfg = RearrangeConfig(**given(RearrangeConfig, fields))
     st = Store(store)
-    rec = RunRecorder("rearrange", cfg.__dict__, seed=seed)
+    rec = RunRecorder("rearrange", asdict(cfg), seed=cfg.seed)
     with rec.stage("rearrange"):
         stats = rearrange_store(st, cfg, replace=replace)
     rec.drops = stats

@@ -81,7 +81,7 @@ class Pools:
             return self, problems, np.arange(len(self.correct))
         rows = np.flatnonzero(keep[self.problem])
         size = self.size[problems]
-        start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+        start = np.cumsum(size) - size
         sub = Pools(start=start, size=size, correct=self.correct[rows], variant=self.variant[rows])
         return sub, problems, rows
 

@@ -201,6 +201,8 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
         big_enough = pools.size >= cfg.min_samples_for(fmt)
         if not big_enough.all():
             drops[f"traces/{fmt}:too_few_samples"] += int((~big_enough).sum())
+            if not big_enough.any():
+                continue
         fmt_pools, problem_of, row_of = pools.select(big_enough)
         fmt_ids = ids if len(problem_of) == len(ids) else [ids[i] for i in problem_of]
         for repeat in range(cfg.repeats):
