@@ -167,3 +167,116 @@ def test_bad_config():
         RearrangeConfig(formats=("*c_ful",))
     with pytest.raises(ConfigError):
         RearrangeConfig(n_max=0)
+
+
+# ------------------------------------------------------------------ prompt variants and reference quirks
+
+
+def test_variant_selection(filled_store):
+    traces, stats = build(filled_store, formats=("*C_full",), n_max=2, variants=("original", "rephrase"))
+    samples = filled_store.read("samples")
+    variant = dict(zip(samples["sample_id"], samples["prompt_variant"]))
+    assert traces.height and {variant[s] for sids in traces["sample_ids"] for s in sids} <= {
+        "original",
+        "rephrase",
+    }
+    assert (
+        stats["samples/variant_not_selected"]
+        == samples["prompt_variant"].is_in(["original", "rephrase"]).not_().sum()
+    )
+    assert not stats["reflections/orphan"]  # the reflections of left-out samples leave with them
+
+
+def quirky_store(tmp_path):
+    """Two questions with the same text (answers 14 and 15) and reflections that tracekit and the
+    reference read differently."""
+    from tracekit.reference import import_skillfactory
+    from tracekit.store import Store
+
+    rows = [  # (answer, variant, correct, reflection)
+        (
+            "14",
+            "a",
+            True,
+            "<verdict>Correct</verdict> wait <verdict>Incorrect</verdict>",
+        ),  # reference: first tag
+        ("14", "b", True, "<verdict>correct"),  # reference: needs the closing tag
+        ("14", "c", True, "A fast check. <verdict>Correct</verdict>"),  # reference quirk: "fast"
+        ("14", "d", False, "<verdict> **Incorrect** </verdict>"),  # reference: the word must be bare
+        ("15", "a", True, "<verdict>Correct</verdict>"),
+    ]
+    raw = pl.DataFrame(
+        {
+            "question": ["Make 14 or 15."] * len(rows),
+            "answer": [a for a, *_ in rows],
+            "prompt_variant": [v for _, v, *_ in rows],
+            "model_responses__mutated_prompts": [[f"{a}{v} <answer>{a}</answer>"] for a, v, *_ in rows],
+            "model_responses__mutated_prompts__eval_is_correct": [[c] for *_, c, _ in rows],
+            "model_responses__mutated_prompts__eval_extracted_answers": [[a] for a, *_ in rows],
+            "model_responses__mutated_prompts_reflection": [[r] for *_, r in rows],
+        }
+    )
+    raw.write_parquet(tmp_path / "quirky.parquet")
+    store = Store(tmp_path / "quirky", create=True)
+    import_skillfactory(tmp_path / "quirky.parquet", store)
+    return store
+
+
+@pytest.mark.parametrize(
+    ("quirk", "alone"),
+    [
+        ({}, {"14b", "14c", "15a"}),
+        ({"verdict_first_tag": True}, {"14a", "14c", "15a"}),
+        ({"drop_idea_fast": True}, {"14b", "15a"}),
+        ({"group_by_question": True}, {"14b", "14c", "15a"}),
+    ],
+)
+def test_reference_quirks_are_opt_ins(tmp_path, quirk, alone):
+    store = quirky_store(tmp_path)
+    traces, stats = build(store, formats=("star",), **quirk)  # star: every surviving correct sample alone
+    assert {text.split("<sample>\n")[1][:3] for text in traces["completion"]} == alone
+    assert stats["reflections/idea_or_fast"] == (1 if quirk.get("drop_idea_fast") else 0)
+    merged = quirk.get("group_by_question", False)
+    assert traces["problem_id"].n_unique() == (1 if merged else 2)
+    assert stats["problems/merged_by_question"] == (1 if merged else 0)
+    if quirk.get("verdict_first_tag"):  # the wrong sample's bolded verdict is not read by the reference
+        assert stats["reflections/verdict_unrecognized"] == 1 and stats["reflections/verdict_missing"] == 1
+
+
+# ------------------------------------------------------------------ the command line
+
+
+def test_rearrange_options_are_the_config_fields():
+    import dataclasses
+
+    import typer.main
+
+    from tracekit.cli import app
+    from tracekit.cli.config_options import field_docs
+
+    command = typer.main.get_command(app).commands["rearrange"]
+    options = {p.name: p for p in command.params}
+    fields = {f.name for f in dataclasses.fields(RearrangeConfig)}
+    assert set(options) == fields | {"store", "replace"}
+    docs = field_docs(RearrangeConfig)
+    assert set(docs) == fields
+    for name in fields:
+        assert docs[name] and options[name].help.startswith(docs[name])
+        assert f"--{name.replace('_', '-')}" in options[name].opts
+
+
+def test_rearrange_command_with_a_recipe_and_the_reference_layout(filled_store):
+    from typer.testing import CliRunner
+
+    from tracekit.cli import app
+
+    args = ["rearrange", "-s", str(filled_store.root), "--recipe", "no-reflections", "--n-max", "2"]
+    result = CliRunner().invoke(app, [*args, "--layout", "reference", "--replace"])
+    assert result.exit_code == 0, result.output
+    traces = filled_store.read("traces")
+    assert set(traces["format"]) == {"no_reflection"} and set(traces["n_samples"]) == {1, 2}
+    assert all("</sample>\n\n</think>\n\n\n" in text for text in traces["completion"])
+    run = filled_store.read("runs").tail(1).row(0, named=True)
+    assert (
+        '"recipe": "no-reflections"' in run["config_json"] and '"layout": "reference"' in run["config_json"]
+    )
