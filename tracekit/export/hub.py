@@ -73,9 +73,13 @@ def _network_failure(exc: BaseException) -> bool:
     seen = exc
     while seen is not None:
         name = type(seen).__name__
-        if name in ("ConnectError", "ConnectTimeout", "ReadTimeout", "OfflineModeIsEnabled") or isinstance(
-            seen, ConnectionError
-        ):
+        if name in (
+            "ConnectError",
+            "ConnectTimeout",
+            "ReadTimeout",
+            "OfflineModeIsEnabled",
+            "NetworkError",
+        ) or isinstance(seen, ConnectionError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -106,9 +110,15 @@ def hub_errors(repo_id: str, endpoint: str):
         else:
             msg = f"{where}: the Hub answered HTTP {status}.\nHint: try again later; check the Hub's status page."
         raise HubError(msg) from None
-    except (OSError, RuntimeError) as exc:
+    except Exception as exc:  # httpx/httpx2 connection errors share no base class with OSError
         if not _network_failure(exc):
             raise
+        if type(exc).__name__ == "OfflineModeIsEnabled":
+            msg = (
+                f"cannot push to {where}: offline mode is on.\n"
+                "Hint: unset HF_HUB_OFFLINE (and TRANSFORMERS_OFFLINE) for this command."
+            )
+            raise HubError(msg) from None
         msg = (
             f"cannot reach the Hub at {endpoint} ({type(exc).__name__}).\n"
             "Hint: check the network, HF_ENDPOINT, and that HF_HUB_OFFLINE is not set."
@@ -148,6 +158,15 @@ def _ensure_dataset_repo(api, repo_id: str, *, private: bool, explicit: bool) ->
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
 
 
+def _quiet_clients(hub) -> None:
+    """No progress bars or info logs from datasets/huggingface_hub: tracekit prints one line per config."""
+    import datasets
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    hub.utils.disable_progress_bars()
+
+
 def push(
     store: Store,
     repo: str,
@@ -179,6 +198,7 @@ def push(
     if not frames:
         raise HubError(f"nothing to push from {store.root}: every config is empty.\nHint: build data first.")
     counts = {c: {s: f.height for s, f in parts.items()} for c, parts in frames.items()}
+    _quiet_clients(hub)
     api = hub.HfApi()
     with hub_errors(repo_id, endpoint):
         _ensure_dataset_repo(api, repo_id, private=private, explicit=explicit)
