@@ -71,20 +71,35 @@ def rearrange(
 def export(
     store: Path = StoreOpt,
     to: str = typer.Option(
-        ..., "--to", help="Target layout: trl-sft (traces) or trl-grpo (problems with verifier fields)."
+        ...,
+        "--to",
+        help="Target: trl-sft, trl-grpo, hf (datasets folders + card), verl, llamafactory, skillfactory.",
     ),
     out: Path = typer.Option(..., "--out", "-o", help="Output directory."),
     formats: list[str] | None = typer.Option(None, "--formats", "-f", help="Only these trace formats."),
+    split: str | None = typer.Option(None, help="trl-grpo: only this split of the problems."),
+    tables: list[str] | None = typer.Option(None, "--tables", help="hf: only these configs."),
+    max_length: int | None = typer.Option(None, "--max-length", help="hf: the card's length line (8192)."),
+    tokenizer: str | None = typer.Option(
+        None, help="hf: tokenizer counting trace lengths (default: approx.)."
+    ),
+    name: str | None = typer.Option(None, help="llamafactory: dataset name (tracekit_sft)."),
 ) -> None:
-    """Export traces for a trainer or hub."""
-    from tracekit.errors import unknown_name
-    from tracekit.export import EXPORTERS
+    """Export a store for a trainer or hub: one file per split, a manifest beside the data."""
+    from tracekit.export import run_export
     from tracekit.store import Store
 
-    if to not in EXPORTERS:
-        raise unknown_name("export target", to, list(EXPORTERS))
-    path = EXPORTERS[to](Store(store), out, formats=split_values(formats) or None)
-    typer.echo(f"wrote {path}")
+    given = {
+        "split": split,
+        "tables": split_values(tables) or None,
+        "max_length": max_length,
+        "tokenizer": tokenizer,
+        "name": name,
+    }
+    options = {"formats": split_values(formats) or None, **{k: v for k, v in given.items() if v is not None}}
+    written = run_export(Store(store), to, out, **options)
+    for name_, path in written.files.items():
+        typer.echo(f"wrote {path}" + (f"  ({written.counts[name_]} rows)" if name_ in written.counts else ""))
 
 
 @app.command()

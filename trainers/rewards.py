@@ -22,6 +22,21 @@ def _text(completion: Any) -> str:
     return ""
 
 
+def score_text(task: str, text: str, meta: str | dict) -> float:
+    """1.0 when ``text``'s final answer passes ``task``'s verifier for the fields ``meta``, else 0.0.
+
+    The one scoring rule behind every reward here (TRL and verl): the final answer is the
+    last ``<answer>`` after ``</think>``, checked by the task's exact verifier.
+
+    Examples
+    --------
+    >>> score_text("multiplication", "<think>12*3</think><answer>36</answer>", '{"a": 12, "b": 3}')
+    1.0
+    """
+    fields = json.loads(meta) if isinstance(meta, str) else meta
+    return 1.0 if get_task(task).score(text, fields).is_correct else 0.0
+
+
 def correctness_reward(completions: list, task: list[str], meta: list[str], **kwargs: Any) -> list[float]:
     """1.0 when the completion's final answer passes the task's verifier, else 0.0.
 
@@ -31,11 +46,7 @@ def correctness_reward(completions: list, task: list[str], meta: list[str], **kw
     ...                    task=["countdown"] * 2, meta=['{"numbers": [1, 2, 3], "target": 9}'] * 2)
     [1.0, 0.0]
     """
-    out = []
-    for completion, name, fields in zip(completions, task, meta):
-        check = get_task(name).score(_text(completion), json.loads(fields))
-        out.append(1.0 if check.is_correct else 0.0)
-    return out
+    return [score_text(name, _text(c), fields) for c, name, fields in zip(completions, task, meta)]
 
 
 def format_reward(completions: list, **kwargs: Any) -> list[float]:
@@ -52,3 +63,6 @@ def format_reward(completions: list, **kwargs: Any) -> list[float]:
         tail = text.rsplit("</think>", 1)[-1]
         out.append(0.2 if tail.count("<answer>") == 1 and tail.count("</answer>") == 1 else 0.0)
     return out
+
+
+REWARDS = {"correctness": correctness_reward, "format": format_reward}

@@ -1,13 +1,77 @@
 """Writers that turn store tables into the files trainers and hubs read.
 
-Each exporter is a function ``(store, out_dir, **options) -> Path`` registered in
-:data:`EXPORTERS` under the name the command line uses (``--to NAME``).
+Each exporter is a function ``(store, out_dir, **options) -> Written`` registered in
+:data:`EXPORTERS` under the name the command line uses (``--to NAME``). :func:`run_export`
+is what a command calls: the export, its manifest beside the data and the store's ``runs`` row.
 """
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
+from typing import Any
+
+from tracekit.errors import ConfigError, unknown_name
+from tracekit.export.hf import export_hf
+from tracekit.export.llamafactory import export_llamafactory
+from tracekit.export.manifest import MANIFEST, write_manifest
+from tracekit.export.skillfactory import export_skillfactory
+from tracekit.export.source import Written, read_table
 from tracekit.export.trl import export_trl_grpo, export_trl_sft, sft_view
+from tracekit.export.verl import export_verl
+from tracekit.store import Store
 
-EXPORTERS = {"trl-sft": export_trl_sft, "trl-grpo": export_trl_grpo}
+EXPORTERS = {
+    "trl-sft": export_trl_sft,
+    "trl-grpo": export_trl_grpo,
+    "hf": export_hf,
+    "verl": export_verl,
+    "llamafactory": export_llamafactory,
+    "skillfactory": export_skillfactory,
+}
 
-__all__ = ["EXPORTERS", "export_trl_grpo", "export_trl_sft", "sft_view"]
+
+def record_run(store: Store, command: str, config: dict[str, Any], counts: dict[str, int]) -> None:
+    """Append the command's ``runs`` row (the one place exports and pushes record themselves)."""
+    from tracekit.store.manifest import RunRecorder
+
+    rec = RunRecorder(command, config)
+    rec.counts = dict(counts)
+    rec.finish(store)
+
+
+def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Written:
+    """Export ``store`` to target ``to`` in ``out``, write the manifest and record a ``runs`` row."""
+    if to not in EXPORTERS:
+        raise unknown_name("export target", to, list(EXPORTERS))
+    exporter = EXPORTERS[to]
+    takes = [p for p in inspect.signature(exporter).parameters if p not in ("store", "out")]
+    wrong = sorted(k for k in options if k not in takes)
+    if wrong:
+        msg = f"export target {to!r} does not take the option(s) {wrong}.\nHint: it takes {takes}."
+        raise ConfigError(msg)
+    written = exporter(store, out, **options)
+    manifest = write_manifest(written, store)
+    record_run(
+        store, "export", {"to": to, "out": str(Path(out).resolve()), **written.options}, written.counts
+    )
+    return Written(
+        written.target, written.out, {**written.files, MANIFEST: manifest}, written.counts, written.options
+    )
+
+
+__all__ = [
+    "EXPORTERS",
+    "MANIFEST",
+    "Written",
+    "export_hf",
+    "export_llamafactory",
+    "export_skillfactory",
+    "export_trl_grpo",
+    "export_trl_sft",
+    "export_verl",
+    "read_table",
+    "record_run",
+    "run_export",
+    "sft_view",
+]

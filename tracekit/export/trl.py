@@ -1,9 +1,17 @@
-"""TRL's conversational prompt-completion view of the traces table.
+"""TRL's views of a store: SFT prompt-completion rows and GRPO prompts with their verifier fields.
 
 TRL's ``SFTTrainer`` takes ``prompt = [{"role": "user", "content": ...}]`` and
 ``completion = [{"role": "assistant", "content": ...}]`` (every message exactly
 ``role`` and ``content``) and trains on the completion only. Traces are long: set
 ``SFTConfig(max_length=...)`` far above TRL's default of 1024 tokens.
+
+GRPO rows are problems: a conversational ``prompt``, the ``task`` and ``meta`` (the
+verifier's fields, JSON) that :mod:`tracekit.trainers.rewards` reads, the ``answer``, and
+``base_samples`` / ``base_correct`` (the base model's samples of the problem and how many
+were right), which tell which problems give GRPO no signal.
+
+Both write one file per split present (``train.parquet``, ``validation.parquet``,
+``test.parquet``), by the problems' own split.
 """
 
 from __future__ import annotations
@@ -12,9 +20,17 @@ from pathlib import Path
 
 import polars as pl
 
-from tracekit.store import Store, atomic_write, sink_parquet, write_parquet
+from tracekit.export.source import Written, orphans, problem_splits, read_table, require_rows, write_splits
+from tracekit.store import Store, latest_samples
 
 SFT_METADATA = ["trace_id", "problem_id", "format", "n_samples", "final_correct"]
+GRPO_COLUMNS = ["prompt", "task", "meta", "answer", "problem_id", "base_samples", "base_correct"]
+NO_TRACES_HINT = "build traces first: `tracekit rearrange --store ST` (or `tracekit run CONFIG`)."
+
+
+def message(role: str, column: str) -> pl.Expr:
+    """A one-message chat list ``[{"role": role, "content": column}]``."""
+    return pl.concat_list(pl.struct(role=pl.lit(role), content=pl.col(column)))
 
 
 def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
@@ -28,10 +44,6 @@ def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     >>> sft_view(t).collect()["prompt"].to_list()
     [[{'role': 'user', 'content': '2+2?'}]]
     """
-
-    def message(role: str, column: str) -> pl.Expr:
-        return pl.concat_list(pl.struct(role=pl.lit(role), content=pl.col(column)))
-
     return traces.lazy().select(
         message("user", "prompt").alias("prompt"),
         message("assistant", "completion").alias("completion"),
@@ -39,40 +51,74 @@ def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
     )
 
 
-def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Path:
-    """Write ``OUT/train.parquet`` in TRL's conversational prompt-completion layout.
-
-    Runs on polars' streaming engine straight from the store's part files, so memory
-    stays flat for big tables. The file appears atomically (see
-    :func:`tracekit.store.atomic_write`).
-    """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    traces = store.scan("traces")  # checks every part before writing anything
+def traces_for_export(store: Store, formats: list[str] | None = None) -> pl.LazyFrame:
+    """The traces an SFT-style export writes (only ``formats`` when given); an error when there are none."""
+    traces = read_table(store, "traces")
     if formats:
         traces = traces.filter(pl.col("format").is_in(formats))
-    view = sft_view(traces)
-    return atomic_write(out / "train.parquet", lambda tmp: sink_parquet(view, tmp))
+    what = "traces" + (f" of formats {formats}" if formats else "")
+    require_rows(store, "traces", traces, what, NO_TRACES_HINT)
+    return traces
 
 
-def export_trl_grpo(
-    store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None
-) -> Path:
-    """Write ``OUT/train.parquet`` for TRL GRPO: a conversational ``prompt`` plus ``task``,
-    ``meta`` (the verifier's fields, JSON), ``answer`` and ``problem_id``, one row per problem.
+def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Written:
+    """Write ``OUT/<split>.parquet`` in TRL's conversational prompt-completion layout.
 
-    ``formats`` is accepted for a uniform exporter signature and ignored (GRPO trains on problems).
+    Streams from the store's part files (flat memory for big tables); files appear atomically.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    problems = store.scan("problems")
-    if split:
-        problems = problems.filter(pl.col("split") == split)
-    frame = problems.select(
-        pl.concat_list(pl.struct(role=pl.lit("user"), content=pl.col("question"))).alias("prompt"),
+    traces = traces_for_export(store, formats)
+    splits = problem_splits(store)
+    files, counts = write_splits(traces, splits, out, view=lambda rows, _: sft_view(rows))
+    counts["skipped_no_problem"] = orphans(traces, splits)
+    return Written("trl-sft", out, files, counts, {"formats": formats})
+
+
+def grpo_view(store: Store) -> pl.LazyFrame:
+    """One row per problem: ``GRPO_COLUMNS`` (prompt, verifier fields, base-model sample counts)."""
+    samples = latest_samples(
+        read_table(store, "samples").select("sample_key", "max_tokens", "problem_id", "is_correct").collect()
+    )
+    base = samples.group_by("problem_id").agg(
+        base_samples=pl.len().cast(pl.Int64), base_correct=pl.col("is_correct").sum().cast(pl.Int64)
+    )
+    problems = read_table(store, "problems").join(
+        base.lazy(), on="problem_id", how="left", maintain_order="left"
+    )
+    return problems.select(
+        message("user", "question").alias("prompt"),
         "task",
         "meta",
         "answer",
         "problem_id",
-    ).collect()
-    return atomic_write(out / "train.parquet", lambda tmp: write_parquet(frame, tmp))
+        pl.col("base_samples").fill_null(0),
+        pl.col("base_correct").fill_null(0),
+    )
+
+
+def export_trl_grpo(
+    store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None
+) -> Written:
+    """Write ``OUT/<split>.parquet`` for TRL GRPO: ``GRPO_COLUMNS``, one row per problem.
+
+    ``split`` keeps one split only; ``formats`` is accepted for a uniform exporter signature
+    and ignored (GRPO trains on problems, not traces).
+    """
+    out = Path(out)
+    rows = grpo_view(store)
+    if split:
+        rows = rows.join(
+            problem_splits(store).filter(pl.col("split") == split).select("problem_id").lazy(),
+            on="problem_id",
+            how="semi",
+            maintain_order="left",
+        )
+    require_rows(
+        store,
+        "problems",
+        rows,
+        "problems" + (f" of split {split!r}" if split else ""),
+        "add problems with `tracekit run CONFIG` or `tracekit import-skillfactory`.",
+    )
+    files, counts = write_splits(rows, problem_splits(store), out)
+    return Written("trl-grpo", out, files, counts, {"split": split})

@@ -1,0 +1,161 @@
+"""Hugging Face ``datasets`` views of a store: one config per table, split by the problems' split.
+
+Configs: ``problems``, ``samples`` (current rows: a regenerated sample supersedes its
+truncated row), ``reflections``, ``sft`` (traces as TRL prompt-completion rows) and ``grpo``
+(problems as GRPO prompts). ``tracekit export --to hf`` saves each as a ``DatasetDict``
+folder (``datasets.load_from_disk(OUT/sft)``) and writes a dataset card ``OUT/README.md``
+whose YAML lists the configs, so ``datasets.load_dataset(OUT, "sft")`` works too. The push
+to the Hub (:mod:`tracekit.export.hub`) sends the same configs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracekit.errors import unknown_name
+from tracekit.export.card import HISTOGRAM, card_metadata, histogram_png, merge_card, render_card
+from tracekit.export.lengths import load_tokenizer
+from tracekit.export.source import Written, problem_splits, read_table
+from tracekit.export.stats import card_stats
+from tracekit.export.trl import grpo_view, sft_view
+from tracekit.schemas.tables import SPLITS
+from tracekit.store import Store, atomic_write_text, latest_samples
+from tracekit.store.files import TMP_PREFIX
+
+CONFIGS = ("problems", "samples", "reflections", "sft", "grpo")
+
+
+def config_rows(store: Store, config: str, *, formats: list[str] | None = None) -> pl.LazyFrame:
+    """The rows of one config (each with ``problem_id``, which gives its split)."""
+    if config == "problems":
+        return read_table(store, "problems")
+    if config == "samples":
+        return latest_samples(read_table(store, "samples").collect()).lazy()
+    if config == "reflections":
+        return read_table(store, "reflections")
+    if config == "sft":
+        traces = read_table(store, "traces")
+        if formats:
+            traces = traces.filter(pl.col("format").is_in(formats))
+        return sft_view(traces)
+    if config == "grpo":
+        return grpo_view(store)
+    raise unknown_name("config", config, list(CONFIGS))
+
+
+def config_frames(
+    store: Store, configs: list[str] | None = None, *, formats: list[str] | None = None
+) -> dict[str, dict[str, pl.DataFrame]]:
+    """``{config: {split: frame}}`` for every non-empty config (all of ``CONFIGS`` by default)."""
+    splits = problem_splits(store)
+    out: dict[str, dict[str, pl.DataFrame]] = {}
+    for config in configs or CONFIGS:
+        rows = config_rows(store, config, formats=formats).collect()
+        if config == "problems":  # the problems table has its own split column
+            parts = {s: rows.filter(pl.col("split") == s) for s in SPLITS}
+        else:
+            by_split = rows.join(splits, on="problem_id", how="inner", maintain_order="left")
+            parts = {s: by_split.filter(pl.col("split") == s).drop("split") for s in SPLITS}
+        parts = {s: f for s, f in parts.items() if f.height}
+        if parts:
+            out[config] = parts
+    return out
+
+
+def dataset_dict(parts: dict[str, pl.DataFrame]):
+    """A ``datasets.DatasetDict`` of one config's splits."""
+    import datasets
+
+    return datasets.DatasetDict({s: datasets.Dataset.from_polars(f) for s, f in parts.items()})
+
+
+def build_card(
+    store: Store,
+    counts: dict[str, dict[str, int]],
+    folder: Path,
+    *,
+    repo_id: str,
+    max_length: int,
+    tokenizer: Any = None,
+    existing: str | None = None,
+    configs_meta: list | None = None,
+) -> str:
+    """The merged card text; the histogram PNG is written to ``folder`` when there are traces."""
+    stats = card_stats(store, max_length=max_length, tokenizer=tokenizer)
+    if stats["lengths"]["n"]:
+        histogram_png(stats["lengths"], folder / HISTOGRAM)
+    meta = card_metadata(counts)
+    if configs_meta is not None:
+        meta["configs"] = configs_meta
+    return merge_card(existing, meta, render_card(stats, counts, repo_id=repo_id))
+
+
+def export_hf(
+    store: Store,
+    out: str | Path,
+    *,
+    formats: list[str] | None = None,
+    tables: list[str] | None = None,
+    max_length: int = 8192,
+    tokenizer: str | None = None,
+) -> Written:
+    """Save every config as a ``DatasetDict`` folder ``OUT/<config>`` and a card ``OUT/README.md``.
+
+    ``tokenizer`` (a local folder or cached model id) counts trace lengths for the card's
+    histogram; without one they are approximated (see :mod:`tracekit.export.lengths`).
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    frames = config_frames(store, tables, formats=formats)
+    files, counts = {}, {}
+    for config, parts in frames.items():
+        files[config] = _save_atomically(dataset_dict(parts), out / config)
+        for split, frame in parts.items():
+            counts[f"{config}/{split}"] = frame.height
+    per_config = {c: {s: f.height for s, f in p.items()} for c, p in frames.items()}
+    configs_meta = [
+        {"config_name": c, "data_files": [{"split": s, "path": f"{c}/{s}/data-*.arrow"} for s in parts]}
+        for c, parts in frames.items()
+    ]
+    readme = out / "README.md"
+    existing = readme.read_text() if readme.exists() else None
+    text = build_card(
+        store,
+        per_config,
+        out,
+        repo_id=out.name,
+        max_length=max_length,
+        tokenizer=load_tokenizer(tokenizer),
+        existing=existing,
+        configs_meta=configs_meta,
+    )
+    atomic_write_text(readme, text)
+    files["README.md"] = readme
+    if (out / HISTOGRAM).exists():
+        files[HISTOGRAM] = out / HISTOGRAM
+    options = {"formats": formats, "tables": tables, "max_length": max_length, "tokenizer": tokenizer}
+    return Written("hf", out, files, counts, options)
+
+
+def _save_atomically(dsd, final: Path) -> Path:
+    """``save_to_disk`` into a hidden folder, then swap it into place (readers see old or new, whole)."""
+    tmp = final.with_name(f"{TMP_PREFIX}{final.name}.{os.getpid()}")
+    old = final.with_name(f"{TMP_PREFIX}old-{final.name}.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        dsd.save_to_disk(str(tmp))
+        if final.exists():
+            os.replace(final, old)
+        os.replace(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+__all__ = ["CONFIGS", "config_frames", "config_rows", "dataset_dict", "export_hf"]

@@ -1,0 +1,101 @@
+"""What every exporter reads and how it writes one file per split.
+
+* :func:`read_table` is the one place exporters read a store table; point it elsewhere
+  (a filtered "current view" of the store) and every exporter follows.
+* A row's split is its problem's own ``split`` (``train``, ``validation``, ``test``);
+  :func:`write_splits` writes ``OUT/<prefix><split>.parquet`` for each split present.
+* :class:`Written` is what an exporter returns: the folder, its files and row counts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from tracekit.errors import StoreError
+from tracekit.schemas.tables import SPLITS
+from tracekit.store import Store, atomic_write, sink_parquet
+
+
+def read_table(store: Store, table: str) -> pl.LazyFrame:
+    """The rows of ``table`` that exports see (today: every part of the table).
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> read_table(Store(tempfile.mkdtemp() + "/st", create=True), "problems").collect().height
+    0
+    """
+    return store.scan(table)
+
+
+@dataclass(frozen=True)
+class Written:
+    """An export on disk: ``out`` (the folder), ``files`` (name -> path) and ``counts`` (name -> rows).
+
+    It is path-like (``os.fspath`` gives the folder), so it can be passed wherever a folder is expected.
+    """
+
+    target: str
+    out: Path
+    files: dict[str, Path] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    options: dict = field(default_factory=dict)
+
+    def __fspath__(self) -> str:
+        return os.fspath(self.out)
+
+
+def problem_splits(store: Store) -> pl.DataFrame:
+    """``problem_id`` and ``split`` of every problem."""
+    return read_table(store, "problems").select("problem_id", "split").collect()
+
+
+def present_splits(splits: pl.DataFrame, rows: pl.LazyFrame) -> list[str]:
+    """The splits (in ``train, validation, test`` order) that hold at least one of ``rows``."""
+    ids = rows.select("problem_id").unique().collect()
+    found = set(splits.join(ids, on="problem_id", how="semi")["split"].unique().to_list())
+    return [s for s in SPLITS if s in found]
+
+
+def require_rows(store: Store, table: str, rows: pl.LazyFrame, what: str, hint: str) -> None:
+    """Raise when ``rows`` is empty: an export with no data is a mistake, not an empty file."""
+    if rows.select(pl.len()).collect().item() == 0:
+        msg = f"nothing to export from {store.root}: no {what} in table {table!r}.\nHint: {hint}"
+        raise StoreError(msg)
+
+
+def write_splits(
+    rows: pl.LazyFrame,
+    splits: pl.DataFrame,
+    out: Path,
+    *,
+    prefix: str = "",
+    view: Callable[[pl.LazyFrame, str], pl.LazyFrame] | None = None,
+) -> tuple[dict[str, Path], dict[str, int]]:
+    """Write ``out/<prefix><split>.parquet`` for every split present among ``rows``.
+
+    ``rows`` needs ``problem_id``; ``view(rows_of_split, split)`` turns them into the
+    exported columns (default: as they are). Files are streamed and appear atomically.
+    Returns ``(files, counts)`` keyed by split.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    counts: dict[str, int] = {}
+    for split in present_splits(splits, rows):
+        ids = splits.filter(pl.col("split") == split).select("problem_id")
+        part = rows.join(ids.lazy(), on="problem_id", how="semi", maintain_order="left")
+        frame = view(part, split) if view else part
+        path = atomic_write(out / f"{prefix}{split}.parquet", lambda tmp, f=frame: sink_parquet(f, tmp))
+        files[split], counts[split] = path, pq.read_metadata(path).num_rows
+    return files, counts
+
+
+def orphans(rows: pl.LazyFrame, splits: pl.DataFrame) -> int:
+    """Rows whose problem is not in the ``problems`` table (they belong to no split and are not exported)."""
+    return rows.join(splits.lazy(), on="problem_id", how="anti").select(pl.len()).collect().item()

@@ -1,0 +1,97 @@
+"""verl's layouts (0.9.x): RL parquet rows for PPO/GRPO and SFT parquet with a ``messages`` column.
+
+RL rows (``OUT/rl/<split>.parquet``), one per problem::
+
+    {"data_source": task, "prompt": [{"role": "user", "content": question}], "ability": ...,
+     "reward_model": {"style": "rule", "ground_truth": meta_json},
+     "extra_info": {"split": ..., "index": row, "problem_id": ...}}
+
+``ground_truth`` is the problem's ``meta`` (the verifier's fields as JSON: Countdown's numbers
+and target, a product's factors, ...), because an answer string alone cannot check a Countdown
+expression. ``tracekit.trainers.verl_reward.compute_score`` reads it with the same extraction
+and verifiers as every other stage. SFT rows (``OUT/sft/<split>.parquet``) hold ``messages``
+(``[user, assistant]``) plus the trace metadata.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from tracekit.export.source import Written, orphans, problem_splits, read_table, require_rows, write_splits
+from tracekit.export.trl import SFT_METADATA, message, traces_for_export
+from tracekit.store import Store
+
+# verl's ``ability`` is a free-text label of the skill a problem trains; tasks not listed get "reasoning".
+ABILITY = {
+    "countdown": "math",
+    "multiplication": "math",
+    "gsm8k": "math",
+    "math": "math",
+    "letter_countdown": "wordplay",
+    "acronym": "wordplay",
+    "commonsenseqa": "commonsense",
+}
+
+
+def verl_rl_view(problems: pl.LazyFrame, split: str) -> pl.LazyFrame:
+    """verl RL rows from ``problems`` rows of one split (``index`` is the row within the split's file).
+
+    Examples
+    --------
+    >>> import polars as pl
+    >>> p = pl.DataFrame({"problem_id": ["p-1"], "task": ["countdown"], "question": ["Make 9 from 1 2 3"],
+    ...                   "meta": ['{"numbers": [1, 2, 3], "target": 9}']})
+    >>> row = verl_rl_view(p.lazy(), "train").collect().row(0, named=True)
+    >>> row["data_source"], row["reward_model"]["style"], row["extra_info"]["index"]
+    ('countdown', 'rule', 0)
+    """
+    ability = pl.col("task").replace_strict(ABILITY, default="reasoning", return_dtype=pl.Utf8)
+    return problems.with_row_index("_row").select(
+        pl.col("task").alias("data_source"),
+        message("user", "question").alias("prompt"),
+        ability.alias("ability"),
+        pl.struct(style=pl.lit("rule"), ground_truth=pl.col("meta")).alias("reward_model"),
+        pl.struct(
+            split=pl.lit(split),
+            index=pl.col("_row").cast(pl.Int64),
+            problem_id=pl.col("problem_id"),
+        ).alias("extra_info"),
+    )
+
+
+def messages_view(traces: pl.LazyFrame) -> pl.LazyFrame:
+    """``messages = [user question, assistant trace]`` plus the trace metadata."""
+    return traces.select(
+        pl.concat_list(
+            pl.struct(role=pl.lit("user"), content=pl.col("prompt")),
+            pl.struct(role=pl.lit("assistant"), content=pl.col("completion")),
+        ).alias("messages"),
+        *SFT_METADATA,
+    )
+
+
+def export_verl(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Written:
+    """Write ``OUT/rl/<split>.parquet`` (problems) and ``OUT/sft/<split>.parquet`` (traces, when any)."""
+    out = Path(out)
+    splits = problem_splits(store)
+    problems = read_table(store, "problems")
+    require_rows(store, "problems", problems, "problems", "add problems with `tracekit run CONFIG`.")
+    files: dict[str, Path] = {}
+    counts: dict[str, int] = {}
+    rl_files, rl_counts = write_splits(problems, splits, out / "rl", view=verl_rl_view)
+    files.update({f"rl/{k}": v for k, v in rl_files.items()})
+    counts.update({f"rl/{k}": v for k, v in rl_counts.items()})
+    traces = read_table(store, "traces")
+    if formats:
+        traces = traces.filter(pl.col("format").is_in(formats))
+    if traces.select(pl.len()).collect().item():
+        traces = traces_for_export(store, formats)
+        sft_files, sft_counts = write_splits(
+            traces, splits, out / "sft", view=lambda rows, _: messages_view(rows)
+        )
+        files.update({f"sft/{k}": v for k, v in sft_files.items()})
+        counts.update({f"sft/{k}": v for k, v in sft_counts.items()})
+        counts["sft/skipped_no_problem"] = orphans(traces, splits)
+    return Written("verl", out, files, counts, {"formats": formats})

@@ -1,0 +1,74 @@
+"""``tracekit train`` configuration: a YAML of TRL's own config fields plus the model and the data.
+
+Every key is an ``SFTConfig`` / ``GRPOConfig`` field (passed to TRL unchanged), or one of
+``OWN_KEYS``: ``model`` (a model id or folder; required), ``data`` (the exported data;
+required), ``tokenizer`` (default: the model's) and, for GRPO, ``rewards`` (names from
+:data:`tracekit.trainers.rewards.REWARDS`, default ``[correctness, format]``). An unknown key
+is an error that lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tracekit.errors import ConfigError, require, unknown_name
+
+OWN_KEYS = {"sft": ("model", "data", "tokenizer"), "grpo": ("model", "data", "tokenizer", "rewards")}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A parsed ``tracekit train`` file: ``kind`` (sft or grpo), our keys, and TRL's fields as given."""
+
+    kind: str
+    model: str
+    data: str
+    tokenizer: str | None = None
+    rewards: tuple[str, ...] = ("correctness", "format")
+    trl: dict[str, Any] = field(default_factory=dict)
+
+
+def trl_config_class(kind: str):
+    trl = require("trl", "train")
+    return {"sft": trl.SFTConfig, "grpo": trl.GRPOConfig}[kind]
+
+
+def load_train_config(path: str | Path, kind: str) -> TrainConfig:
+    """Read and check ``path`` (YAML) for ``kind`` (``sft`` or ``grpo``)."""
+    import yaml
+
+    if kind not in OWN_KEYS:
+        raise unknown_name("trainer", kind, list(OWN_KEYS))
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of TRL config fields plus model and data.")
+    trl_fields = {f.name for f in dataclasses.fields(trl_config_class(kind)) if f.init}
+    own = OWN_KEYS[kind]
+    unknown = sorted(k for k in data if k not in trl_fields and k not in own)
+    if unknown:
+        import difflib
+
+        hints = [
+            f"{k!r} (did you mean {m[0]!r}?)"
+            if (m := difflib.get_close_matches(k, [*trl_fields, *own], 1))
+            else repr(k)
+            for k in unknown
+        ]
+        msg = (
+            f"{path}: unknown key(s) {', '.join(hints)}.\nHint: use {list(own)} and the field names of "
+            f"trl.{trl_config_class(kind).__name__}."
+        )
+        raise ConfigError(msg)
+    for key in ("model", "data"):
+        if not data.get(key):
+            raise ConfigError(f"{path}: {key!r} is required.\nHint: add `{key}: ...` to the file.")
+    rewards = tuple(data.get("rewards") or TrainConfig.rewards)
+    trl_args = {k: v for k, v in data.items() if k not in own}
+    return TrainConfig(kind, str(data["model"]), str(data["data"]), data.get("tokenizer"), rewards, trl_args)
