@@ -20,17 +20,19 @@ answer::
     </reflect>
     </think>
 
+
     <ending phrase>
 
     <answer>
     final
     </answer>
 
-Formats are small named functions that plan which samples every trace shows (see
-:mod:`tracekit.rearrange.formats`). Every random choice is a counter-based draw keyed by
-``(seed, problem_id, format, repeat)`` (see :mod:`tracekit.rearrange.draws`), so a problem's
-traces never depend on which other problems, formats or buckets were processed
-alongside it.
+(two blank lines after ``</think>``, as in the reference's template; see
+:mod:`tracekit.rearrange.render` for both layouts). Formats are small named functions that
+plan which samples every trace shows (see :mod:`tracekit.rearrange.formats`). Every
+random choice is a counter-based draw keyed by ``(seed, problem_id, format, repeat)`` (see
+:mod:`tracekit.rearrange.draws`), so a problem's traces never depend on which other
+problems, formats or buckets were processed alongside it.
 
 Everything is vectorised: numpy plans all traces of a batch of problems at once and
 lays each trace out as a list of integer references into one table of text pieces
