@@ -9,7 +9,8 @@
 # - verl 0.9.1: RLHFDataset and MultiTurnSFTDataset read the export; compute_score is loaded by
 #   verl's own get_custom_reward_fn (pkg:// path and file path) and called by keyword;
 # - LLaMA-Factory 0.9.5: get_dataset with template qwen reads the sharegpt export;
-# and compares the row counts with what the export wrote. Exit status 1 when a check fails.
+# and compares the row counts with what the export wrote; then runs tests/test_hub.py in verl's
+# environment, which has huggingface_hub 1.x (ours has 2.x). Exit status 1 when a check fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -34,11 +35,13 @@ echo "== exports (tracekit in .venv)"
 .venv/bin/python benchmarks/clients/make_exports.py "$WORK"
 
 venv verl verl==0.9.1
-"$CLIENTS/verl/bin/python" -m pip install -q -e "$REPO"  # compute_score imports tracekit (its verifiers)
+"$CLIENTS/verl/bin/python" -m pip install -q -e "$REPO" pytest matplotlib  # compute_score imports tracekit
 "$CLIENTS/verl/bin/python" -c 'import verl, transformers, huggingface_hub, datasets; print("verl", verl.__version__, "transformers", transformers.__version__, "huggingface_hub", huggingface_hub.__version__, "datasets", datasets.__version__)'
 "$CLIENTS/verl/bin/python" benchmarks/clients/tiny_model.py "$WORK/tiny" >/dev/null
 status=0
 "$CLIENTS/verl/bin/python" benchmarks/clients/check_verl.py "$WORK" "$WORK/tiny" || status=1
+echo "== tracekit push with huggingface_hub 1.x (verl's environment): tests/test_hub.py"
+"$CLIENTS/verl/bin/python" -m pytest -q -p no:cacheprovider tests/test_hub.py || status=1
 
 venv lf llamafactory==0.9.5
 export DISABLE_VERSION_CHECK=1
