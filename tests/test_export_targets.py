@@ -34,7 +34,9 @@ def test_trl_exports_one_file_per_split_with_a_manifest_and_a_runs_row(split_sto
     runs_before = split_store.count("runs")
     written = run_export(split_store, "trl-sft", tmp_path / "sft")
     expected = trace_splits(split_store).group_by("split").len()
-    assert sorted(p.name for p in (tmp_path / "sft").iterdir()) == sorted([MANIFEST, "test.parquet", "train.parquet"])
+    assert sorted(p.name for p in (tmp_path / "sft").iterdir()) == sorted(
+        [MANIFEST, "test.parquet", "train.parquet"]
+    )
     for split, n in expected.iter_rows():
         df = pl.read_parquet(tmp_path / "sft" / f"{split}.parquet")
         assert df.height == n == written.counts[split]

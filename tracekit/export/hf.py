@@ -128,7 +128,7 @@ def export_hf(
         store,
         per_config,
         out,
-        repo_id=out.name,
+        repo_id=str(out),
         max_length=max_length,
         tokenizer=load_tokenizer(tokenizer),
         existing=existing,

@@ -25,7 +25,7 @@ def template_name(fmt: pl.Expr, n_samples: pl.Expr) -> pl.Expr:
     --------
     >>> import polars as pl
     >>> df = pl.DataFrame({"format": ["*C_full", "*C", "*CC", "0C"], "n_samples": [2, 5, 3, 1]})
-    >>> df.select(template_name(pl.col("format"), pl.col("n_samples")))["format"].to_list()
+    >>> df.select(t=template_name(pl.col("format"), pl.col("n_samples")))["t"].to_list()
     ['2C', '5C', '*CC', '0C']
     """
     return pl.when(fmt.is_in(["*C", "*C_full"])).then(n_samples.cast(pl.Utf8) + pl.lit("C")).otherwise(fmt)
