@@ -85,7 +85,7 @@ def assert_same_tables(store: Store, reference: Store, tables) -> None:
     assert store.check() == []
 
 
-def make_raw(tmp_path: Path, seed: int, questions: int = 24) -> Path:
+def make_raw(tmp_path: Path, seed: int, questions: int = 16) -> Path:
     path = tmp_path / f"raw-{seed}.parquet"
     synthetic_raw(questions, response_chars=120, reflection_chars=60, seed=seed).write_parquet(path)
     return path
@@ -126,7 +126,7 @@ def test_two_imports_of_the_same_file(tmp_path):
 def test_two_concurrent_rearranges(tmp_path, jobs):
     import tracekit.reference as ref
 
-    raw = make_raw(tmp_path, 11, questions=40)
+    raw = make_raw(tmp_path, 11, questions=24)
     one = Store(tmp_path / "one", create=True)
     old_rows = ref.BATCH_ROWS
     ref.BATCH_ROWS = 16  # many parts, so rearrangement runs over many buckets

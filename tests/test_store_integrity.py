@@ -31,6 +31,9 @@ def test_deleted_part_is_reported_and_never_silently_skipped(st):
         Store(st.root).read("problems")
     with pytest.raises(StoreError, match="is missing"):
         Store(st.root).ids("problems")
+    assert st.forget_missing("problems") == [gone]  # the way back when there is no backup
+    assert st.read("problems")["problem_id"].to_list() == ["p-3"] and st.check() == []
+    assert st.write("problems", problems(["p-1", "p-2"])) == 2  # re-running the writer restores the rows
 
 
 def test_copied_in_part_is_not_counted_and_is_reported(st):
@@ -116,7 +119,7 @@ def make_format1_store(root, tables: dict[str, list[pl.DataFrame]]) -> None:
     for table, frames in tables.items():
         (root / table).mkdir()
         for i, frame in enumerate(frames, 1):
-            frame.write_parquet(root / table / f"part-{i:06d}.parquet")
+            frame.write_parquet(root / table / f"part-{i:06d}.parquet", row_group_size=16)
 
 
 def test_format1_store_is_read_as_it_is_then_migrated_by_the_first_write(tmp_path):
@@ -145,17 +148,23 @@ def test_format1_store_is_read_as_it_is_then_migrated_by_the_first_write(tmp_pat
     ]
 
 
-def test_rearrangement_of_a_store_with_repeated_rows(tmp_path, filled_store):
+@pytest.mark.parametrize("scattered", [False, True])
+def test_rearrangement_of_a_store_with_repeated_rows(tmp_path, filled_store, scattered, monkeypatch):
     """Repeated samples (what two concurrent imports of format 1 left) are dropped on read, bucket by bucket."""
+    import tracekit.store.buckets as buckets
     from tracekit.rearrange import RearrangeConfig, rearrange_store
 
     cfg = RearrangeConfig(formats=("*C_full", "*CC"), n_max=3)
     rearrange_store(filled_store, cfg)
     expected = filled_store.read("traces").sort("trace_id")
-    tables = {t: [filled_store.read(t)] for t in ("problems", "samples", "reflections")}
+    tables = {t: [filled_store.read(t).sort("problem_id")] for t in ("problems", "samples", "reflections")}
     samples = tables["samples"][0]
-    tables["samples"] += [samples.sample(fraction=1.0, shuffle=True, seed=2), samples.head(50)]
-    for target_bytes in (10**9, 20_000):  # read whole, and bucket by bucket
+    repeats = samples.sample(fraction=1.0, shuffle=True, seed=2) if scattered else samples.slice(40, 80)
+    tables["samples"] += [repeats, samples.head(50)]
+    hashed = []
+    real = buckets._hash_buckets
+    monkeypatch.setattr(buckets, "_hash_buckets", lambda *a: hashed.append(1) or real(*a))
+    for target_bytes in (10**9, 20_000 if scattered else 40_000):  # read whole, and bucket by bucket
         root = tmp_path / f"old-{target_bytes}"
         make_format1_store(root, tables)
         st = Store(root)
@@ -163,6 +172,7 @@ def test_rearrangement_of_a_store_with_repeated_rows(tmp_path, filled_store):
         rearrange_store(st, cfg, target_bytes=target_bytes)  # migrates the store: its first write
         assert not st.snapshot("samples").all_checked
         assert st.read("traces").sort("trace_id").equals(expected)
+    assert bool(hashed) == scattered  # both ways of cutting buckets drop the repeats
 
 
 def test_info_lists_problems(st):

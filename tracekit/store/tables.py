@@ -167,7 +167,8 @@ class Store:
         except FileNotFoundError:
             msg = (
                 f"part {path} of table {table!r} is missing (the commit log says it holds {part.rows} rows).\n"
-                "Hint: restore it from a backup; `tracekit info --store DIR` lists every problem of the store."
+                "Hint: restore it from a backup, or drop it from the table with `Store(DIR).forget_missing(TABLE)` "
+                "and re-run the command that wrote it; `tracekit info --store DIR` lists every problem of the store."
             )
             raise StoreError(msg) from None
         key = (table, part.name, size)
@@ -283,6 +284,21 @@ class Store:
         with self.transaction(table, replace=True):
             pass
         return n
+
+    def forget_missing(self, table: str) -> list[Path]:
+        """Drop from ``table`` the parts whose files are gone, in one commit; return their paths.
+
+        The way back to a readable table when a part was deleted and no backup exists: the
+        rows it held are gone, and re-running the command that wrote them writes them again.
+        """
+        self._writable()
+        log = self._log(table)
+        with log.lock():
+            while True:
+                snap = log.snapshot()
+                gone = [p.name for p in snap.parts if not (self.table_dir(table) / p.name).exists()]
+                if not gone or log.commit(snap, op="forget", add=[], remove=gone):
+                    return [self.table_dir(table) / name for name in gone]
 
     def _writable(self) -> None:
         """Migrate a format-1 store before its first write (see :mod:`tracekit.store.legacy`)."""
