@@ -44,7 +44,9 @@ def import_skillfactory_cmd(
 )
 def rearrange(
     store: Path = StoreOpt,
-    replace: bool = typer.Option(False, "--replace", help="Delete existing traces first."),
+    replace: bool = typer.Option(
+        False, "--replace", help="Replace the existing traces (in one commit, when the new ones are complete)."
+    ),
     **fields,
 ) -> None:
     """Filter reflections and rearrange kept samples into traces.
@@ -104,7 +106,7 @@ def export(
 
 @app.command()
 def info(store: Path = StoreOpt) -> None:
-    """Row counts of every table and the last runs."""
+    """Row counts of every table, the store's integrity problems and the last runs."""
     import json
 
     from tracekit.store import Store
@@ -112,6 +114,10 @@ def info(store: Path = StoreOpt) -> None:
     st = Store(store)
     for table, n in st.counts().items():
         typer.echo(f"{table:<12}{n:>10}")
+    problems = st.check()
+    typer.echo(f"\nintegrity: {len(problems)} problem(s)" if problems else "\nintegrity: ok")
+    for problem in problems:
+        typer.echo(f"  {problem}")
     runs = st.read("runs", columns=["command", "started_at", "timings_json"]) if st.count("runs") else None
     if runs is not None:
         typer.echo("\nruns:")

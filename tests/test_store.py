@@ -29,7 +29,10 @@ def test_write_read_dedup(tmp_path):
     assert st.write("problems", problems(["p-1", "p-2"])) == 2
     assert st.write("problems", problems(["p-2", "p-3"])) == 1  # p-2 already there
     assert st.read("problems")["problem_id"].to_list() == ["p-1", "p-2", "p-3"]
-    assert [p.name for p in st.parts("problems")] == ["part-000001.parquet", "part-000002.parquet"]
+    assert len(st.parts("problems")) == 2
+    assert st.snapshot("problems").commit == 2
+    assert st.write("problems", problems(["p-1"])) == 0  # nothing new: no part, no commit
+    assert st.snapshot("problems").commit == 2
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -54,7 +57,9 @@ def test_schema_violation_names_table_column_rows(tmp_path):
 
 
 def test_interrupted_write_leaves_readable_store(tmp_path, monkeypatch):
-    import tracekit.store.tables as store_mod
+    import os
+
+    import tracekit.store.transaction as tx_mod
 
     st = Store(tmp_path / "st", create=True)
     st.write("problems", problems(["p-1"]))
@@ -65,17 +70,34 @@ def test_interrupted_write_leaves_readable_store(tmp_path, monkeypatch):
         open(path, "wb").write(data[: len(data) // 2])
         raise KeyboardInterrupt("simulated crash")
 
-    monkeypatch.setattr(store_mod, "write_parquet", crash)
+    monkeypatch.setattr(tx_mod, "write_parquet", crash)
     with pytest.raises(KeyboardInterrupt):
         st.write("problems", problems(["p-2", "p-3"]))
     monkeypatch.undo()
     assert Store(tmp_path / "st").read("problems")["problem_id"].to_list() == ["p-1"]
-    # a leftover temporary from a hard kill is ignored, then cleaned by the next writer
-    (tmp_path / "st" / "problems" / ".tmp-part-000002.parquet.999").write_bytes(b"PAR1garbage")
-    assert st.count("problems") == 1
+    assert not list((tmp_path / "st" / "problems").glob(".tmp-*")), "the writer removes its own temporary"
+    # temporaries of a hard kill: ignored by readers; removed by a later commit only when provably dead
+    folder = tmp_path / "st" / "problems"
+    from tracekit.store.files import temporary_path
+
+    alive = temporary_path(folder / "part-x.parquet")  # this process: alive
+    dead = alive.with_name(alive.name.replace(f"~{os.getpid()}@", f"~{_dead_pid()}@"))
+    old_style = folder / ".tmp-part-000002.parquet.999"  # format-1 name: its writer cannot be known
+    for path in (alive, dead, old_style):
+        path.write_bytes(b"PAR1garbage")
+    assert st.count("problems") == 1 and st.check() == []
     st.write("problems", problems(["p-2"]))
     assert st.count("problems") == 2
-    assert not list((tmp_path / "st" / "problems").glob(".tmp-*"))
+    assert alive.exists() and old_style.exists() and not dead.exists()
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
 
 
 def test_interrupted_write_in_subprocess_sigkill(tmp_path):
@@ -118,16 +140,18 @@ def test_corrupt_truncated_foreign_files(tmp_path):
     part = st.parts("problems")[0]
     data = part.read_bytes()
     part.write_bytes(data[: len(data) - 20])
-    with pytest.raises(StoreError, match="part-000001.parquet.*corrupt or truncated"):
+    with pytest.raises(
+        StoreError, match=f"{part.name} of table 'problems' has .* bytes, the commit log says"
+    ):
         st.read("problems")
+    part.write_bytes(data[:-20] + b"x" * 20)  # same size, broken footer
+    with pytest.raises(StoreError, match=f"{part.name}.*corrupt or truncated"):
+        Store(st.root).read("problems")
     part.write_bytes(data)
     pl.DataFrame({"a": [1]}).write_parquet(st.table_dir("problems") / "part-000002.parquet")
-    with pytest.raises(StoreError, match="part-000002.parquet does not belong to table 'problems'"):
-        st.scan("problems")
-    (st.table_dir("problems") / "part-000002.parquet").unlink()
     (st.table_dir("problems") / "notes.txt").write_text("hi")
-    with pytest.raises(StoreError, match="foreign file .*notes.txt"):
-        st.count("problems")
+    assert st.read("problems")["problem_id"].to_list() == ["p-1"]  # files no commit names are not read
+    assert sorted(p.path.name for p in st.check()) == ["notes.txt", "part-000002.parquet"]
 
 
 def test_not_a_store(tmp_path):

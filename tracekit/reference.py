@@ -145,7 +145,7 @@ def import_skillfactory(
                     frame = frame.filter(~pl.col(frame.columns[0]).is_in(before[table].implode()))
                 if frame.height:
                     writer.submit(table, frame)
-                    counts[table] += frame.height
+    counts.update(writer.written)  # rows that were new at commit time (another import may have written some)
     return counts
 
 

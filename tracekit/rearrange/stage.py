@@ -43,6 +43,7 @@ polars gathers the pieces and joins them, so trace text is written exactly once.
 from __future__ import annotations
 
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields
 
 import numpy as np
@@ -382,6 +383,9 @@ def rearrange_store(
 
     Streams bucket by bucket (see :mod:`tracekit.store.buckets`); traces whose id the
     store already holds are skipped, so re-running the same configuration adds nothing.
+    With ``replace`` the new traces replace the table's in one commit at the end (see
+    :meth:`tracekit.store.Store.transaction`): until then readers see the old traces, and
+    an interrupted run leaves them as they were.
     Returns the counters of the run report (drops by reason, traces built per format).
     """
     from tracekit.rearrange.phrases import load_phrase_bank
@@ -393,14 +397,14 @@ def rearrange_store(
         _check_variants(store, cfg.variants)
     if cfg.group_by_question:  # problems of one question may lie in different buckets: read one piece
         target_bytes = 2**62
-    if replace:
-        store.clear("traces")
-    existing = store.ids("traces")
+    # replace: the new traces go into one transaction whose commit swaps them in (old ones stay visible till then)
+    target = store.transaction("traces", replace=True) if replace else nullcontext(store)
+    existing = pl.Series("trace_id", [], dtype=pl.Utf8) if replace else store.ids("traces")
     stats: Counter = Counter()
     columns = {"problems": ["problem_id", "question"], "samples": _SAMPLE_COLS, "reflections": _REFL_COLS}
     buckets = iter_problem_buckets(store, columns, target_bytes=target_bytes or TARGET_BYTES)
     # three threads: read + filter bucket i+2 | plan and lay out bucket i+1 | join the text of bucket i and write it
-    with BackgroundWriter(store) as writer:
+    with target as sink, BackgroundWriter(sink) as writer:
         for bucket, pool, kept, counts in prefetch(_filtered(buckets, cfg)):
             stats.update(counts)
             layout = _lay_out(

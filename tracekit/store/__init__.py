@@ -1,13 +1,31 @@
 """The store: the only owner of tables on disk.
 
 * :mod:`~tracekit.store.tables`: :class:`Store`, a directory of validated parquet tables;
+* :mod:`~tracekit.store.log`: each table's commit log (which parts make up the table);
+* :mod:`~tracekit.store.transaction`: writes that appear in one commit, safe with concurrent writers;
+* :mod:`~tracekit.store.check`: the integrity check (missing, changed or unknown parts);
+* :mod:`~tracekit.store.legacy`: format-1 stores (read as they are, migrated on the first write);
 * :mod:`~tracekit.store.files`: all-or-nothing files and tracekit's parquet settings;
 * :mod:`~tracekit.store.buckets`: splitting big tables into buckets of whole problems;
 * :mod:`~tracekit.store.overlap`: a background writer and a read-ahead iterator;
 * :mod:`~tracekit.store.manifest`: the ``runs`` table (one row per command that wrote).
 """
 
+from tracekit.store.check import StoreProblem
 from tracekit.store.files import atomic_write, atomic_write_text, sink_parquet, write_parquet
+from tracekit.store.log import PartEntry, Snapshot
 from tracekit.store.tables import Store, latest_samples
+from tracekit.store.transaction import Transaction
 
-__all__ = ["Store", "atomic_write", "atomic_write_text", "latest_samples", "sink_parquet", "write_parquet"]
+__all__ = [
+    "PartEntry",
+    "Snapshot",
+    "Store",
+    "StoreProblem",
+    "Transaction",
+    "atomic_write",
+    "atomic_write_text",
+    "latest_samples",
+    "sink_parquet",
+    "write_parquet",
+]

@@ -12,7 +12,11 @@ problems at once. Two ways to cut a big store into buckets:
   problems are scattered over the files): one pass over the parts writes each row to a
   temporary Arrow file of bucket ``hash(problem_id) % n``.
 
-Small stores are read whole.
+Small stores are read whole. Every table is read at one committed state (a
+:class:`~tracekit.store.log.Snapshot` taken at the start): parts other writers commit
+meanwhile are not seen, and files no commit names are never read. In the rare table that
+may repeat an id (see :attr:`~tracekit.store.log.Snapshot.all_checked`), repeats are
+dropped bucket by bucket (a row's id fixes its problem, so repeats share a bucket).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from tracekit.schemas import ID_COLUMNS, polars_schema
 from tracekit.store.tables import Store
 
 TARGET_BYTES = 48 * 1024 * 1024
@@ -39,19 +44,32 @@ def iter_problem_buckets(
 
     ``columns`` maps each table to the columns to load (``problem_id`` among them).
     """
-    parts = {table: store.parts(table) for table in columns}
-    for table in columns:
-        store.scan(table)  # checks every part's schema before the long pass
+    snaps = {table: store.snapshot(table) for table in columns}
+    parts = {table: store.parts(table, snapshot=snaps[table]) for table in columns}
+    scans = {t: store.scan(t, snapshot=snaps[t]) for t in columns}  # checks every part before the long pass
     groups = _row_groups(parts)
     size = sum(g[3] for g in groups)
     if size <= target_bytes:
-        yield {t: store.scan(t).select(cols).collect() for t, cols in columns.items()}
+        yield {t: scans[t].select(cols).collect() for t, cols in columns.items()}
         return
+    repeats = {t for t in columns if not snaps[t].all_checked}
+    loaded = {
+        t: cols if t not in repeats or ID_COLUMNS[t] in cols else [*cols, ID_COLUMNS[t]]
+        for t, cols in columns.items()
+    }
     buckets = _pack_components(parts, groups, target_bytes)
     if buckets is None:
-        yield from _hash_buckets(store, parts, columns, max(1, math.ceil(size / target_bytes)))
-        return
-    empty = {t: store.scan(t).select(cols).head(0).collect() for t, cols in columns.items()}
+        pieces = _hash_buckets(store, parts, loaded, max(1, math.ceil(size / target_bytes)))
+    else:
+        pieces = _component_buckets(parts, groups, buckets, loaded, scans)
+    for piece in pieces:
+        for table in repeats:
+            piece[table] = piece[table].unique(ID_COLUMNS[table], keep="first", maintain_order=True)
+        yield {t: piece[t].select(cols) for t, cols in columns.items()}
+
+
+def _component_buckets(parts, groups, buckets, columns, scans) -> Iterator[dict[str, pl.DataFrame]]:
+    empty = {t: scans[t].select(cols).head(0).collect() for t, cols in columns.items()}
     first_row = _first_rows(parts, groups)
     for bucket in buckets:
         out = {}
@@ -160,7 +178,9 @@ def _hash_buckets(store: Store, parts, columns, n_buckets: int) -> Iterator[dict
             for table, cols in columns.items():
                 files = sorted((tmp / table / f"{bucket:05d}").glob("*.arrow"))
                 frames = [pl.read_ipc(f) for f in files]
-                out[table] = pl.concat(frames) if frames else store.scan(table).select(cols).head(0).collect()
+                out[table] = (
+                    pl.concat(frames) if frames else pl.DataFrame(schema=polars_schema(table)).select(cols)
+                )
             yield out
             for table in columns:
                 shutil.rmtree(tmp / table / f"{bucket:05d}", ignore_errors=True)

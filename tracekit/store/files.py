@@ -2,17 +2,27 @@
 
 ``atomic_write`` is the one way a file appears in a store or an export: it is filled under a
 hidden temporary name, flushed to disk and renamed into place, so readers never see a torn file.
+
+Temporary names are unique to the writer (``.tmp-NAME~PID@HOST~TOKEN``), so two writers never
+share or delete each other's temporaries; :func:`is_stale_temporary` tells a leftover of a dead
+writer (same host, process gone) from one still being written.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import secrets
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
+import xxhash
 
 TMP_PREFIX = ".tmp-"
+_TMP_RE = re.compile(r"^\.tmp-.*~(\d+)@([^~/]+)~[0-9a-f]+$")
+HOST = socket.gethostname() or "localhost"
 
 ROW_GROUP_BYTES = 16 * 1024 * 1024
 
@@ -43,6 +53,51 @@ def sink_parquet(frame: pl.LazyFrame, path: str | os.PathLike, *, row_group_size
     )
 
 
+def temporary_path(path: str | os.PathLike) -> Path:
+    """A hidden name beside ``path`` that no other writer (process or thread) will pick.
+
+    Examples
+    --------
+    >>> temporary_path("/st/samples/part-x.parquet").name.startswith(".tmp-part-x.parquet~")
+    True
+    """
+    path = Path(path)
+    return path.with_name(f"{TMP_PREFIX}{path.name}~{os.getpid()}@{HOST}~{secrets.token_hex(6)}")
+
+
+def is_stale_temporary(path: Path) -> bool:
+    """True when ``path`` is a temporary of a writer that is provably gone: written on this
+    host by a process that no longer exists. Anything else (another host, an old-style name,
+    a live process) may still be in use and is left alone."""
+    match = _TMP_RE.match(path.name)
+    if match is None or match.group(2) != HOST:
+        return False
+    pid = int(match.group(1))
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by someone else
+        return False
+    return False
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """xxh3-128 of a file's bytes, in hex (fast: about memory speed)."""
+    h = xxhash.xxh3_128()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make the names in directory ``path`` (a rename, a new file) durable."""
+    _fsync_dir(path)
+
+
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -66,7 +121,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """Create ``path`` all or nothing: ``write(tmp)`` fills a hidden temporary file beside it,
     which is flushed to disk and renamed into place. Readers never see a torn file."""
     path = Path(path)
-    tmp = path.with_name(f"{TMP_PREFIX}{path.name}.{os.getpid()}")
+    tmp = temporary_path(path)
     try:
         write(tmp)
         _fsync_file(tmp)
@@ -75,6 +130,39 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def create_exclusive(path: str | os.PathLike, data: bytes) -> bool:
+    """Create ``path`` holding ``data``, all or nothing, unless it exists (then return False).
+
+    The bytes are written and flushed under a temporary name, then hard-linked to ``path``:
+    the link fails when another writer (thread, process or machine on a shared file system)
+    created ``path`` first, and readers never see a partial file. Where the file system has
+    no hard links, an exclusive create (``O_EXCL``) is used instead.
+    """
+    path = Path(path)
+    tmp = temporary_path(path)
+    try:
+        tmp.write_bytes(data)
+        _fsync_file(tmp)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        except OSError:  # pragma: no cover - file systems without hard links
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                return False
+            try:
+                os.write(fd, data)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+    return True
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:

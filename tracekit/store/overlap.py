@@ -8,12 +8,12 @@ through these two helpers.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import polars as pl
 
-from tracekit.schemas import ID_COLUMNS
 from tracekit.store.tables import Store
 
 T = TypeVar("T")
@@ -26,14 +26,17 @@ class BackgroundWriter:
     caller can prepare the next frame meanwhile. ``frame`` may also be a function that
     makes the frame: it then runs on the writer thread too (the last, heavy step of
     building it). At most one write is pending; an error in a write is raised at the next
-    ``submit`` or on leaving the ``with`` block. Rows are not deduplicated against the
-    table here (``known_ids`` is empty): the caller filters them first.
+    ``submit`` or on leaving the ``with`` block. ``store`` may also be a
+    :class:`~tracekit.store.transaction.Transaction` (its parts then appear in its one commit).
+    :attr:`written` counts the rows each table took (rows another writer committed first
+    are not counted).
     """
 
     def __init__(self, store: Store) -> None:
         from concurrent.futures import ThreadPoolExecutor
 
         self.store = store
+        self.written: Counter = Counter()
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracekit-writer")
         self._pending = None
 
@@ -44,7 +47,9 @@ class BackgroundWriter:
     def _write(self, table: str, frame) -> int:
         if callable(frame):
             frame = frame()
-        return self.store.write(table, frame, known_ids=pl.Series(ID_COLUMNS[table], [], dtype=pl.Utf8))
+        n = self.store.write(table, frame)
+        self.written[table] += n
+        return n
 
     def wait(self) -> None:
         if self._pending is not None:

@@ -1,0 +1,225 @@
+"""Writes to one table that appear together, in one commit: :class:`Transaction`.
+
+Every write to a store goes through here (:meth:`Store.write` is a transaction of one part):
+
+1. the frame is validated and rows whose ids the table (or this transaction) already holds
+   are dropped;
+2. the rest is written as a part under a temporary name of this writer's own, without any
+   lock: compression and the disk are the slow part, and writers do them in parallel;
+3. at commit, under the table's lock, the ids are checked once more against the parts other
+   writers committed meanwhile (the rare part that overlaps is rewritten without those rows),
+   the parts are renamed into place and one commit record publishes them.
+
+A kill before step 3 ends leaves the table as it was (the temporaries of a dead writer are
+deleted by a later commit on the same host); after it, the new parts are in.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from tracekit.errors import StoreError
+from tracekit.schemas import ID_COLUMNS, polars_schema, validate
+from tracekit.store.files import (
+    TMP_PREFIX,
+    _fsync_file,
+    fsync_dir,
+    is_stale_temporary,
+    temporary_path,
+    write_parquet,
+)
+from tracekit.store.log import LOG_DIR, PartEntry, Snapshot
+
+
+def new_part_name() -> str:
+    """``part-<8 hex of the time><12 random hex>.parquet``: unique, roughly in write order."""
+    return f"part-{int(time.time()):08x}{secrets.token_hex(6)}.parquet"
+
+
+@dataclass
+class _Pending:
+    """A part written but not yet committed."""
+
+    path: Path  # a temporary name until published, then the part's own name
+    entry: PartEntry
+    ids: pl.Series
+    seen: frozenset[str]  # parts whose ids it was checked against
+    published: bool = False
+
+
+def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the table's column order and types, validated (see :func:`tracekit.schemas.validate`)."""
+    schema = polars_schema(table)
+    if all(c in frame.columns for c in schema):
+        frame = frame.select(list(schema))
+        cast = {c: t for c, t in schema.items() if frame.schema[c] != t and frame.schema[c] == pl.Null}
+        if cast:  # all-null columns built from Python lists come in as Null
+            frame = frame.with_columns([pl.col(c).cast(t) for c, t in cast.items()])
+    return validate(table, frame)
+
+
+def drop_ids(frame: pl.DataFrame, id_col: str, known: pl.Series) -> pl.DataFrame:
+    """``frame`` without the rows whose id is in ``known`` (hashes the small side only)."""
+    if not known.len() or not frame.height:
+        return frame
+    hits = known.filter(known.is_in(frame[id_col].implode()))
+    return frame.filter(~pl.col(id_col).is_in(hits.implode())) if hits.len() else frame
+
+
+class Transaction:
+    """Writes to ``table`` of ``store`` that one commit publishes (see :meth:`Store.transaction`).
+
+    ``write(table, frame)`` has the signature of :meth:`Store.write`, so code that writes to a
+    store (a :class:`~tracekit.store.overlap.BackgroundWriter`) can write into a transaction.
+    :attr:`rows` is the number of rows the commit published.
+    """
+
+    def __init__(self, store, table: str, *, replace: bool = False) -> None:
+        store.table_dir(table)  # an unknown table fails here
+        store._writable()
+        self.store, self.table, self.replace = store, table, replace
+        self.rows = 0
+        self._pending: list[_Pending] = []
+        self._state = "open"
+
+    def __enter__(self) -> Transaction:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    # ------------------------------------------------------------------ writing
+    def write(self, table: str, frame: pl.DataFrame, *, known_ids: pl.Series | None = None) -> int:
+        """Validate ``frame`` and stage the rows that are new; return how many were staged."""
+        if table != self.table:
+            raise StoreError(f"this transaction writes table {self.table!r}, not {table!r}.")
+        if self._state != "open":
+            raise StoreError(f"this transaction of table {self.table!r} is already {self._state}.")
+        id_col = ID_COLUMNS[table]
+        frame = conform(table, frame)
+        if known_ids is not None:
+            frame = drop_ids(frame, id_col, known_ids)
+        for pending in self._pending:
+            frame = drop_ids(frame, id_col, pending.ids)
+        seen: frozenset[str] = frozenset()
+        if not self.replace and frame.height:
+            snap = self.store.snapshot(table)
+            frame = drop_ids(frame, id_col, self.store._ids_of(table, snap.parts))
+            seen = frozenset(p.name for p in snap.parts)
+        if not frame.height:
+            return 0
+        self._pending.append(self._stage(frame, seen))
+        return frame.height
+
+    def _stage(self, frame: pl.DataFrame, seen: frozenset[str]) -> _Pending:
+        directory = self.store.table_dir(self.table)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = new_part_name()
+        tmp = temporary_path(directory / name)
+        try:
+            write_parquet(frame, tmp)
+            _fsync_file(tmp)
+            entry = PartEntry.of_file(tmp, frame.height)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        entry = PartEntry(name, entry.rows, entry.bytes, entry.xxh3)
+        return _Pending(tmp, entry, frame[ID_COLUMNS[self.table]], seen)
+
+    # ------------------------------------------------------------------ committing
+    def commit(self) -> int:
+        """Publish every staged part in one commit (with ``replace``, as the whole table)."""
+        if self._state != "open":
+            raise StoreError(f"this transaction of table {self.table!r} is already {self._state}.")
+        store, table = self.store, self.table
+        log = store._log(table)
+        directory = store.table_dir(table)
+        try:
+            with log.lock():
+                _delete_stale_temporaries(directory)
+                while self._state == "open":
+                    snap = log.snapshot()
+                    if not self.replace:
+                        self._recheck(snap)
+                    if not self._pending and not self.replace:
+                        self._state = "committed"
+                        break
+                    self._publish(directory)
+                    remove = [p.name for p in snap.parts] if self.replace else []
+                    op = "replace" if self.replace else "append"
+                    if log.commit(snap, op=op, add=[p.entry for p in self._pending], remove=remove):
+                        self._state = "committed"
+                        self.rows = sum(p.entry.rows for p in self._pending)
+                        _best_effort(lambda: self._after_commit(log))
+                    # else another writer (another machine) took that number: check again, try the next
+        finally:
+            if self._state != "committed":
+                self.abort()
+        return self.rows
+
+    def _after_commit(self, log) -> None:
+        new = log.snapshot()
+        self.store._remember_ids(self.table, new, {p.entry.name: p.ids for p in self._pending})
+        log.delete_retired(new)
+
+    def _recheck(self, snap: Snapshot) -> None:
+        """Drop rows that parts committed since each pending part was checked already hold."""
+        id_col = ID_COLUMNS[self.table]
+        names = frozenset(p.name for p in snap.parts)
+        kept = []
+        for pending in self._pending:
+            new = [p for p in snap.parts if p.name not in pending.seen and p.name != pending.entry.name]
+            committed = self.store._ids_of(self.table, new) if new else None
+            if committed is None or not committed.filter(committed.is_in(pending.ids.implode())).len():
+                pending.seen = names
+                kept.append(pending)
+                continue
+            frame = drop_ids(pl.read_parquet(pending.path), id_col, committed)  # rare: a real race
+            pending.path.unlink(missing_ok=True)
+            if frame.height:
+                kept.append(self._stage(frame, names))
+        self._pending = kept
+
+    def _publish(self, directory: Path) -> None:
+        renamed = False
+        for pending in self._pending:
+            if not pending.published:
+                final = directory / pending.entry.name
+                pending.path.rename(final)
+                pending.path, pending.published, renamed = final, True, True
+        if renamed:
+            fsync_dir(directory)
+
+    def abort(self) -> None:
+        """Delete every staged part; the table is left as it was."""
+        if self._state == "committed":
+            return
+        for pending in self._pending:
+            pending.path.unlink(missing_ok=True)
+        self._pending = []
+        self._state = "aborted"
+
+
+def _delete_stale_temporaries(directory: Path) -> None:
+    """Remove temporaries of writers that are provably gone (same host, process ended)."""
+    for folder in (directory, directory / LOG_DIR):
+        if folder.is_dir():
+            for path in folder.glob(TMP_PREFIX + "*"):
+                if is_stale_temporary(path):
+                    path.unlink(missing_ok=True)
+
+
+def _best_effort(step) -> None:
+    """Run housekeeping after a commit; the commit stands whatever happens to it."""
+    try:
+        step()
+    except (OSError, StoreError):
+        pass
