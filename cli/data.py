@@ -45,7 +45,9 @@ def import_skillfactory_cmd(
 def rearrange(
     store: Path = StoreOpt,
     replace: bool = typer.Option(
-        False, "--replace", help="Replace the existing traces (in one commit, when the new ones are complete)."
+        False,
+        "--replace",
+        help="Replace the existing traces (in one commit, when the new ones are complete).",
     ),
     **fields,
 ) -> None:
