@@ -260,13 +260,13 @@ def run_eval(
     )
     long = results_long(evals, pass_k=cfg.pass_k)
     rec.model = ", ".join(models)
-    rec.counts = {f"evals/{k}": v for k, v in new_rows.items()}
+    rec.counts = {f"evals/{k}": v for k, v in (+new_rows).items()}
     rec.finish(store)
     echo(format_results(long))
     return {
         "store": str(store.root),
         "problems": problems.height,
-        "new_rows": dict(new_rows),
+        "new_rows": dict(+new_rows),  # kinds with new rows only
         "decontamination": report.to_dict() if report else None,
         "results": long.to_dicts(),
         "labels": labels,
