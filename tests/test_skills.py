@@ -130,7 +130,7 @@ def test_cli_skills_json(filled_store, tmp_path):
     out = tmp_path / "skills.json"
     result = CliRunner().invoke(app, ["skills", "--store", str(filled_store.root), "--json", str(out)])
     assert result.exit_code == 0, result.output
-    assert "skills (traces, overall)" in result.output and "F1 C" in result.output
+    assert "skills (traces, overall)" in result.output and "F1 Correct" in result.output
     data = json.loads(out.read_text())
     assert data["source"] == "traces" and data["length_unit"] == "words" and data["groups"]
     bad = CliRunner().invoke(app, ["skills", "--store", str(filled_store.root), "--source", "x"])

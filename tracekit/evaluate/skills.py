@@ -240,42 +240,48 @@ def _fmt(v, pct: bool = False) -> str:
     return f"{100 * v:.0f}%" if pct else (f"{v:.2f}" if isinstance(v, float) else str(v))
 
 
+def skill_rows(tables: dict[str, Any], level: str = "groups") -> tuple[list[str], list[list[str]]]:
+    """One level of the skill tables (``groups`` or ``overall``) as a header and rows of text."""
+    from tracekit.evaluate.problems import difficulty_label
+
+    header = ["group", "n", "answers", "samples", "reflects", "verdicts", "F1 Correct", "F1 Incorrect",
+              "retry rate", "acc | last Correct", "acc | last Incorrect", "accuracy",
+              f"mean length ({tables['length_unit']})"]  # fmt: skip
+    rows = []
+    for g in tables[level]:
+        name = " ".join(
+            difficulty_label(str(v)) if k == "difficulty" else str(v)
+            for k, v in g.items()
+            if k in ("label", "condition", "task", "difficulty", "format")
+        )
+        by_last = g["accuracy_by_last_verdict"]
+        rows.append(
+            [
+                name or "all",
+                str(g["responses"]),
+                _fmt(g["answers_per_response"]),
+                _fmt(g["samples_per_response"]),
+                _fmt(g["reflects_per_response"]),
+                str(g["verdicts"]),
+                _fmt(g["verdict"]["Correct"]["f1"]),
+                _fmt(g["verdict"]["Incorrect"]["f1"]),
+                _fmt(g["retry_rate"], True),
+                _fmt(by_last.get("Correct", {}).get("accuracy"), True),
+                _fmt(by_last.get("Incorrect", {}).get("accuracy"), True),
+                _fmt(g["final_accuracy"], True),
+                f"{g['length_mean']:.0f}",
+            ]  # fmt: skip
+        )
+    return header, rows
+
+
 def format_skills(tables: dict[str, Any]) -> str:
     """The skill tables as fixed-width text."""
-    from tracekit.evaluate.problems import difficulty_label
     from tracekit.evaluate.results import format_table
 
-    header = ["group", "n", "answers", "samples", "reflects", "verdicts", "F1 C", "F1 I", "retry",
-              "acc|C", "acc|I", "acc", f"len ({tables['length_unit']})"]  # fmt: skip
     out = []
-    for title, groups in (("overall", tables["overall"]), ("by group", tables["groups"])):
-        rows = []
-        for g in groups:
-            name = " ".join(
-                difficulty_label(str(v)) if k == "difficulty" else str(v)
-                for k, v in g.items()
-                if k in ("label", "condition", "task", "difficulty", "format")
-            )
-            by_last = g["accuracy_by_last_verdict"]
-            rows.append(
-                [
-                    name or "all",
-                    "",
-                    str(g["responses"]),
-                    _fmt(g["answers_per_response"]),
-                    _fmt(g["samples_per_response"]),
-                    _fmt(g["reflects_per_response"]),
-                    str(g["verdicts"]),
-                    _fmt(g["verdict"]["Correct"]["f1"]),
-                    _fmt(g["verdict"]["Incorrect"]["f1"]),
-                    _fmt(g["retry_rate"], True),
-                    _fmt(by_last.get("Correct", {}).get("accuracy"), True),
-                    _fmt(by_last.get("Incorrect", {}).get("accuracy"), True),
-                    _fmt(g["final_accuracy"], True),
-                    f"{g['length_mean']:.0f}",
-                ]  # fmt: skip
-            )
-        out.append(
-            format_table(["group", "", *header[1:]], rows, title=f"skills ({tables['source']}, {title})")
-        )
+    for level in ("overall", "groups"):
+        header, rows = skill_rows(tables, level)
+        title = f"skills ({tables['source']}, {'overall' if level == 'overall' else 'by group'})"
+        out.append(format_table(["", *header], [["", *r] for r in rows], title=title))
     return "\n\n".join(out)
