@@ -188,3 +188,13 @@ def test_cli_eval_with_scripted_backend(tmp_path):
     assert "decontamination:" in result.output
     runs = Store(tmp_path / "st").read("runs")
     assert runs["command"].to_list() == ["eval"]
+
+
+def test_shipped_eval_configs_load():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    paper = load_eval_config(root / "eval-paper-vllm.yaml")
+    assert sum(len(t.difficulties()) for t in paper.tasks) == 12 and paper.budget_forcing is not None
+    loop = load_eval_config(root / "eval-loop.yaml")
+    assert [m.label for m in loop.models] == ["base", "base-fewshot", "sft"]
