@@ -198,3 +198,15 @@ def test_shipped_eval_configs_load():
     assert sum(len(t.difficulties()) for t in paper.tasks) == 12 and paper.budget_forcing is not None
     loop = load_eval_config(root / "eval-loop.yaml")
     assert [m.label for m in loop.models] == ["base", "base-fewshot", "sft"]
+
+
+def test_local_checkpoint_fingerprint_changes_with_its_weights(tmp_path):
+    from tracekit.evaluate.stage import fingerprint
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "model.safetensors").write_bytes(b"a" * (3 << 20))
+    first = fingerprint(str(tmp_path))
+    assert first.startswith("local:") and fingerprint(str(tmp_path)) == first
+    (tmp_path / "model.safetensors").write_bytes(b"a" * ((3 << 20) - 1) + b"b")  # retrained: last bytes differ
+    assert fingerprint(str(tmp_path)) != first
+    assert fingerprint(None) is None and fingerprint(str(tmp_path / "missing")) is None
