@@ -107,6 +107,9 @@ def test_resume_and_side_by_side(tmp_path):
     assert more["new_rows"] == {"base": 2 * 2 * 6 * 2}
     evals = Store(cfg.store).read("evals")
     assert evals.group_by("label", "problem_id").len()["len"].unique().to_list() == [K + 2]
+    # a smaller k again: nothing new, and the table counts only the first k samples of each problem
+    fewer = run_eval(cfg, samplers={"good": good, "bad": bad}, **quiet)
+    assert fewer["new_rows"] == {} and {r["samples"] for r in fewer["results"]} == {6 * K}
 
 
 def test_interrupted_eval_resumes_without_loss(tmp_path):

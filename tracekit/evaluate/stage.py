@@ -255,8 +255,12 @@ def run_eval(
         del sampler, given  # one model in memory at a time
         gc.collect()
     evals = current_evals(read_table(store, "evals"))
-    evals = evals.filter(
-        pl.col("label").is_in(labels) & pl.col("problem_id").is_in(problems["problem_id"].implode())
+    conditions = ["base", "forced"] if cfg.budget_forcing is not None else ["base"]
+    evals = evals.filter(  # this config's models, problems, samples and conditions
+        pl.col("label").is_in(labels)
+        & pl.col("problem_id").is_in(problems["problem_id"].implode())
+        & (pl.col("sample_index") < cfg.k)
+        & pl.col("condition").is_in(conditions)
     )
     long = results_long(evals, pass_k=cfg.pass_k)
     rec.model = ", ".join(models)
