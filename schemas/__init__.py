@@ -8,6 +8,7 @@ the first failing rows.
 from tracekit.schemas.tables import (
     ID_COLUMNS,
     MODELS,
+    EvalsModel,
     ProblemsModel,
     ReflectionsModel,
     RunsModel,
@@ -21,6 +22,7 @@ from tracekit.schemas.tables import (
 __all__ = [
     "MODELS",
     "ID_COLUMNS",
+    "EvalsModel",
     "ProblemsModel",
     "ReflectionsModel",
     "RunsModel",

@@ -1,4 +1,4 @@
-"""Pandera models of the five tables: problems, samples, reflections, traces, runs.
+"""Pandera models of the tables: problems, samples, reflections, traces, runs, evals.
 
 Long tables keyed by stable ids (see :mod:`tracekit.ids`); list columns only where a
 row really names several other rows (a trace's sample, reflection and phrase ids).
@@ -133,12 +133,57 @@ class RunsModel(pa.DataFrameModel):
         coerce = False
 
 
+class EvalsModel(pa.DataFrameModel):
+    """One scored model response to a held-out problem (``tracekit eval``).
+
+    ``label`` names the model in result tables (several models share a store);
+    ``sample_key`` is the request's resume key (as in ``samples``: prompt, model,
+    sampling settings but ``max_tokens``, index), unique within (label, revision,
+    condition). ``condition`` is ``base`` (one generation) or ``forced`` (budget forcing
+    continued the base response ``n_forced`` times, up to ``max_tokens`` in all). The
+    problem's task, difficulty, answer and verifier fields travel with every row, because
+    evaluation problems are kept out of the ``problems`` table (the training problems).
+    ``lineage_json`` says where the model came from (checkpoint folder, fingerprint, the
+    training lineage a checkpoint carries) and which eval config made the row.
+    """
+
+    eval_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    sample_key: str = pa.Field(str_length={"min_value": 3})
+    label: str = pa.Field(str_length={"min_value": 1})
+    model: str = pa.Field()
+    model_revision: str | None = pa.Field(nullable=True)
+    condition: str = pa.Field(isin=["base", "forced"])
+    n_forced: pl.Int64 = pa.Field(ge=0)
+    problem_id: str = pa.Field(str_length={"min_value": 3})
+    task: str = pa.Field(str_length={"min_value": 1})
+    difficulty: str = pa.Field()
+    answer: str = pa.Field()
+    meta: str = pa.Field(str_startswith="{")
+    sample_index: pl.Int64 = pa.Field(ge=0)
+    max_tokens: pl.Int64 = pa.Field(ge=1)
+    prompt: str = pa.Field(str_startswith="[")
+    response: str = pa.Field()
+    finish_reason: str = pa.Field(isin=FINISH_REASONS)
+    n_tokens: pl.Int64 | None = pa.Field(nullable=True, ge=0)
+    extracted_answer: str | None = pa.Field(nullable=True)
+    is_correct: bool = pa.Field()
+    reason: str = pa.Field(str_length={"min_value": 1})
+    config_hash: str = pa.Field(str_length={"min_value": 1})
+    lineage_json: str = pa.Field(str_startswith="{")
+
+    class Config:
+        name = "evals"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "problems": ProblemsModel,
     "samples": SamplesModel,
     "reflections": ReflectionsModel,
     "traces": TracesModel,
     "runs": RunsModel,
+    "evals": EvalsModel,
 }
 
 ID_COLUMNS = {
@@ -147,6 +192,7 @@ ID_COLUMNS = {
     "reflections": "reflection_id",
     "traces": "trace_id",
     "runs": "run_id",
+    "evals": "eval_id",
 }
 
 _PY_TO_POLARS = {str: pl.Utf8, bool: pl.Boolean, int: pl.Int64, float: pl.Float64}

@@ -28,6 +28,7 @@ LAYERS = [
     ["tracekit.reference"],
     ["tracekit.pipeline"],
     ["tracekit.export"],
+    ["tracekit.evaluate"],
     ["tracekit.trainers"],
     ["tracekit.cli"],
 ]

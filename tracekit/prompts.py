@@ -52,6 +52,7 @@ VARIANTS: dict[str, Variant] = {
             "Start by restating the question in your own words, then solve it. Finish with the final answer alone "
             "inside <answer> </answer> tags.",
         ),
+        Variant("question", "", ""),  # the bare question, as SFT exports show it (evaluation of SFT models)
     )
 }
 
@@ -91,7 +92,7 @@ def pick_variants(names: list[str], known: dict[str, Variant]) -> list[Variant]:
 
 
 def user_turn(question: str, variant: Variant) -> str:
-    return f"{question}\n\n{variant.instruction}"
+    return f"{question}\n\n{variant.instruction}" if variant.instruction else question
 
 
 def sample_messages(

@@ -41,13 +41,20 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class Request:
-    """``n`` samples for one chat prompt; ``seed`` makes them reproducible where the backend allows."""
+    """``n`` samples for one chat prompt; ``seed`` makes them reproducible where the backend allows.
+
+    ``prefix`` is the beginning of the assistant turn, to be continued: the backend renders
+    the chat up to the assistant's turn, appends ``prefix`` and generates from there; each
+    completion holds the continuation only (the prefix excluded) and ``params.max_tokens``
+    bounds the new tokens. Budget forcing (:mod:`tracekit.evaluate.budget`) uses it.
+    """
 
     messages: tuple[dict[str, str], ...]
     n: int
     seed: int
     params: SamplingParams
     tag: Any = None  # the caller's bookkeeping, returned untouched
+    prefix: str = ""  # a partial assistant turn to continue ("" = a fresh turn)
 
 
 @dataclass(frozen=True)

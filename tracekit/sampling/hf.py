@@ -93,10 +93,12 @@ class TransformersSampler:
     def render(self, messages) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
+    def prompt_text(self, req: Request) -> str:
+        """The text the model continues: the chat up to the assistant's turn, then ``req.prefix``."""
+        return self.render(req.messages) + req.prefix
+
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
-        items = [
-            (r_i, self.render(req.messages), req) for r_i, req in enumerate(requests) for _ in range(req.n)
-        ]
+        items = [(r_i, self.prompt_text(req), req) for r_i, req in enumerate(requests) for _ in range(req.n)]
         results: list[list[Completion]] = [[] for _ in requests]
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]

@@ -2,7 +2,9 @@
 
 Bounded concurrency (a thread pool), retries with exponential backoff on connection
 errors, timeouts, 429 and 5xx answers, and a clear error for other 4xx answers. The API
-key is read from an environment variable and never printed or stored.
+key is read from an environment variable and never printed or stored. A partial assistant
+turn (``Request.prefix``) is sent as a final assistant message with vLLM's
+``continue_final_message``; the reply's content is the continuation only.
 """
 
 from __future__ import annotations
@@ -64,9 +66,18 @@ class HTTPSampler:
 
     def _body(self, req: Request) -> dict:
         p = req.params
+        messages = list(req.messages)
+        if req.prefix:  # continue a partial assistant turn (vLLM's chat-template options)
+            if not self.vllm_extras:
+                msg = (
+                    "continuing a partial assistant turn needs an endpoint with vLLM extras "
+                    "(continue_final_message).\nHint: set vllm_extras: true for a vLLM server."
+                )
+                raise TracekitError(msg)
+            messages.append({"role": "assistant", "content": req.prefix})
         body = {
             "model": self.model_id,
-            "messages": list(req.messages),
+            "messages": messages,
             "n": req.n,
             "temperature": p.temperature,
             "top_p": p.top_p,
@@ -81,6 +92,8 @@ class HTTPSampler:
             )
             if p.regex:
                 body["structured_outputs"] = {"regex": p.regex}
+            if req.prefix:  # the reply holds the continuation only (no echo)
+                body.update(continue_final_message=True, add_generation_prompt=False)
         elif p.regex:
             raise TracekitError(
                 "sampling.params.regex needs an endpoint with vLLM extras (vllm_extras: true)"

@@ -12,6 +12,10 @@ from tracekit.sampling.base import Completion, Request
 class ScriptedSampler:
     """Answers with ``respond(messages, rng) -> str``; the rng is seeded by the request seed and index.
 
+    A continuation request (``Request.prefix``) passes the partial assistant turn as the
+    last message (``{"role": "assistant", "content": prefix}``); the responder returns the
+    continuation only. Tokens are whitespace-separated words (``max_tokens`` cuts them).
+
     The default responder echoes a fixed text with an ``<answer>``; tests pass their own.
     """
 
@@ -36,9 +40,12 @@ class ScriptedSampler:
         out = []
         for req in requests:
             outs = []
+            messages = list(req.messages)
+            if req.prefix:  # a continuation: the responder sees the partial assistant turn last
+                messages.append({"role": "assistant", "content": req.prefix})
             for i in range(req.n):
                 rng = random.Random(seed_for(req.seed, i))
-                text = self.respond(list(req.messages), rng)
+                text = self.respond(messages, rng)
                 words = text.split()
                 if len(words) > req.params.max_tokens:
                     outs.append(

@@ -59,7 +59,8 @@ class VLLMSampler:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
-        prompts = [self.render(r.messages) for r in requests]
+        # a partial assistant turn is continued: the rendered chat ends where the assistant's text begins
+        prompts = [self.render(r.messages) + r.prefix for r in requests]
         params = [vllm_params(self._vllm, r.params, r.n, r.seed) for r in requests]
         outputs = self.llm.generate(prompts, sampling_params=params, use_tqdm=False)
         results = []

@@ -1,0 +1,72 @@
+"""Held-out evaluation problems and the one function that reads store tables for evaluation.
+
+Problems come from the task registry: generators on the held-out split (a problem's split
+is a function of its content, so generated test problems never equal generated training
+problems) and dataset loaders for GSM8K, CommonsenseQA and boxed math. Evaluation problems
+are not written to the ``problems`` table, which holds the training problems.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import polars as pl
+
+from tracekit.evaluate.config import EvalConfig
+from tracekit.store import Store, latest_samples
+from tracekit.tasks import get_task
+
+
+def scan_table(store: Store, table: str) -> pl.LazyFrame:
+    """Every stored row of ``table``, lazily (in store order); :func:`read_table` is the current view."""
+    return store.scan(table)
+
+
+def read_table(store: Store, table: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
+    """The current rows of ``table`` for evaluation, analytics and reports.
+
+    Every reader in :mod:`tracekit.evaluate` goes through here (or :func:`scan_table`), so the
+    notion of the current rows lives in one place: ``samples`` keep the latest row per
+    request (:func:`tracekit.store.latest_samples`); other tables are read as stored.
+    """
+    frame = scan_table(store, table)
+    if table == "samples":
+        need = ["sample_key", "max_tokens"]
+        cols = None if columns is None else list(dict.fromkeys([*columns, *need]))
+        out = latest_samples(frame.collect() if cols is None else frame.select(cols).collect())
+        return out if columns is None else out.select(list(columns))
+    return frame.collect() if columns is None else frame.select(list(columns)).collect()
+
+
+def difficulty_label(difficulty: str) -> str:
+    """A short display name of a stored difficulty (the knobs' JSON).
+
+    Examples
+    --------
+    >>> difficulty_label('{"digits": 2, "digits_b": 1}')
+    'digits=2 digits_b=1'
+    >>> difficulty_label("")
+    '-'
+    """
+    try:
+        knobs = json.loads(difficulty) if difficulty else {}
+    except ValueError:
+        return difficulty
+    if not isinstance(knobs, dict) or not knobs:
+        return difficulty or "-"
+    return " ".join(f"{k}={v}" for k, v in knobs.items())
+
+
+def eval_problems(cfg: EvalConfig) -> pl.DataFrame:
+    """The held-out problems of ``cfg``: ``n`` per task and difficulty, in config order."""
+    frames = []
+    for spec in cfg.tasks:
+        task = get_task(spec.name)
+        if spec.path:
+            frames.append(task.load(spec.path, split=spec.split).head(spec.n))
+            continue
+        for knobs in spec.difficulties():
+            frames.append(task.generate(spec.n, seed=cfg.seed, split=spec.split, **knobs))
+    problems = pl.concat(frames)
+    return problems.unique("problem_id", keep="first", maintain_order=True)

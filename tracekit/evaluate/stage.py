@@ -1,0 +1,300 @@
+"""``tracekit eval``: sample models on held-out problems, score them, store and tabulate.
+
+For every model of the config, problems are processed in chunks of ``chunk_problems``;
+each chunk's rows are written to the ``evals`` table atomically before the next chunk,
+so a run killed at any moment loses at most one chunk, and running the same command
+again reuses every finished row. Requests are built and keyed by the sample stage
+(:func:`tracekit.sample.sample_problems`: prompt, model, sampling settings but
+``max_tokens``, index), within each model's label and revision; every response is scored
+by the task's one verifier (:meth:`Task.score`). With budget forcing, every base response
+is also continued (see :mod:`tracekit.evaluate.budget`) into a ``forced`` row.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from tracekit.evaluate.budget import Start, force_budget
+from tracekit.evaluate.config import EvalConfig, EvalModel
+from tracekit.evaluate.decontaminate import decontaminate
+from tracekit.evaluate.problems import eval_problems, read_table, scan_table
+from tracekit.evaluate.results import current_evals, format_results, results_long
+from tracekit.ids import seed_for, stable_hash
+from tracekit.pipeline.config import ReflectConfig, RunConfig, SampleConfig, TaskSpec
+from tracekit.pipeline.run import make_demos
+from tracekit.prompts import load_variants, pick_variants
+from tracekit.sample import existing_samples, sample_problems
+from tracekit.sampling.base import Sampler
+from tracekit.sampling.registry import make_sampler
+from tracekit.schemas import polars_schema
+from tracekit.store import Store
+from tracekit.store.manifest import RunRecorder
+from tracekit.tasks import get_task
+
+LINEAGE_FILE = "tracekit-lineage.json"  # a checkpoint's training lineage, copied into every eval row
+
+
+def fingerprint(folder: str | None) -> str | None:
+    """A revision for a local model folder: names, sizes and the first and last MiB of its files."""
+    import xxhash
+
+    if not folder or not Path(folder).is_dir():
+        return None
+    h = xxhash.xxh3_128()
+    for path in sorted(Path(folder).iterdir()):
+        if not path.is_file() or path.suffix not in (".json", ".safetensors", ".bin", ".gguf", ".model"):
+            continue
+        size = path.stat().st_size
+        h.update(f"{path.name}|{size}|".encode())
+        with open(path, "rb") as fh:
+            h.update(fh.read(1 << 20))
+            if size > 2 << 20:
+                fh.seek(-(1 << 20), 2)
+                h.update(fh.read())
+    return "local:" + h.hexdigest()[:20]
+
+
+def _lineage(spec: EvalModel, sampler: Sampler, revision: str | None, cfg_hash: str, store: str) -> str:
+    source = spec.options.get("model")
+    out: dict[str, Any] = {
+        "backend": spec.backend,
+        "model": sampler.model_id,
+        "revision": revision,
+        "eval_config_hash": cfg_hash,
+        "store": store,
+    }
+    if source and Path(source, LINEAGE_FILE).is_file():
+        try:
+            out["train"] = json.loads(Path(source, LINEAGE_FILE).read_text(encoding="utf-8"))
+        except ValueError:
+            out["train"] = "unreadable"
+    return json.dumps(out, sort_keys=True, default=str)
+
+
+def _demos(cfg: EvalConfig, few_shot: int, exclude: set[str]) -> dict:
+    if few_shot == 0:
+        return {}
+    specs = tuple(
+        TaskSpec(name=t.name, n=1, options=t.difficulties()[0], path=t.path) for t in cfg.tasks if not t.path
+    )
+    if not specs:
+        return {}
+    run_cfg = RunConfig(
+        store=cfg.store,
+        tasks=specs,
+        seed=cfg.seed,
+        sampling=SampleConfig(few_shot=few_shot),
+        reflection=ReflectConfig(few_shot=0),
+    )
+    return make_demos(run_cfg, exclude)[0]
+
+
+def _rows(frame: pl.DataFrame, problems: pl.DataFrame, **const: Any) -> pl.DataFrame:
+    """``evals`` rows from generated responses: problem fields joined, scored by the task's verifier."""
+    info = problems.select("problem_id", "task", "difficulty", "answer", "meta")
+    frame = frame.join(info, on="problem_id", how="left")
+    checks = [
+        get_task(task).score(response, json.loads(meta))
+        for task, meta, response in frame.select("task", "meta", "response").iter_rows()
+    ]
+    frame = frame.with_columns(
+        extracted_answer=pl.Series([c.answer for c in checks], dtype=pl.Utf8),
+        is_correct=pl.Series([c.is_correct for c in checks], dtype=pl.Boolean),
+        reason=pl.Series([c.reason for c in checks], dtype=pl.Utf8),
+        **{k: pl.lit(v, dtype=polars_schema("evals")[k]) for k, v in const.items()},
+    )
+    return frame.select(list(polars_schema("evals")))
+
+
+def _base_rows(new: pl.DataFrame, problems, label, revision, cfg_hash, lineage) -> pl.DataFrame:
+    ids = [
+        "e-" + stable_hash(label, revision, "base", sid)
+        for sid in new["sample_id"].to_list()  # sample_id: the request key and its max_tokens
+    ]
+    frame = new.select(
+        "sample_key",
+        "problem_id",
+        "sample_index",
+        "model",
+        "max_tokens",
+        "prompt",
+        "response",
+        "finish_reason",
+        "n_tokens",
+    ).with_columns(eval_id=pl.Series(ids, dtype=pl.Utf8))
+    return _rows(
+        frame,
+        problems,
+        label=label,
+        model_revision=revision,
+        condition="base",
+        n_forced=0,
+        config_hash=cfg_hash,
+        lineage_json=lineage,
+    )
+
+
+def _force(
+    sampler: Sampler, base: pl.DataFrame, done: set[str], cfg: EvalConfig, problems, cfg_hash: str
+) -> pl.DataFrame:
+    bf = cfg.budget_forcing
+    setting = stable_hash(bf.trigger, bf.cut_before, bf.forces, bf.total_tokens)
+    base = base.with_columns(
+        forced_id=pl.Series(["e-" + stable_hash(e, "forced", setting) for e in base["eval_id"].to_list()])
+    ).filter(~pl.col("forced_id").is_in(list(done)))
+    if base.height == 0:
+        return pl.DataFrame(schema=polars_schema("evals"))
+    starts = [
+        Start(
+            messages=tuple(json.loads(prompt)),
+            params=cfg.params,
+            seed=seed_for(cfg.seed, "force", eid) % (2**31),
+            text=response,
+            finish_reason=finish,
+            n_tokens=n_tokens,
+        )
+        for eid, prompt, response, finish, n_tokens in base.select(
+            "eval_id", "prompt", "response", "finish_reason", "n_tokens"
+        ).iter_rows()
+    ]
+    forced = force_budget(sampler, starts, bf)
+    frame = base.select(
+        "forced_id", "sample_key", "label", "model", "model_revision", "problem_id", "sample_index", "prompt"
+    ).rename({"forced_id": "eval_id"})
+    frame = frame.with_columns(
+        response=pl.Series([f.text for f in forced], dtype=pl.Utf8),
+        finish_reason=pl.Series([f.finish_reason for f in forced], dtype=pl.Utf8),
+        n_tokens=pl.Series([f.n_tokens for f in forced], dtype=pl.Int64),
+        n_forced=pl.Series([f.n_forced for f in forced], dtype=pl.Int64),
+        max_tokens=pl.lit(bf.total_tokens, dtype=pl.Int64),
+    )
+    lineage = base["lineage_json"][0]
+    return _rows(frame, problems, condition="forced", config_hash=cfg_hash, lineage_json=lineage)
+
+
+def run_eval(
+    cfg: EvalConfig,
+    *,
+    samplers: dict[str, Sampler] | None = None,
+    progress: bool = True,
+    echo=print,
+) -> dict[str, Any]:
+    """Evaluate every model of ``cfg``; print and return the results (see the module docstring).
+
+    ``samplers`` maps a model's position in ``cfg.models`` (as a string) or its label to a
+    ready backend (tests; otherwise each is built from the config, one at a time).
+    """
+    from tqdm import tqdm
+
+    store = Store(cfg.store, create=True)
+    cfg_dict = json.loads(cfg.to_json())
+    cfg_hash = stable_hash(cfg_dict)
+    rec = RunRecorder("eval", cfg_dict, seed=cfg.seed, sampling={"params": cfg.params.__dict__})
+    with rec.stage("problems"):
+        problems = eval_problems(cfg)
+        training = _training_problems(cfg)
+        report = None
+        if cfg.decontaminate.enabled:
+            problems, report = decontaminate(problems, training, n=cfg.decontaminate.ngram)
+            rec.drops.update(f"decontaminate/{r['rule']}" for r in report.removed)
+    if report is not None:
+        echo(report.format())
+    variants = pick_variants([cfg.variant], load_variants(cfg.variants_file))
+    bar_opts = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True}
+    new_rows: Counter = Counter()
+    labels, models = [], []
+    for position, spec in enumerate(cfg.models):
+        given = (samplers or {}).get(str(position)) or (samplers or {}).get(spec.label or "")
+        with rec.stage("load_model"):
+            sampler = given or make_sampler(spec.backend, **spec.options)
+        label = spec.label or sampler.model_id
+        revision = sampler.model_revision or fingerprint(spec.options.get("model"))
+        labels.append(label)
+        models.append(f"{label}={sampler.model_id}@{revision}")
+        lineage = _lineage(spec, sampler, revision, cfg_hash, cfg.store)
+        few_shot = cfg.few_shot if spec.few_shot is None else spec.few_shot
+        demos = _demos(cfg, few_shot, set(problems["problem_id"].to_list()))
+        bar = tqdm(total=problems.height * cfg.k, desc=f"eval {label}", unit="row", **bar_opts)
+        for start in range(0, problems.height, cfg.chunk_problems):
+            chunk = problems.slice(start, cfg.chunk_problems)
+            mine = _mine(store, label, revision, chunk)
+            with rec.stage("sample"):
+                have = mine.filter(pl.col("condition") == "base").select(
+                    "sample_key", "finish_reason", "max_tokens"
+                )
+                new = sample_problems(
+                    chunk,
+                    sampler,
+                    variants=variants,
+                    k=cfg.k,
+                    params=cfg.params,
+                    demos=demos,
+                    seed=cfg.seed,
+                    done=existing_samples(have),
+                )
+                if new.height:
+                    rows = _base_rows(new, chunk, label, revision, cfg_hash, lineage)
+                    new_rows["base"] += store.write("evals", rows)
+            if cfg.budget_forcing is not None:
+                with rec.stage("budget_forcing"):
+                    current = current_evals(_mine(store, label, revision, chunk))
+                    base = current.filter(pl.col("condition") == "base")
+                    done = set(current.filter(pl.col("condition") == "forced")["eval_id"].to_list())
+                    new_rows["forced"] += store.write(
+                        "evals", _force(sampler, base, done, cfg, chunk, cfg_hash)
+                    )
+            bar.update(chunk.height * cfg.k)
+        bar.close()
+        del sampler, given  # one model in memory at a time
+        gc.collect()
+    evals = current_evals(read_table(store, "evals"))
+    conditions = ["base", "forced"] if cfg.budget_forcing is not None else ["base"]
+    evals = evals.filter(  # this config's models, problems, samples and conditions
+        pl.col("label").is_in(labels)
+        & pl.col("problem_id").is_in(problems["problem_id"].implode())
+        & (pl.col("sample_index") < cfg.k)
+        & pl.col("condition").is_in(conditions)
+    )
+    long = results_long(evals, pass_k=cfg.pass_k)
+    rec.model = ", ".join(models)
+    rec.counts = {f"evals/{k}": v for k, v in (+new_rows).items()}
+    rec.finish(store)
+    echo(format_results(long))
+    return {
+        "store": str(store.root),
+        "problems": problems.height,
+        "new_rows": dict(+new_rows),  # kinds with new rows only
+        "decontamination": report.to_dict() if report else None,
+        "results": long.to_dicts(),
+        "labels": labels,
+    }
+
+
+def _mine(store: Store, label: str, revision: str | None, chunk: pl.DataFrame) -> pl.DataFrame:
+    """This model's stored rows for the chunk's problems (every condition), in store order."""
+    return (
+        scan_table(store, "evals")
+        .filter(
+            (pl.col("label") == label)
+            & pl.col("model_revision").eq_missing(pl.lit(revision, dtype=pl.Utf8))
+            & pl.col("problem_id").is_in(chunk["problem_id"].implode())
+        )
+        .collect()
+    )
+
+
+def _training_problems(cfg: EvalConfig) -> pl.DataFrame:
+    cols = ["problem_id", "task", "question", "meta"]
+    frames = []
+    for path in cfg.decontaminate.against or (cfg.store,):
+        if not cfg.decontaminate.against and not Path(path).exists():
+            continue  # a new eval store holds no training problems
+        frames.append(read_table(Store(path), "problems", cols))
+    return pl.concat(frames) if frames else pl.DataFrame(schema={c: pl.Utf8 for c in cols})
