@@ -21,14 +21,8 @@ def import_skillfactory_cmd(
     """Import existing raw samples and reflections (reference layout) into a store."""
     from tracekit.reference import import_skillfactory
     from tracekit.store import Store
-    from tracekit.store.manifest import RunRecorder
 
-    st = Store(store, create=True)
-    rec = RunRecorder("import-skillfactory", {"raw": str(raw), "task": task, "model": model}, model=model)
-    with rec.stage("import"):
-        counts = import_skillfactory(raw, st, task=task, model=model)
-    rec.counts = dict(counts)
-    rec.finish(st)
+    counts = import_skillfactory(raw, Store(store, create=True), task=task, model=model)
     typer.echo(
         f"imported {counts['raw_rows']} raw rows: {counts['problems']} new problems, "
         f"{counts['samples']} new samples, {counts['reflections']} new reflections -> {store}"
@@ -66,7 +60,6 @@ def rearrange(
     from tracekit.pipeline.summary import format_counters
     from tracekit.rearrange import RearrangeConfig, rearrange_store
     from tracekit.store import Store
-    from tracekit.store.manifest import RunRecorder
 
     cfg = RearrangeConfig(
         formats=tuple(split_values(formats)),
@@ -79,12 +72,7 @@ def rearrange(
         include_truncated=include_truncated,
         phrases=str(phrases) if phrases else None,
     )
-    st = Store(store)
-    rec = RunRecorder("rearrange", cfg.__dict__, seed=seed)
-    with rec.stage("rearrange"):
-        stats = rearrange_store(st, cfg, replace=replace)
-    rec.drops = stats
-    rec.finish(st)
+    stats = rearrange_store(Store(store), cfg, replace=replace)
     typer.echo(format_counters(stats))
     typer.echo(f"{stats['traces/written']} new traces in {store}/traces")
 
@@ -102,10 +90,17 @@ def export(
     from tracekit.errors import unknown_name
     from tracekit.export import EXPORTERS
     from tracekit.store import Store
+    from tracekit.store.manifest import recording
+    from tracekit.store.views import view_runs
 
     if to not in EXPORTERS:
         raise unknown_name("export target", to, list(EXPORTERS))
-    path = EXPORTERS[to](Store(store), out, formats=split_values(formats) or None)
+    st = Store(store)
+    chosen = split_values(formats) or None
+    views = {t: view_runs(st, t) for t in ("problems", "traces")}  # which runs' rows are exported
+    config = {"to": to, "out": str(out), "formats": chosen, "views": views}
+    with recording(st, "export", config) as rec, rec.stage("export"):
+        path = EXPORTERS[to](st, out, formats=chosen)
     typer.echo(f"wrote {path}")
 
 

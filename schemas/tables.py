@@ -1,7 +1,8 @@
-"""Pandera models of the five tables: problems, samples, reflections, traces, runs.
+"""Pandera models of the six tables: problems, samples, reflections, traces, runs, views.
 
 Long tables keyed by stable ids (see :mod:`tracekit.ids`); list columns only where a
-row really names several other rows (a trace's sample, reflection and phrase ids).
+row really names several other rows (a trace's sample, reflection and phrase ids; the
+ids a view holds).
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class SamplesModel(pa.DataFrameModel):
 
 
 class ReflectionsModel(pa.DataFrameModel):
-    """One self-verification of a sample; ``matches_truth`` is verdict == sample.is_correct."""
+    """One self-verification of a sample. Whether it is kept (its verdict equals the sample's
+    ``is_correct``) is decided by the filter (:mod:`tracekit.filter`), not stored."""
 
     reflection_id: str = pa.Field(unique=True, str_length={"min_value": 3})
     sample_id: str = pa.Field(str_length={"min_value": 3})
@@ -77,7 +79,6 @@ class ReflectionsModel(pa.DataFrameModel):
     finish_reason: str = pa.Field(isin=FINISH_REASONS)
     verdict: bool | None = pa.Field(nullable=True)
     verdict_reason: str = pa.Field(isin=VERDICT_REASONS)
-    matches_truth: bool = pa.Field()
 
     class Config:
         name = "reflections"
@@ -133,12 +134,36 @@ class RunsModel(pa.DataFrameModel):
         coerce = False
 
 
+VIEW_TABLES = ["problems", "samples", "reflections", "traces"]
+
+
+class ViewsModel(pa.DataFrameModel):
+    """Which rows a command defines: the ids of ``table`` rows in the view of run ``run_id``.
+
+    A view counts once its ``runs`` row exists (see :mod:`tracekit.store.views`). ``extends``:
+    the rows add to the view before it (an import) instead of replacing it (a run, a
+    rearrangement). A run's ids may be split over several rows.
+    """
+
+    view_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    run_id: str = pa.Field(str_length={"min_value": 3})
+    table: str = pa.Field(isin=VIEW_TABLES)
+    extends: bool = pa.Field()
+    ids: pl.List(pl.Utf8) = pa.Field()
+
+    class Config:
+        name = "views"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
+
+
 MODELS: dict[str, type[pa.DataFrameModel]] = {
     "problems": ProblemsModel,
     "samples": SamplesModel,
     "reflections": ReflectionsModel,
     "traces": TracesModel,
     "runs": RunsModel,
+    "views": ViewsModel,
 }
 
 ID_COLUMNS = {
@@ -147,6 +172,7 @@ ID_COLUMNS = {
     "reflections": "reflection_id",
     "traces": "trace_id",
     "runs": "run_id",
+    "views": "view_id",
 }
 
 _PY_TO_POLARS = {str: pl.Utf8, bool: pl.Boolean, int: pl.Int64, float: pl.Float64}

@@ -13,6 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from tracekit.store import Store, atomic_write, sink_parquet, write_parquet
+from tracekit.store.views import view
 
 SFT_METADATA = ["trace_id", "problem_id", "format", "n_samples", "final_correct"]
 
@@ -48,11 +49,11 @@ def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None =
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    traces = store.scan("traces")  # checks every part before writing anything
+    traces = view(store, "traces")  # the current view (checks every part before writing anything)
     if formats:
         traces = traces.filter(pl.col("format").is_in(formats))
-    view = sft_view(traces)
-    return atomic_write(out / "train.parquet", lambda tmp: sink_parquet(view, tmp))
+    rows = sft_view(traces)
+    return atomic_write(out / "train.parquet", lambda tmp: sink_parquet(rows, tmp))
 
 
 def export_trl_grpo(
@@ -65,7 +66,7 @@ def export_trl_grpo(
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    problems = store.scan("problems")
+    problems = view(store, "problems")
     if split:
         problems = problems.filter(pl.col("split") == split)
     frame = problems.select(

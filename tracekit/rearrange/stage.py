@@ -41,7 +41,7 @@ polars gathers the pieces and joins them, so trace text is written exactly once.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -51,8 +51,8 @@ from tracekit.ids import stable_hash
 from tracekit.rearrange.draws import problem_key
 from tracekit.rearrange.formats import FORMATS, Pools
 from tracekit.rearrange.phrases import PhraseBank
-from tracekit.rearrange.render import Layout, TraceBatch, lay_out, offsets, ragged_arange
-from tracekit.schemas import empty_frame
+from tracekit.rearrange.render import Layout, TraceBatch, lay_out, offsets, ragged_arange, template_digest
+from tracekit.schemas import ID_COLUMNS, empty_frame
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,8 @@ class RearrangeConfig:
     repeats
         How many times each format is drawn per problem.
     seed
-        Seed of every random choice.
+        Seed of every random choice (default: the run's ``seed`` in a run configuration,
+        0 for ``rearrange`` on its own; set it to draw differently from the run).
     draw_n
         For ``*C``, ``*C*IC`` and ``*CC``: draw N uniformly in ``[2, n_max]`` instead of
         using ``n_max``.
@@ -87,7 +88,7 @@ class RearrangeConfig:
     formats: tuple[str, ...] = ("*C_full",)
     n_max: int = 5
     repeats: int = 1
-    seed: int = 0
+    seed: int | None = None
     draw_n: bool = False
     unique_variants: bool = False
     min_samples: int | None = None
@@ -113,10 +114,15 @@ class RearrangeConfig:
     def effective_min_samples(self) -> int:
         return self.n_max if self.min_samples is None else self.min_samples
 
+    def with_seed(self, seed: int) -> RearrangeConfig:
+        """This configuration with ``seed`` where it names none (a run passes its own seed)."""
+        return self if self.seed is not None else replace(self, seed=seed)
+
     def digest(self, bank: PhraseBank) -> str:
-        """Hash of everything that shapes a trace except the list of formats."""
-        fields = {k: v for k, v in asdict(self).items() if k not in ("formats", "phrases")}
-        return stable_hash(fields, bank.digest)
+        """Hash of everything that shapes a trace except the list of formats: every setting,
+        the phrase bank and the text layout (see :func:`tracekit.rearrange.render.template_digest`)."""
+        fields = {k: v for k, v in asdict(self.with_seed(0)).items() if k not in ("formats", "phrases")}
+        return stable_hash(fields, bank.digest, template_digest(bank))
 
 
 # ------------------------------------------------------------------------ planning
@@ -130,11 +136,12 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
         sizes["len"].to_numpy(), pool["is_correct"].to_numpy(), pool["prompt_variant"].to_numpy()
     )
     fmt_rank = {name: i for i, name in enumerate(sorted(cfg.formats))}
+    seed = cfg.with_seed(0).seed
     ids = problem_ids.to_list()
     parts = []
     for fmt in cfg.formats:
         for repeat in range(cfg.repeats):
-            keys = np.array([problem_key(cfg.seed, pid, fmt, repeat) for pid in ids], dtype=np.uint64)
+            keys = np.array([problem_key(seed, pid, fmt, repeat) for pid in ids], dtype=np.uint64)
             plans, skipped = FORMATS[fmt](pools, keys, cfg)
             for reason, count in skipped.items():
                 drops[f"traces/{fmt}:{reason}"] += count
@@ -201,19 +208,19 @@ def _lay_out(pool, kept, responses, reflection_texts, questions, cfg, bank, drop
 
 
 # ------------------------------------------------------------------------ the stage
-def _filtered(buckets, cfg: RearrangeConfig):
-    """Each bucket with its filtered pool and kept reflections, and its counts."""
+def _restrict(frame: pl.DataFrame, column: str, ids: pl.Series | None) -> pl.DataFrame:
+    return frame if ids is None else frame.join(ids.rename(column).to_frame(), on=column, how="semi")
+
+
+def _filtered(buckets, cfg: RearrangeConfig, rows: dict[str, pl.Series | None]):
+    """Each bucket restricted to ``rows`` (ids per table; None: every row), with its filtered
+    pool and kept reflections, and its counts."""
     from tracekit.filter import filter_pool
 
     for bucket in buckets:
+        bucket = {t: _restrict(frame, ID_COLUMNS[t], rows.get(t)) for t, frame in bucket.items()}
         samples, reflections = bucket["samples"], bucket["reflections"]
-        counts = Counter(
-            {
-                "problems/total": bucket["problems"].height,
-                "samples/total": samples.height,
-                "reflections/total": reflections.height,
-            }
-        )
+        counts: Counter = Counter()
         # the filter moves ids and flags only; texts stay where they were read and are gathered once
         pool, kept, _ = filter_pool(
             samples.drop("response").with_row_index("text_row"),
@@ -236,8 +243,6 @@ def _filtered(buckets, cfg: RearrangeConfig):
 
 _SAMPLE_COLS = [
     "sample_id",
-    "sample_key",
-    "max_tokens",
     "problem_id",
     "prompt_variant",
     "sample_index",
@@ -249,29 +254,34 @@ _SAMPLE_COLS = [
 _REFL_COLS = ["reflection_id", "sample_id", "problem_id", "verdict", "verdict_reason", "text"]
 
 
-def rearrange_store(
-    store, cfg: RearrangeConfig, *, replace: bool = False, target_bytes: int | None = None
-) -> Counter:
-    """Run filter + rearrangement over a whole store and append the traces.
+def build_traces(
+    store, cfg: RearrangeConfig, *, rows: dict[str, pl.Series | None], target_bytes: int | None = None
+) -> tuple[Counter, pl.Series]:
+    """The stage: filter + rearrangement over the given rows of a store; write the traces it lacks.
 
-    Streams bucket by bucket (see :mod:`tracekit.store.buckets`); traces whose id the
-    store already holds are skipped, so re-running the same configuration adds nothing.
-    Returns the counters of the run report (drops by reason, traces built per format).
+    ``rows`` names the ids of ``problems``, ``samples`` and ``reflections`` to use (a view;
+    None for a table: every row). Streams bucket by bucket (see :mod:`tracekit.store.buckets`).
+    A trace's id hashes its inputs (see :func:`tracekit.rearrange.render.lay_out`), so a trace
+    the store already holds is not rendered again: only traces of problems whose inputs
+    changed are written. Returns the counters of the run report (drops by reason, traces
+    built per format, ``traces/written``) and the id of every trace of these rows (written
+    or already there): the view of ``traces`` they define.
     """
     from tracekit.rearrange.phrases import load_phrase_bank
     from tracekit.store.buckets import TARGET_BYTES, iter_problem_buckets
     from tracekit.store.overlap import BackgroundWriter, prefetch
 
+    cfg = cfg.with_seed(0)
     bank = load_phrase_bank(cfg.phrases)
-    if replace:
-        store.clear("traces")
+    rows = {t: (None if ids is None or ids.len() >= store.count(t) else ids) for t, ids in rows.items()}
     existing = store.ids("traces")
     stats: Counter = Counter()
+    trace_ids: list[pl.Series] = []
     columns = {"problems": ["problem_id", "question"], "samples": _SAMPLE_COLS, "reflections": _REFL_COLS}
     buckets = iter_problem_buckets(store, columns, target_bytes=target_bytes or TARGET_BYTES)
     # three threads: read + filter bucket i+2 | plan and lay out bucket i+1 | join the text of bucket i and write it
     with BackgroundWriter(store) as writer:
-        for bucket, pool, kept, counts in prefetch(_filtered(buckets, cfg)):
+        for bucket, pool, kept, counts in prefetch(_filtered(buckets, cfg, rows)):
             stats.update(counts)
             layout = _lay_out(
                 pool,
@@ -283,9 +293,39 @@ def rearrange_store(
                 bank,
                 stats,
             )
-            if layout is not None and existing.len():
+            if layout is None:
+                continue
+            trace_ids.append(layout.frame["trace_id"])
+            if existing.len():
                 layout = layout.select(~layout.frame["trace_id"].is_in(existing.implode()).to_numpy())
-            if layout is not None and layout.frame.height:
+            if layout.frame.height:
                 writer.submit("traces", layout.render)
                 stats["traces/written"] += layout.frame.height
+    ids = pl.concat(trace_ids) if trace_ids else pl.Series("trace_id", [], dtype=pl.Utf8)
+    return stats, ids
+
+
+def rearrange_store(
+    store, cfg: RearrangeConfig, *, replace: bool = False, target_bytes: int | None = None
+) -> Counter:
+    """The ``rearrange`` command: rebuild the traces of the store's current view of samples and
+    reflections (see :mod:`tracekit.store.views`) and record the run and the traces it defines.
+
+    Re-running the same configuration writes nothing; after any change to a problem's kept
+    samples or reflections, only that problem's changed traces are written, and the traces
+    view is exactly what a rearrangement from scratch would give. Returns the counters.
+    """
+    from tracekit.store.manifest import recording
+    from tracekit.store.views import view_ids
+
+    cfg = cfg.with_seed(0)
+    with recording(store, "rearrange", asdict(cfg), seed=cfg.seed) as rec:
+        if replace:
+            store.clear("traces")
+        rows = {t: view_ids(store, t) for t in ("problems", "samples", "reflections")}
+        with rec.stage("rearrange"):
+            stats, trace_ids = build_traces(store, cfg, rows=rows, target_bytes=target_bytes)
+        rec.add_view("traces", trace_ids)
+        rec.add_written("traces", stats["traces/written"])
+        rec.drops.update(stats)
     return stats

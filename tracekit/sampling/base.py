@@ -47,7 +47,6 @@ class Request:
     n: int
     seed: int
     params: SamplingParams
-    tag: Any = None  # the caller's bookkeeping, returned untouched
 
 
 @dataclass(frozen=True)
