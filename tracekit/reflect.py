@@ -93,9 +93,16 @@ class ReflectPlan:
     work: tuple[ReflectWork, ...]
 
     def split(self, samples_per_call: int) -> list[ReflectPlan]:
-        """The plan in pieces of ``samples_per_call`` samples (each piece one backend call)."""
-        step = max(1, samples_per_call)
-        return [ReflectPlan(self.setting, self.work[i : i + step]) for i in range(0, len(self.work), step)]
+        """The plan in pieces of the reflections of ``samples_per_call`` samples (one backend call each)."""
+        pieces: list[list[ReflectWork]] = []
+        in_piece: set[str] = set()
+        for work in self.work:
+            if not pieces or (work.sample_id not in in_piece and len(in_piece) >= max(1, samples_per_call)):
+                pieces.append([])
+                in_piece = set()
+            pieces[-1].append(work)
+            in_piece.add(work.sample_id)
+        return [ReflectPlan(self.setting, tuple(piece)) for piece in pieces]
 
 
 def plan_reflections(

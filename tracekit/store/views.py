@@ -102,7 +102,8 @@ def view_runs(store: Store, table: str, *, run: str | None = None) -> list[str] 
 
 
 def view_ids(store: Store, table: str, *, run: str | None = None) -> pl.Series | None:
-    """The ids of the rows in the view of ``table`` (None: every row; see :func:`view_runs`)."""
+    """The ids of the rows in the view of ``table``, or None when the view is every row of the
+    table (no command recorded one, or its ids cover the table)."""
     chain = view_runs(store, table, run=run)
     if chain is None:
         return None
@@ -114,7 +115,8 @@ def view_ids(store: Store, table: str, *, run: str | None = None) -> pl.Series |
         .collect()
         .to_series()
     )
-    return ids.drop_nulls().rename(ID_COLUMNS[table])
+    ids = ids.drop_nulls().rename(ID_COLUMNS[table])
+    return None if ids.len() >= store.count(table) else ids
 
 
 def view(store: Store, table: str, *, run: str | None = None) -> pl.LazyFrame:
