@@ -39,13 +39,15 @@ class ProblemsModel(pa.DataFrameModel):
 class SamplesModel(pa.DataFrameModel):
     """One model response to one problem under one prompt variant, with its verdict.
 
-    ``sample_key`` identifies the request (prompt, model, sampling settings but
-    ``max_tokens``, index); a truncated sample regenerated with a larger ``max_tokens``
-    gets a new ``sample_id`` under the same key, and readers keep the latest per key.
+    ``sample_key`` identifies the request (problem, variant, rendered prompt, model and
+    revision, sampling settings but ``max_tokens``, seed, index; an imported sample: its
+    content); a sample regenerated with another ``max_tokens`` gets a new ``sample_id``
+    under the same key. Which row serves a run is decided by
+    :func:`tracekit.sample.serving_rows`, and the run's view names it.
     """
 
     sample_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    sample_key: str = pa.Field(str_length={"min_value": 3})  # resume key: all but max_tokens
+    sample_key: str = pa.Field(str_length={"min_value": 3})  # all that decides the text but max_tokens
     problem_id: str = pa.Field(str_length={"min_value": 3})
     prompt_variant: str = pa.Field(str_length={"min_value": 1})
     sample_index: pl.Int64 = pa.Field(ge=0)

@@ -209,11 +209,3 @@ class Store:
     def counts(self) -> dict[str, int]:
         return {table: self.count(table) for table in MODELS}
 
-
-def latest_samples(samples: pl.DataFrame) -> pl.DataFrame:
-    """One ``samples`` row per ``sample_key``: the one with the largest ``max_tokens``.
-
-    A truncated sample regenerated with a larger ``max_tokens`` supersedes the old row
-    (see :class:`tracekit.schemas.SamplesModel`); every reader applies this rule here.
-    """
-    return samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last", maintain_order=True)
