@@ -183,12 +183,12 @@ def run_pipeline(
                     r_bar.update(rows.height)
         s_bar.close()
         r_bar.close()
-        samples = pl.concat(current_samples)
+        samples = pl.concat(current_samples) if current_samples else pl.DataFrame(schema=_index_schema())
         with rec.stage("rearrange"):
             rows = {
                 "problems": problems["problem_id"],
                 "samples": samples["sample_id"],
-                "reflections": pl.concat(current_reflections),
+                "reflections": pl.concat([pl.Series("reflection_id", [], pl.Utf8), *current_reflections]),
             }
             stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows)
         rec.add_view("traces", trace_ids)
