@@ -117,6 +117,37 @@ def test_truncated_are_marked_and_regenerated_when_max_tokens_grows(tmp_path):
     assert run(cfg)["new_samples"] == 0
 
 
+def test_the_store_is_read_once_per_run_not_per_chunk(tmp_path, monkeypatch):
+    """Plan, work, commit: the run reads what the store holds once, then never per chunk (fresh and
+    finished runs alike); only writing (and its own checks) touches the store per chunk."""
+    reads = []
+    writing = []
+    real_scan, real_write = Store.scan, Store.write
+
+    def scan(self, table):
+        if not writing:
+            reads.append(table)
+        return real_scan(self, table)
+
+    def write(self, table, frame, **kw):
+        writing.append(1)
+        try:
+            return real_write(self, table, frame, **kw)
+        finally:
+            writing.pop()
+
+    monkeypatch.setattr(Store, "scan", scan)
+    monkeypatch.setattr(Store, "write", write)
+    counts = {}
+    for chunk in (1, 6):
+        for attempt in ("fresh", "again"):
+            reads.clear()
+            run(config(tmp_path, store=f"st{chunk}", chunk_problems=chunk))
+            counts[chunk, attempt] = sorted(reads)
+    assert counts[1, "fresh"] == counts[6, "fresh"] and counts[1, "again"] == counts[6, "again"]
+    assert counts[1, "fresh"].count("samples") == counts[1, "again"].count("samples") <= 3
+
+
 def snapshot(store) -> dict:
     """What a store means now: the current view of every table (ids and texts), and the export."""
     st = Store(store)
