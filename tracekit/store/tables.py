@@ -208,4 +208,3 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         return {table: self.count(table) for table in MODELS}
-

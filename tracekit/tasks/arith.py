@@ -202,4 +202,3 @@ def _load_native():
 
 
 _native = _load_native()
-
