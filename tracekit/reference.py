@@ -159,10 +159,13 @@ class Occurrences:
         unique, counts = ordered[first], np.diff(np.append(starts, len(ordered)))
         seen = self._seen(unique)
         prior = np.zeros(len(unique), dtype=np.int64)
-        for i in np.flatnonzero(seen | (counts > 1)):
+        for i in np.flatnonzero(seen):  # contents met in an earlier batch (rare)
             h = int(unique[i])
-            prior[i] = 1 + self.extra.get(h, 0) if seen[i] else 0
+            prior[i] = 1 + self.extra.get(h, 0)
             self.extra[h] = int(prior[i] + counts[i] - 1)
+        repeated = ~seen & (counts > 1)
+        if repeated.any():
+            self.extra.update(zip(unique[repeated].tolist(), (counts[repeated] - 1).tolist()))
         if (~seen).any():
             self.pending.append(unique[~seen])
         if sum(len(a) for a in self.pending) > len(self.sorted) // 2 + 4096:
@@ -207,12 +210,6 @@ def import_skillfactory(
                 problems, samples, reflections = _convert(
                     raw, task=task, model=model, split=split, occurrences=occurrences
                 )
-                for table, frame in (
-                    ("problems", problems),
-                    ("samples", samples),
-                    ("reflections", reflections),
-                ):
-                    rec.add_view(table, frame[frame.columns[0]], extends=True)
                 new = [pid not in seen_problems for pid in problems["problem_id"].to_list()]
                 problems = problems.filter(pl.Series(new, dtype=pl.Boolean))
                 seen_problems.update(problems["problem_id"].to_list())
@@ -221,6 +218,7 @@ def import_skillfactory(
                     ("samples", samples),
                     ("reflections", reflections),
                 ):
+                    rec.add_view(table, frame[frame.columns[0]], extends=True)  # ids are unique in a file
                     if before[table].len():
                         frame = frame.filter(~pl.col(frame.columns[0]).is_in(before[table].implode()))
                     if frame.height:
@@ -268,21 +266,14 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str, occurrence
             .otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
         )
     # id: the content (problem, variant, response) and its index among identical contents of the file
-    content = hash_strings(
-        long.select(
-            pl.concat_str(
-                [pl.col("problem_id"), pl.col("prompt_variant").fill_null(""), pl.col("response")],
-                separator="\x1f",
-            )
-        ).to_series()
-    )
-    content = pl.Series(content, dtype=pl.Utf8)
-    occurrence = pl.Series(occurrences.take(content.hash(seed=0).to_numpy()))
-    keys = pl.concat_str([content, occurrence.cast(pl.Utf8)], separator="\x1f")
-    sample_ids = ["s-" + h for h in hash_strings(pl.select(keys).to_series())]
-    long = long.with_columns(
-        sample_id=pl.Series(sample_ids, dtype=pl.Utf8), is_correct=pl.col("is_correct").fill_null(False)
-    )
+    content = long.select(
+        pl.concat_str(
+            [pl.col("problem_id"), pl.col("prompt_variant").fill_null(""), pl.col("response")],
+            separator="\x1f",
+        )
+    ).to_series()
+    long = long.with_columns(sample_id=_content_ids("s-", content, occurrences))
+    long = long.with_columns(is_correct=pl.col("is_correct").fill_null(False))
     answer = pl.col("extracted_answer")
     samples = long.select(
         "sample_id",
@@ -314,9 +305,9 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str, occurrence
     parsed = parse_verdicts(refl["refl"])
     refl = refl.with_columns(parsed)
     # id: the sample, the text and its index among identical texts of that sample (one raw row holds them all)
-    same = pl.int_range(pl.len()).over("sample_id", "refl")
-    keys = refl.select(pl.concat_str(["sample_id", "refl", same.cast(pl.Utf8)], separator="\x1f")).to_series()
-    refl = refl.with_columns(reflection_id=pl.Series(["r-" + h for h in hash_strings(keys)], dtype=pl.Utf8))
+    # id: the sample, the text and its index among identical texts of that sample (all in one raw row)
+    text = refl.select(pl.concat_str(["sample_id", "refl"], separator="\x1f")).to_series()
+    refl = refl.with_columns(reflection_id=_content_ids("r-", text, Occurrences()))
     reflections = refl.select(
         "reflection_id",
         sample_id="sample_id",
@@ -329,6 +320,23 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str, occurrence
         verdict_reason="verdict_reason",
     ).cast(dict(polars_schema("reflections")))
     return problems, samples, reflections
+
+
+def _content_ids(prefix: str, content: pl.Series, occurrences: Occurrences) -> pl.Series:
+    """``prefix`` + a stable hash of each content and its index among identical contents so far.
+
+    Equal contents are found with polars' fast (process-local) hash; the id is xxh3
+    (:func:`tracekit.ids.hash_strings`), stable across versions and machines: the content's own
+    hash for a first occurrence, a hash of it and the index for a repeat (rare)."""
+    occurrence = pl.Series(occurrences.take(content.hash(seed=0).to_numpy()))
+    ids = pl.Series(hash_strings(content), dtype=pl.Utf8)
+    repeat = (occurrence > 0).arg_true()
+    if repeat.len():
+        again = pl.select(
+            pl.concat_str([ids.gather(repeat), occurrence.gather(repeat).cast(pl.Utf8)], separator="#")
+        )
+        ids = ids.scatter(repeat, pl.Series(hash_strings(again.to_series()), dtype=pl.Utf8))
+    return pl.select(pl.lit(prefix) + ids).to_series()
 
 
 def synthetic_raw(

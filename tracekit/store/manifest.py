@@ -110,7 +110,8 @@ class RunRecorder:
         self.model, self.model_revision, self.sampling = model, revision, sampling
 
     def add_view(self, table: str, ids: pl.Series, *, extends: bool = False) -> None:
-        """Name rows of ``table`` that this command defines (may be called once per chunk).
+        """Name rows of ``table`` that this command defines (may be called once per chunk; name each
+        row once: the ids are stored as given).
 
         ``extends``: the rows add to the current view of ``table`` (an import) instead of
         replacing it (a run, a rearrangement).
@@ -131,21 +132,20 @@ class RunRecorder:
         view_counts = {}
         rows = []
         for table, (extends, parts) in self._views.items():
-            ids = pl.concat(parts).unique(maintain_order=True) if parts else pl.Series("id", [], pl.Utf8)
+            ids = pl.concat(parts) if parts else pl.Series("id", [], pl.Utf8)
             view_counts[table] = ids.len()
             for part, start in enumerate(range(0, max(ids.len(), 1), VIEW_ROW_IDS)):
-                chunk = ids.slice(start, VIEW_ROW_IDS)
                 rows.append(
-                    {
-                        "view_id": "v-" + stable_hash(self.run_id, table, part),
-                        "run_id": self.run_id,
-                        "table": table,
-                        "extends": extends,
-                        "ids": chunk.to_list(),
-                    }
+                    pl.select(
+                        view_id=pl.lit("v-" + stable_hash(self.run_id, table, part)),
+                        run_id=pl.lit(self.run_id),
+                        table=pl.lit(table),
+                        extends=pl.lit(extends),
+                        ids=ids.slice(start, VIEW_ROW_IDS).implode(),
+                    )
                 )
-        if rows:
-            self.store.write("views", pl.DataFrame(rows, schema=polars_schema("views")))
+        if rows:  # list columns built from the Series as they are (no Python object per id)
+            self.store.write("views", pl.concat(rows).cast(dict(polars_schema("views"))))
         counts = {
             "store": self.store.counts(),
             "view": view_counts,

@@ -111,7 +111,7 @@ def view_ids(store: Store, table: str, *, run: str | None = None) -> pl.Series |
         store.scan("views")
         .filter((pl.col("table") == table) & pl.col("run_id").is_in(chain))
         .select(pl.col("ids").explode())
-        .unique(maintain_order=True)
+        .unique()
         .collect()
         .to_series()
     )
