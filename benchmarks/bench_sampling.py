@@ -30,6 +30,8 @@ def bench_transformers(n: int, max_tokens: int, batch_size: int) -> None:
     reqs = [Request(m, n=1, seed=i, params=params) for i, m in enumerate(prompts(n))]
     sampler.generate(reqs[:batch_size])  # warm-up
     torch, tok, model = sampler._torch, sampler.tokenizer, sampler.model
+    if sampler.threads:  # the sampler sets its threads per batch only: give the bare loop the same
+        torch.set_num_threads(sampler.threads)
     texts = [sampler.render(r.messages) for r in reqs]
 
     def bare() -> int:

@@ -16,7 +16,8 @@ def run(
     dry_run: bool = typer.Option(
         False,
         "--dry-run",
-        help="Use the scripted sampler instead of a model (no real data; store STORE-dry-run).",
+        help="Walk every stage with canned, well-formed scripted data instead of a model "
+        "(store STORE-dry-run; refuses a store holding real data).",
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
@@ -25,13 +26,8 @@ def run(
     from tracekit.pipeline.run import run_pipeline
 
     cfg = load_config(config, store=str(store) if store else None)
-    sampler = None
-    if dry_run:  # canned responses must never mix with real ones: a separate store unless one is named
+    if dry_run and store is None:  # canned data never mixes with real data: a store of its own
         import dataclasses
 
-        from tracekit.sampling.scripted import ScriptedSampler
-
-        sampler = ScriptedSampler(model_id="scripted-dry-run")
-        if store is None:
-            cfg = dataclasses.replace(cfg, store=cfg.store.rstrip("/") + "-dry-run")
-    run_pipeline(cfg, sampler=sampler, progress=not quiet, echo=typer.echo)
+        cfg = dataclasses.replace(cfg, store=cfg.store.rstrip("/") + "-dry-run")
+    run_pipeline(cfg, dry_run=dry_run, progress=not quiet, echo=typer.echo)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
 import typer
@@ -24,14 +23,8 @@ def import_skillfactory_cmd(
     """Import existing raw samples and reflections (reference layout) into a store."""
     from tracekit.reference import import_skillfactory
     from tracekit.store import Store
-    from tracekit.store.manifest import RunRecorder
 
-    st = Store(store, create=True)
-    rec = RunRecorder("import-skillfactory", {"raw": str(raw), "task": task, "model": model}, model=model)
-    with rec.stage("import"):
-        counts = import_skillfactory(raw, st, task=task, model=model)
-    rec.counts = dict(counts)
-    rec.finish(st)
+    counts = import_skillfactory(raw, Store(store, create=True), task=task, model=model)
     typer.echo(
         f"imported {counts['raw_rows']} raw rows: {counts['problems']} new problems, "
         f"{counts['samples']} new samples, {counts['reflections']} new reflections -> {store}"
@@ -58,15 +51,9 @@ def rearrange(
     from tracekit.pipeline.summary import format_counters
     from tracekit.rearrange import rearrange_store
     from tracekit.store import Store
-    from tracekit.store.manifest import RunRecorder
 
     cfg = RearrangeConfig(**given(RearrangeConfig, fields))
-    st = Store(store)
-    rec = RunRecorder("rearrange", asdict(cfg), seed=cfg.seed)
-    with rec.stage("rearrange"):
-        stats = rearrange_store(st, cfg, replace=replace)
-    rec.drops = stats
-    rec.finish(st)
+    stats = rearrange_store(Store(store), cfg, replace=replace)
     typer.echo(format_counters(stats))
     typer.echo(f"{stats['traces/written']} new traces in {store}/traces")
 

@@ -36,7 +36,7 @@ def score(
     from tracekit.errors import InputFormatError
     from tracekit.store import atomic_write_text
     from tracekit.tasks import get_task
-    from tracekit.tasks.base import score_jsonl
+    from tracekit.verify import score_jsonl
 
     verifier = get_task(task)
     if not src.is_file():

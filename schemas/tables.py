@@ -1,7 +1,8 @@
-"""Pandera models of the tables: problems, samples, reflections, traces, runs, evals.
+"""Pandera models of the tables: problems, samples, reflections, traces, runs, views, evals.
 
 Long tables keyed by stable ids (see :mod:`tracekit.ids`); list columns only where a
-row really names several other rows (a trace's sample, reflection and phrase ids).
+row really names several other rows (a trace's sample, reflection and phrase ids; the
+ids a view holds).
 """
 
 from __future__ import annotations
@@ -38,13 +39,15 @@ class ProblemsModel(pa.DataFrameModel):
 class SamplesModel(pa.DataFrameModel):
     """One model response to one problem under one prompt variant, with its verdict.
 
-    ``sample_key`` identifies the request (prompt, model, sampling settings but
-    ``max_tokens``, index); a truncated sample regenerated with a larger ``max_tokens``
-    gets a new ``sample_id`` under the same key, and readers keep the latest per key.
+    ``sample_key`` identifies the request (problem, variant, rendered prompt, model and
+    revision, sampling settings but ``max_tokens``, seed, index; an imported sample: its
+    content); a sample regenerated with another ``max_tokens`` gets a new ``sample_id``
+    under the same key. Which row serves a run is decided by
+    :func:`tracekit.sample.serving_rows`, and the run's view names it.
     """
 
     sample_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    sample_key: str = pa.Field(str_length={"min_value": 3})  # resume key: all but max_tokens
+    sample_key: str = pa.Field(str_length={"min_value": 3})  # all that decides the text but max_tokens
     problem_id: str = pa.Field(str_length={"min_value": 3})
     prompt_variant: str = pa.Field(str_length={"min_value": 1})
     sample_index: pl.Int64 = pa.Field(ge=0)
@@ -66,7 +69,8 @@ class SamplesModel(pa.DataFrameModel):
 
 
 class ReflectionsModel(pa.DataFrameModel):
-    """One self-verification of a sample; ``matches_truth`` is verdict == sample.is_correct."""
+    """One self-verification of a sample. Whether it is kept (its verdict equals the sample's
+    ``is_correct``) is decided by the filter (:mod:`tracekit.filter`), not stored."""
 
     reflection_id: str = pa.Field(unique=True, str_length={"min_value": 3})
     sample_id: str = pa.Field(str_length={"min_value": 3})
@@ -77,7 +81,6 @@ class ReflectionsModel(pa.DataFrameModel):
     finish_reason: str = pa.Field(isin=FINISH_REASONS)
     verdict: bool | None = pa.Field(nullable=True)
     verdict_reason: str = pa.Field(isin=VERDICT_REASONS)
-    matches_truth: bool = pa.Field()
 
     class Config:
         name = "reflections"
@@ -133,6 +136,29 @@ class RunsModel(pa.DataFrameModel):
         coerce = False
 
 
+VIEW_TABLES = ["problems", "samples", "reflections", "traces"]
+
+
+class ViewsModel(pa.DataFrameModel):
+    """Which rows a command defines: the ids of ``table`` rows in the view of run ``run_id``.
+
+    A view counts once its ``runs`` row exists (see :mod:`tracekit.store.views`). ``extends``:
+    the rows add to the view before it (an import) instead of replacing it (a run, a
+    rearrangement). A run's ids may be split over several rows.
+    """
+
+    view_id: str = pa.Field(unique=True, str_length={"min_value": 3})
+    run_id: str = pa.Field(str_length={"min_value": 3})
+    table: str = pa.Field(isin=VIEW_TABLES)
+    extends: bool = pa.Field()
+    ids: pl.List(pl.Utf8) = pa.Field()
+
+    class Config:
+        name = "views"
+        strict = True  # an unexpected column is an error, not silently carried
+        coerce = False
+
+
 class EvalsModel(pa.DataFrameModel):
     """One scored model response to a held-out problem (``tracekit eval``).
 
@@ -183,6 +209,7 @@ MODELS: dict[str, type[pa.DataFrameModel]] = {
     "reflections": ReflectionsModel,
     "traces": TracesModel,
     "runs": RunsModel,
+    "views": ViewsModel,
     "evals": EvalsModel,
 }
 
@@ -192,6 +219,7 @@ ID_COLUMNS = {
     "reflections": "reflection_id",
     "traces": "trace_id",
     "runs": "run_id",
+    "views": "view_id",
     "evals": "eval_id",
 }
 

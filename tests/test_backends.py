@@ -170,7 +170,13 @@ def test_real_generation_with_embedded_model():
     )
     params = SamplingParams(max_tokens=12, stop=("</answer>",))
     req = Request(MESSAGES, n=2, seed=3, params=params)
+    import torch
+
+    torch.manual_seed(1234)  # the caller's random state and thread count are left as they were
+    state, threads = torch.random.get_rng_state(), torch.get_num_threads()
+    sampler.threads = threads + 1
     out = sampler.generate([req])
+    assert torch.equal(torch.random.get_rng_state(), state) and torch.get_num_threads() == threads
     assert len(out[0]) == 2
     for comp in out[0]:
         assert comp.text and comp.finish_reason in ("stop", "length") and 0 < comp.n_tokens <= 12

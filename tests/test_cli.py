@@ -25,6 +25,11 @@ def test_three_commands_from_the_issue(tmp_path, raw_frame):
     assert first["prompt"][0]["role"] == "user" and set(first["prompt"][0]) == {"role", "content"}
     assert first["completion"][0]["role"] == "assistant"
     assert set(df["format"].unique()) == {"*C_full"}
+    from tracekit.store import Store
+
+    # every command that changed the store recorded itself through the one runs helper
+    runs = Store(st).read("runs").sort("finished_at")
+    assert runs["command"].to_list() == ["import-skillfactory", "rearrange", "export"]
 
     from datasets import load_dataset
 

@@ -1,4 +1,4 @@
-"""The run pipeline with a scripted sampler: stages, yields, resume, truncation, config."""
+"""The run pipeline with a scripted sampler: stages, yields, resume, truncation, config changes, views."""
 
 import json
 import os
@@ -6,15 +6,17 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from tracekit.errors import ConfigError
+from tracekit.errors import ConfigError, StoreError
 from tracekit.pipeline import run_pipeline
 from tracekit.pipeline.config import RunConfig, _build, load_config
 from tracekit.sampling.scripted import ScriptedSampler
+from tracekit.store import Store
+from tracekit.store.views import view
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,8 +27,7 @@ def answerer(messages, rng):
     m = re.search(r"What is (\d+) \* (\d+)\?", last)
     if "Proposed solution" in last:
         proposed = re.findall(r"<answer>(.*?)</answer>", last)[-1]
-        q = re.search(r"What is (\d+) \* (\d+)\?", last)
-        right = str(int(q.group(1)) * int(q.group(2))) == proposed.strip()
+        right = str(int(m.group(1)) * int(m.group(2))) == proposed.strip()
         says = right if rng.random() < 0.7 else not right
         return f"Checking the product.\n<verdict>{'Correct' if says else 'Incorrect'}</verdict>"
     product = int(m.group(1)) * int(m.group(2))
@@ -34,9 +35,9 @@ def answerer(messages, rng):
     return f"{m.group(1)} * {m.group(2)} = {value}.\n<answer>{value}</answer>"
 
 
-def config(tmp_path, **over) -> RunConfig:
+def settings(store, **over) -> dict:
     data = {
-        "store": str(tmp_path / "st"),
+        "store": str(store),
         "tasks": [{"name": "multiplication", "n": 6, "options": {"digits": 2, "digits_b": 1}}],
         "chunk_problems": 2,
         "sampling": {
@@ -49,10 +50,23 @@ def config(tmp_path, **over) -> RunConfig:
         "rearrange": {"formats": ["*C_full", "*C*IC"], "n_max": 3, "min_samples": 2},
     }
     for key, value in over.items():
-        data[key] = (
-            {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-        )
-    return _build(RunConfig, data, "test")
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+            for inner, v in value.items():  # one level deeper (sampling.params, ...)
+                if isinstance(v, dict) and isinstance(data[key].get(inner), dict):
+                    data[key][inner] = {**settings(store)[key][inner], **v}
+        else:
+            data[key] = value
+    return data
+
+
+def config(tmp_path, store="st", **over) -> RunConfig:
+    return _build(RunConfig, settings(tmp_path / store, **over), "test")
+
+
+def run(cfg, sampler=None, *, dry_run=False):
+    sampler = None if dry_run else (sampler or ScriptedSampler(answerer))
+    return run_pipeline(cfg, sampler=sampler, dry_run=dry_run, progress=False, echo=lambda s: None)
 
 
 def test_pipeline_builds_traces(tmp_path):
@@ -64,81 +78,261 @@ def test_pipeline_builds_traces(tmp_path):
     assert 0 < summary["verdict_agreement"] < 1
     text = out[0]
     assert "accuracy per task and variant" in text and "filter drops" in text and "traces per format" in text
-    from tracekit.store import Store
-
     st = Store(cfg.store)
     samples = st.read("samples")
     assert samples["prompt"][0].startswith("[") and samples["model"][0] == "scripted"
     # the verify stage used the task's verifier
     for row in samples.iter_rows(named=True):
         assert row["is_correct"] == (row["reason"] == "ok")
-    run = st.read("runs").row(0, named=True)
-    assert json.loads(run["config_json"])["seed"] == 0 and run["model"] == "scripted"
-    assert set(json.loads(run["timings_json"])) >= {"sample", "reflect", "rearrange", "total"}
+    # kept reflections: the filter's counter, equal to the agreeing verdicts of the run's reflections
+    refl = st.read("reflections").join(samples.select("sample_id", "is_correct"), on="sample_id")
+    assert summary["kept_reflections"] == int((refl["verdict"] == refl["is_correct"]).fill_null(False).sum())
+    run_row = st.read("runs").row(0, named=True)
+    assert json.loads(run_row["config_json"])["seed"] == 0 and run_row["model"] == "scripted"
+    assert set(json.loads(run_row["timings_json"])) >= {"sample", "reflect", "rearrange", "total"}
+    counts = json.loads(run_row["row_counts_json"])
+    assert counts["view"] == {"problems": 6, "samples": 36, "reflections": 72, "traces": st.count("traces")}
 
 
 def test_rerun_reuses_everything_and_more_samples_only_adds(tmp_path):
     cfg = config(tmp_path)
-    run_pipeline(cfg, sampler=ScriptedSampler(answerer), progress=False, echo=lambda s: None)
-    again = run_pipeline(cfg, sampler=ScriptedSampler(answerer), progress=False, echo=lambda s: None)
-    assert again["new_samples"] == 0 and again["new_reflections"] == 0
-    more = config(tmp_path, sampling={"samples_per_variant": 5})
-    summary = run_pipeline(more, sampler=ScriptedSampler(answerer), progress=False, echo=lambda s: None)
+    run(cfg)
+    again = run(cfg)
+    assert again["new_samples"] == 0 and again["new_reflections"] == 0 and again["new_traces"] == 0
+    summary = run(config(tmp_path, sampling={"samples_per_variant": 5}))
     assert summary["new_samples"] == 6 * 2 * 2 and summary["samples"] == 6 * 2 * 5
 
 
 def test_truncated_are_marked_and_regenerated_when_max_tokens_grows(tmp_path):
-    cfg = config(tmp_path, sampling={"params": {"max_tokens": 3, "stop": ["</answer>"]}})
-    first = run_pipeline(cfg, sampler=ScriptedSampler(answerer), progress=False, echo=lambda s: None)
+    cfg = config(tmp_path, sampling={"params": {"max_tokens": 3}})
+    first = run(cfg)
     assert first["truncated"] == first["samples"]  # every response is longer than 3 words
-    assert first["traces"] == {}  # truncated responses stay out of traces
+    assert first["traces"] == {} and first["reflections"] == 0  # truncated responses: no reflection, no trace
     bigger = config(tmp_path)
-    second = run_pipeline(bigger, sampler=ScriptedSampler(answerer), progress=False, echo=lambda s: None)
+    second = run(bigger)
     assert second["new_samples"] == first["samples"] and second["truncated"] == 0
     assert second["samples"] == first["samples"]  # superseded rows are not counted twice
-    third = run_pipeline(bigger, sampler=ScriptedSampler(answerer), progress=False, echo=lambda s: None)
-    assert third["new_samples"] == 0
+    assert run(bigger)["new_samples"] == 0
+    # back to the small budget: the rows cut at 3 tokens serve again, nothing is generated
+    assert run(cfg)["new_samples"] == 0
+
+
+def test_the_store_is_read_once_per_run_not_per_chunk(tmp_path, monkeypatch):
+    """Plan, work, commit: the run reads what the store holds once, then never per chunk (fresh and
+    finished runs alike); only writing (and its own checks) touches the store per chunk."""
+    reads = []
+    writing = []
+    real_scan, real_write = Store.scan, Store.write
+
+    def scan(self, table):
+        if not writing:
+            reads.append(table)
+        return real_scan(self, table)
+
+    def write(self, table, frame, **kw):
+        writing.append(1)
+        try:
+            return real_write(self, table, frame, **kw)
+        finally:
+            writing.pop()
+
+    monkeypatch.setattr(Store, "scan", scan)
+    monkeypatch.setattr(Store, "write", write)
+    counts = {}
+    for chunk in (1, 6):
+        for attempt in ("fresh", "again"):
+            reads.clear()
+            run(config(tmp_path, store=f"st{chunk}", chunk_problems=chunk))
+            counts[chunk, attempt] = sorted(reads)
+    assert counts[1, "fresh"] == counts[6, "fresh"] and counts[1, "again"] == counts[6, "again"]
+    assert counts[1, "fresh"].count("samples") == counts[1, "again"].count("samples") <= 3
+
+
+def snapshot(store) -> dict:
+    """What a store means now: the current view of every table (ids and texts), and the export."""
+    st = Store(store)
+    out = {
+        "problems": view(st, "problems").select("problem_id").collect().sort("problem_id"),
+        "samples": view(st, "samples").select("sample_id", "response").collect().sort("sample_id"),
+        "reflections": view(st, "reflections")
+        .select("reflection_id", "text")
+        .collect()
+        .sort("reflection_id"),
+        "traces": view(st, "traces").select("trace_id", "completion").collect().sort("trace_id"),
+    }
+    from tracekit.export import export_trl_sft
+
+    out["export"] = pl.read_parquet(export_trl_sft(st, Path(str(store) + "-sft"))).sort("trace_id")
+    return out
+
+
+def without_new(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if not k.startswith("new_") and k != "store"}
+
+
+CHANGES = {
+    "fewer samples": {"sampling": {"samples_per_variant": 2}},
+    "more samples": {"sampling": {"samples_per_variant": 4}},
+    "fewer reflections": {"reflection": {"per_sample": 1}},
+    "reflection max_tokens": {"reflection": {"params": {"max_tokens": 48}}},
+    "reflection temperature": {"reflection": {"params": {"temperature": 0.3}}},
+    "reflection demonstrations": {"reflection": {"few_shot": 0}},
+    "sampling demonstrations": {"sampling": {"few_shot": 1}},
+    "n_max": {"rearrange": {"n_max": 2}},
+    "formats": {"rearrange": {"formats": ["*CC"]}},
+    "seed": {"seed": 1},
+    "model": {},  # another model on the same problems (see below)
+}
+
+
+@pytest.mark.parametrize("change", list(CHANGES))
+def test_a_store_means_what_the_latest_config_says(tmp_path, change):
+    """After a config change, the run reports and exports exactly what a fresh run of the new config
+    gives (items 5-8 of the store-integrity issue); the old rows stay in the store as history."""
+    first, second = config(tmp_path), config(tmp_path, **CHANGES[change])
+    other = ScriptedSampler(answerer, model_id="other-model") if change == "model" else None
+    before = run(first)
+    changed = run(second, other)
+    fresh = run(config(tmp_path, store="fresh", **CHANGES[change]), other)
+    assert without_new(changed) == without_new(fresh)
+    got, want = snapshot(tmp_path / "st"), snapshot(tmp_path / "fresh")
+    for table in got:
+        assert got[table].equals(want[table]), table
+    st = Store(tmp_path / "st")
+    # history: the first run's rows are still there, and reachable by its run id
+    first_run = st.read("runs").sort("finished_at")["run_id"][0]
+    assert view(st, "samples", run=first_run).collect().height == before["samples"]
+    assert st.count("samples") >= before["samples"]
+
+
+def test_changed_prompt_gets_new_reflections(tmp_path):
+    """Item 5: changing the reflection demonstrations must not reuse the old reflections."""
+    run(config(tmp_path))
+    summary = run(config(tmp_path, reflection={"few_shot": 0}))
+    assert summary["new_reflections"] == summary["reflections"] == 72 and summary["new_samples"] == 0
+
+
+def test_a_run_reflects_on_its_own_models_samples_only(tmp_path):
+    """Item 8: another model's samples of the same problems are neither reflected on nor reported."""
+    run(config(tmp_path), ScriptedSampler(answerer, model_id="model-a"))
+    summary = run(config(tmp_path), ScriptedSampler(answerer, model_id="model-b"))
+    st = Store(tmp_path / "st")
+    refl = st.read("reflections").join(st.read("samples").select("sample_id", "model"), on="sample_id")
+    assert (refl["model"] == refl["model_right"]).all()  # every reflection is by its sample's model
+    assert summary["samples"] == 36 and summary["new_samples"] == 36 and summary["reflections"] == 72
+
+
+def test_one_seed_drives_rearrangement_unless_overridden(tmp_path):
+    """Item 9: ``rearrange.seed`` defaults to the run's seed; an explicit one wins."""
+    assert config(tmp_path, seed=5).rearrangement.seed == 5
+    assert config(tmp_path, seed=5, rearrange={"seed": 2}).rearrangement.seed == 2
+    run(config(tmp_path, seed=3))
+    st = Store(tmp_path / "st")
+    assert json.loads(st.read("runs")["config_json"][0])["rearrange"]["seed"] is None  # the seed, once
+    run(config(tmp_path, store="other", seed=3, rearrange={"seed": 3}))
+    run(config(tmp_path, store="zero", seed=3, rearrange={"seed": 0}))
+    traces = {
+        name: view(Store(tmp_path / name), "traces").collect().sort("trace_id")
+        for name in ("st", "other", "zero")
+    }
+    assert traces["st"].equals(traces["other"]) and not traces["st"].equals(traces["zero"])
+
+
+BLOCKING_RUN = """
+import sys, threading
+from tracekit.pipeline import run_pipeline
+from tracekit.pipeline.config import load_config
+from tracekit.sampling.scripted import ScriptedSampler
+
+class Blocking(ScriptedSampler):
+    calls = 0
+    def generate(self, requests):
+        if self.calls == int(sys.argv[2]):
+            print("blocked", flush=True)
+            threading.Event().wait()  # until SIGKILL
+        self.calls += 1
+        return super().generate(requests)
+
+run_pipeline(load_config(sys.argv[1]), sampler=Blocking(), progress=False, echo=lambda s: None)
+"""
 
 
 def test_kill_and_resume(tmp_path):
-    """SIGKILL the run mid-way, run the same command again: no duplicates, no gaps."""
-    cfg_path = tmp_path / "run.yaml"
-    store = tmp_path / "st"
-    cfg_path.write_text(
-        json.dumps(
-            {
-                "store": str(store),
-                "chunk_problems": 1,
-                "model": {"backend": "scripted", "options": {"delay": 0.15}},
-                "tasks": [{"name": "multiplication", "n": 12}],
-                "sampling": {"variants": ["plain"], "samples_per_variant": 2, "params": {"max_tokens": 32}},
-                "reflection": {"per_sample": 1, "params": {"max_tokens": 32}},
-                "rearrange": {"formats": ["0C"], "n_max": 1},
-            }
-        )
+    """SIGKILL the run inside its 6th backend call (chunks 0 and 1 done, chunk 2's samples written,
+    its reflections in flight), then run again: no duplicates, no gaps, the same tables as a run
+    that was never interrupted."""
+    data = {
+        "store": str(tmp_path / "st"),
+        "chunk_problems": 1,
+        "tasks": [{"name": "multiplication", "n": 12}],
+        "sampling": {"variants": ["plain"], "samples_per_variant": 2, "params": {"max_tokens": 32}},
+        "reflection": {"per_sample": 1, "params": {"max_tokens": 32}},
+        "rearrange": {"formats": ["0C"], "n_max": 1},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(json.dumps(data))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", BLOCKING_RUN, str(path), "5"], stdout=subprocess.PIPE, text=True
     )
-    cmd = [sys.executable, "-m", "tracekit.cli", "run", str(cfg_path), "--quiet"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    samples_dir = store / "samples"
-    while time.time() < deadline:  # wait until a few chunks are on disk, then kill hard
-        if samples_dir.exists() and len(list(samples_dir.glob("part-*.parquet"))) >= 3:
-            break
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    from tracekit.store import Store
-
-    before = Store(store).count("samples")
-    assert 0 < before < 24
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    st = Store(store)
-    samples = st.read("samples")
+    try:
+        assert proc.stdout.readline().strip() == "blocked"  # the 6th call started: 5 calls were committed
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    st = Store(tmp_path / "st")
+    assert st.count("samples") == 6 and st.count("reflections") == 4 and st.count("runs") == 0
+    cfg = load_config(path)
+    summary = run_pipeline(cfg, sampler=ScriptedSampler(), progress=False, echo=lambda s: None)
+    assert summary["new_samples"] == 24 - 6 and summary["new_reflections"] == 24 - 4
+    samples, reflections = st.read("samples"), st.read("reflections")
     assert samples.height == 24 and samples["sample_key"].n_unique() == 24
-    reflections = st.read("reflections")
     assert reflections.height == 24 and reflections["sample_id"].n_unique() == 24
-    assert f"({24 - before} new" in done.stdout
+    data["store"] = str(tmp_path / "fresh")
+    path.write_text(json.dumps(data))
+    run_pipeline(load_config(path), sampler=ScriptedSampler(), progress=False, echo=lambda s: None)
+    for table in ("samples", "reflections", "traces"):
+        got = st.read(table).drop("prompt", strict=False)
+        want = Store(tmp_path / "fresh").read(table).drop("prompt", strict=False)
+        assert got.sort(got.columns[0]).equals(want.sort(want.columns[0])), table
+
+
+def test_dry_run_walks_every_stage(tmp_path):
+    """Item 12: canned answers from the task's oracle (about half right), verdicts that mostly agree,
+    so a dry run of a shipped config builds traces; its rows are marked scripted."""
+    cfg = config(tmp_path, tasks=[{"name": "countdown", "n": 8, "options": {"n_numbers": 3}}])
+    summary = run(cfg, dry_run=True)
+    correct = sum(r["correct"] for r in summary["accuracy"])
+    assert 0.25 < correct / summary["samples"] < 0.75
+    assert 0.6 < summary["verdict_agreement"] < 0.95
+    assert sum(summary["traces"].values()) > 0 and summary["dry_run"]
+    samples = Store(cfg.store).read("samples")
+    assert set(samples["source"]) == {"scripted"} and set(samples["model"]) == {"scripted-dry-run"}
+    assert set(samples["reason"]) <= {"ok", "wrong_value", "wrong_numbers", "unparseable"}
+
+
+def test_dry_run_refuses_a_store_with_real_data(tmp_path, raw_frame):
+    from tracekit.reference import import_skillfactory
+
+    raw_frame.head(8).write_parquet(tmp_path / "raw.parquet")
+    import_skillfactory(tmp_path / "raw.parquet", Store(tmp_path / "st", create=True))
+    before = Store(tmp_path / "st").counts()
+    with pytest.raises(StoreError, match="(?s)real .* samples.*Hint"):
+        run(config(tmp_path), dry_run=True)
+    assert Store(tmp_path / "st").counts() == before
+
+
+def test_dry_run_uses_its_own_store(tmp_path):
+    from typer.testing import CliRunner
+
+    from tracekit.cli import app
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(json.dumps(settings(tmp_path / "real")))
+    result = CliRunner().invoke(app, ["run", str(cfg), "--dry-run", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert not (tmp_path / "real").exists() and "DRY RUN" in result.output
+    samples = Store(tmp_path / "real-dry-run").read("samples")
+    assert samples.height == 36 and set(samples["source"]) == {"scripted"}
 
 
 def test_config_is_strict(tmp_path):
@@ -175,27 +369,3 @@ def test_prompt_variants_from_a_file(tmp_path):
     path.write_text("- {name: x}\n")
     with pytest.raises(ConfigError, match="must have 'name' and 'instruction'"):
         load_variants(path)
-
-
-def test_dry_run_uses_its_own_store(tmp_path):
-    from typer.testing import CliRunner
-
-    from tracekit.cli import app
-    from tracekit.store import Store
-
-    cfg = tmp_path / "c.yaml"
-    cfg.write_text(
-        json.dumps(
-            {
-                "store": str(tmp_path / "real"),
-                "tasks": [{"name": "multiplication", "n": 2}],
-                "sampling": {"variants": ["plain"], "samples_per_variant": 2},
-                "reflection": {"per_sample": 1},
-            }
-        )
-    )
-    result = CliRunner().invoke(app, ["run", str(cfg), "--dry-run", "--quiet"])
-    assert result.exit_code == 0, result.output
-    assert not (tmp_path / "real").exists()
-    samples = Store(tmp_path / "real-dry-run").read("samples")
-    assert samples.height == 4 and set(samples["source"]) == {"scripted"}

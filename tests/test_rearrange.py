@@ -85,6 +85,38 @@ def test_rerun_adds_nothing(filled_store):
     assert first["traces/written"] > 0 and second["traces/written"] == 0
 
 
+def test_grown_inputs_rewrite_only_changed_problems(tmp_path, raw_frame):
+    """Item 6: after a problem gains samples, rearrange leaves exactly the traces a rearrangement
+    from scratch gives, and writes traces only for the problems whose inputs changed."""
+    from tracekit.reference import import_skillfactory
+    from tracekit.store import Store
+    from tracekit.store.views import view
+
+    questions = raw_frame["question"].unique(maintain_order=True)
+    grown = questions.head(5)  # these problems get more samples in the second import
+    first = raw_frame.filter(
+        ~pl.col("question").is_in(grown.implode()) | (pl.int_range(pl.len()).over("question") % 2 == 0)
+    )
+    first.write_parquet(tmp_path / "first.parquet")
+    raw_frame.write_parquet(tmp_path / "all.parquet")
+    st, scratch = Store(tmp_path / "st", create=True), Store(tmp_path / "scratch", create=True)
+    cfg = RearrangeConfig(formats=("*C_full", "*C*IC", "*CC"), n_max=3, min_samples=2)
+    import_skillfactory(tmp_path / "first.parquet", st)
+    rearrange_store(st, cfg)
+    before = set(st.ids("traces").to_list())
+    import_skillfactory(tmp_path / "all.parquet", st)
+    stats = rearrange_store(st, cfg)
+    import_skillfactory(tmp_path / "all.parquet", scratch)
+    rearrange_store(scratch, cfg)
+    got = view(st, "traces").collect().sort("trace_id")
+    assert got.equals(view(scratch, "traces").collect().sort("trace_id"))
+    written = st.read("traces").filter(~pl.col("trace_id").is_in(list(before)))
+    assert stats["traces/written"] == written.height > 0
+    problems = st.read("problems").filter(pl.col("question").is_in(grown.implode()))["problem_id"]
+    assert set(written["problem_id"].to_list()) <= set(problems.to_list())
+    assert got.height < st.count("traces")  # the stale traces stay as history, outside the view
+
+
 @pytest.mark.parametrize("scattered", [False, True])
 def test_bucketed_streaming_equals_in_memory(tmp_path, raw_frame, monkeypatch, scattered):
     import tracekit.reference as ref

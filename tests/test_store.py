@@ -106,7 +106,6 @@ def test_interrupted_write_in_subprocess_sigkill(tmp_path):
     import subprocess
     import sys
     import textwrap
-    import time
 
     root = tmp_path / "st"
     st = Store(root, create=True)
@@ -118,19 +117,20 @@ def test_interrupted_write_in_subprocess_sigkill(tmp_path):
         frame = pl.DataFrame({{"problem_id": [f"p-x{{i}}" for i in range(n)], "task": ["t"]*n,
             "question": ["q"*200]*n, "answer": ["1"]*n, "split": ["train"]*n, "difficulty": [""]*n,
             "seed": [0]*n, "index": list(range(n)), "meta": ["{{}}"]*n}})
-        print("ready", flush=True)
         while True:
             stamp = str(__import__("time").time_ns())
             st.write("problems", frame.with_columns(problem_id=pl.col("problem_id") + stamp))
+            print("wrote", flush=True)
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE)
-    assert proc.stdout.readline().strip() == b"ready"
-    time.sleep(1.5)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    try:  # kill it in the middle of its third write (two are complete)
+        assert [proc.stdout.readline().strip() for _ in range(2)] == [b"wrote", b"wrote"]
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
     after = Store(root)
     n = after.count("problems")
-    assert n >= 1 and (n - 1) % 200_000 == 0
+    assert n >= 1 + 2 * 200_000 and (n - 1) % 200_000 == 0
     assert after.read("problems", columns=["problem_id"]).height == n
 
 

@@ -139,7 +139,7 @@ def test_any_expression_over_the_numbers_that_hits_the_target_passes(numbers, se
 
 @settings(max_examples=500, deadline=None)
 @given(st.text(max_size=3000) | st.from_regex(r"[0-9()+*/ -]{0,400}", fullmatch=True))
-def test_hostile_strings_never_raise_and_are_fast(text):
+def test_hostile_strings_never_raise(text):
     for task in TASKS.values():
         meta = {
             "numbers": [1, 2, 3],
@@ -151,20 +151,12 @@ def test_hostile_strings_never_raise_and_are_fast(text):
             "words": ["alpha", "beta"],
             "answer": "4",
         }
-        assert _best_of_3(task, f"<answer>{text}</answer>", meta) < 0.010
+        check = task.score(f"<answer>{text}</answer>", meta)
+        assert isinstance(check.is_correct, bool) and check.reason
 
 
-def _best_of_3(task, response, meta) -> float:
-    """Seconds for one score, best of three (a scheduler or GC pause is not the verifier's cost)."""
-    times = []
-    for _ in range(3):
-        start = time.perf_counter()
-        task.score(response, meta)
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def test_adversarial_inputs_are_rejected_fast():
+def test_adversarial_inputs_are_rejected():
+    """Rejected, and never catastrophically slow (speed itself: benchmarks/bench_verify.py)."""
     task = Countdown()
     for text in [
         "(" * 10_000 + "1" + ")" * 10_000,
@@ -175,11 +167,9 @@ def test_adversarial_inputs_are_rejected_fast():
         "1/" * 500 + "1",
         "-" * 1000 + "1",
     ]:
+        start = time.perf_counter()
         check = task.score(f"<answer>{text}</answer>", META)
-        assert not check.is_correct and _best_of_3(task, f"<answer>{text}</answer>", META) < 0.010, (
-            text[:30],
-            check.reason,
-        )
+        assert not check.is_correct and time.perf_counter() - start < 1.0, (text[:30], check.reason)
 
 
 def test_multiplication_and_words():

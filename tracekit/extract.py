@@ -37,13 +37,6 @@ _VERDICT_WORD_RE = re.compile(_VERDICT_LEAD + r"([A-Za-z]+)")
 _VERDICT_WORDS = {"correct": True, "incorrect": False}
 
 
-def _after_think(text: str) -> str:
-    if len(text) > MAX_SCAN_CHARS:
-        text = text[-MAX_SCAN_CHARS:]
-    cut = text.rfind(_THINK_CLOSE)
-    return text if cut < 0 else text[cut + len(_THINK_CLOSE) :]
-
-
 def all_answers(text: str) -> list[str]:
     """Every ``<answer>`` span of ``text`` in order, stripped (for skill analytics).
 

@@ -1,13 +1,20 @@
-"""The reflection filter: keep self-verifications that agree with the verifier.
+"""Stage: the reflection filter. Keep the self-verifications that agree with the verifier.
 
-* a reflection is **kept** when its parsed verdict equals the sample's ``is_correct``;
-* a sample **survives** with at least one kept reflection (and, by default, a response
-  that was not truncated);
+The rules, each defined here once:
+
+* a reflection is **kept** when its verdict was read (``verdict_reason == "ok"``) and
+  equals its sample's ``is_correct`` (:func:`reflection_drop`);
+* a sample is **truncated** when the token limit cut it (:data:`TRUNCATED`); truncated
+  samples are not reflected on and stay out of traces unless ``include_truncated``;
+* a sample **survives** with at least one kept reflection and, by default, a response
+  that was not truncated;
 * a problem is **usable** with at least ``min_samples`` surviving samples and at least
   one correct one.
 
-Every dropped row is counted by reason (``"reflections/verdict_mismatch"``, ...); the
-run report prints those counts. The functions take and return polars frames.
+Every row is counted: ``"<table>/total"``, what passed (``reflections/kept``,
+``samples/survived``, ``problems/usable``) and every drop by reason
+(``reflections/verdict_mismatch``, ``samples/truncated``, ...). The run report reads
+these counters. The functions take and return polars frames.
 """
 
 from __future__ import annotations
@@ -16,14 +23,35 @@ from collections import Counter
 
 import polars as pl
 
-from tracekit.store import latest_samples
+TRUNCATED = pl.col("finish_reason") == "length"
 
 
-def _count(drops: Counter, prefix: str, frame: pl.DataFrame, column: str) -> None:
-    if frame.height == 0:
-        return
-    for reason, n in frame.group_by(column).len().iter_rows():
-        drops[f"{prefix}/{reason}"] += n
+def reflection_drop() -> pl.Expr:
+    """Why a reflection is dropped (null: kept), over reflections joined with their sample's ``is_correct``.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"verdict": [True, False, None, True], "is_correct": [True, True, False, None],
+    ...                       "verdict_reason": ["ok", "ok", "missing", "ok"]})
+    >>> frame.select(reflection_drop())["drop"].to_list()
+    [None, 'verdict_mismatch', 'verdict_missing', 'orphan']
+    """
+    return (
+        pl.when(pl.col("is_correct").is_null())
+        .then(pl.lit("orphan"))
+        .when(pl.col("verdict_reason") != "ok")
+        .then(pl.lit("verdict_") + pl.col("verdict_reason"))
+        .when(pl.col("verdict") != pl.col("is_correct"))
+        .then(pl.lit("verdict_mismatch"))
+        .otherwise(None)
+        .alias("drop")
+    )
+
+
+def _count(drops: Counter, prefix: str, frame: pl.DataFrame, passed: str) -> None:
+    drops[f"{prefix}/total"] += frame.height
+    for reason, n in frame.group_by("drop").len().iter_rows():
+        drops[f"{prefix}/{reason if reason is not None else passed}"] += n
 
 
 def filter_pool(
@@ -37,8 +65,9 @@ def filter_pool(
     """Return the surviving samples of usable problems and their kept reflections.
 
     ``samples`` needs ``sample_id, problem_id, is_correct, finish_reason`` (other columns
-    are carried); ``reflections`` needs ``reflection_id, sample_id, verdict,
-    verdict_reason`` (other columns are carried too). Returns ``(pool, kept, drops)``:
+    are carried; one row per sample: the caller passes a view, see
+    :mod:`tracekit.store.views`); ``reflections`` needs ``reflection_id, sample_id,
+    verdict, verdict_reason`` (other columns are carried too). Returns ``(pool, kept, drops)``:
 
     * ``pool``: one row per surviving sample, ordered by problem, prompt variant and
       sample index, with ``n_kept`` (its number of kept reflections);
@@ -46,38 +75,24 @@ def filter_pool(
       their sample in ``pool``), ordered by ``pool_row`` then ``reflection_id``.
     """
     drops = Counter() if drops is None else drops
-    if "sample_key" in samples.columns:  # a regenerated (longer) sample supersedes the truncated one
-        latest = latest_samples(samples)
-        drops["samples/superseded"] += samples.height - latest.height
-        samples = latest
     truth = samples.select("sample_id", "is_correct")
-    refl = reflections.join(truth, on="sample_id", how="left")
-    refl = refl.with_columns(
-        drop=pl.when(pl.col("is_correct").is_null())
-        .then(pl.lit("orphan"))
-        .when(pl.col("verdict_reason") != "ok")
-        .then(pl.lit("verdict_") + pl.col("verdict_reason"))
-        .when(pl.col("verdict") != pl.col("is_correct"))
-        .then(pl.lit("verdict_mismatch"))
-        .otherwise(None)
-    )
-    _count(drops, "reflections", refl.filter(pl.col("drop").is_not_null()), "drop")
+    refl = reflections.join(truth, on="sample_id", how="left").with_columns(reflection_drop())
+    _count(drops, "reflections", refl, "kept")
     kept = refl.filter(pl.col("drop").is_null()).drop("drop", "is_correct")
     n_kept = kept.group_by("sample_id").agg(n_kept=pl.len().cast(pl.Int64))
 
     pool = samples.join(n_kept, on="sample_id", how="left")
-    truncated = pl.col("finish_reason") == "length"
     pool = pool.with_columns(
-        drop=pl.when(truncated & (not include_truncated))
+        drop=pl.when(TRUNCATED & (not include_truncated))
         .then(pl.lit("truncated"))
         .when(pl.col("n_kept").is_null())
         .then(pl.lit("no_kept_reflection"))
         .otherwise(None)
     )
-    _count(drops, "samples", pool.filter(pl.col("drop").is_not_null()), "drop")
+    _count(drops, "samples", pool, "survived")
     pool = pool.filter(pl.col("drop").is_null()).drop("drop")
 
-    survived = (
+    per_problem = (
         samples.select("problem_id")
         .unique()
         .join(
@@ -85,8 +100,8 @@ def filter_pool(
             on="problem_id",
             how="left",
         )
+        .with_columns(pl.col("n", "n_correct").fill_null(0))
     )
-    per_problem = survived.with_columns(pl.col("n", "n_correct").fill_null(0))
     per_problem = per_problem.with_columns(
         drop=pl.when(pl.col("n") < min_samples)
         .then(pl.lit("too_few_samples"))
@@ -94,7 +109,7 @@ def filter_pool(
         .then(pl.lit("no_correct_sample"))
         .otherwise(None)
     )
-    _count(drops, "problems", per_problem.filter(pl.col("drop").is_not_null()), "drop")
+    _count(drops, "problems", per_problem, "usable")
     usable = per_problem.filter(pl.col("drop").is_null()).select("problem_id")
     order = [c for c in ("problem_id", "prompt_variant", "sample_index", "sample_id") if c in pool.columns]
     pool = pool.join(usable, on="problem_id", how="semi").sort(order)

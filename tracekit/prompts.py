@@ -11,12 +11,15 @@ a YAML file: a list of ``{name, system, instruction}`` mappings.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from tracekit.errors import ConfigError, unknown_name
+from tracekit.tasks import Task
 
 
 @dataclass(frozen=True)
@@ -112,8 +115,25 @@ def sample_messages(
     return tuple(messages)
 
 
+_QUESTION, _PROPOSED = "Question:\n", "\n\nProposed solution:\n"
+
+
 def reflect_user_turn(question: str, response: str) -> str:
-    return f"Question:\n{question}\n\nProposed solution:\n{response}"
+    return f"{_QUESTION}{question}{_PROPOSED}{response}"
+
+
+def parse_reflect_user_turn(content: str) -> tuple[str, str] | None:
+    """``(question, response)`` of a reflection request's user turn, or None for another turn.
+
+    Examples
+    --------
+    >>> parse_reflect_user_turn(reflect_user_turn("What is 2 * 3?", "<answer>6</answer>"))
+    ('What is 2 * 3?', '<answer>6</answer>')
+    """
+    if not content.startswith(_QUESTION) or _PROPOSED not in content:
+        return None
+    question, _, response = content[len(_QUESTION) :].partition(_PROPOSED)
+    return question, response
 
 
 def reflect_messages(
@@ -134,3 +154,48 @@ def reflect_messages(
         messages.append({"role": "assistant", "content": body})
     messages.append({"role": "user", "content": reflect_user_turn(question, response)})
     return tuple(messages)
+
+
+# ----------------------------------------------------------------------------- demonstrations
+DEMO_SEED_OFFSET = 7919  # demonstrations come from a seed disjoint from the run's problems
+
+
+def solved_demos(
+    task: Task, n: int, *, seed: int, options: dict[str, Any], exclude: set[str]
+) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """``n`` problems of ``task`` solved by its oracle: ``(question, worked solution, answer, meta)``.
+
+    Drawn from the validation split under ``seed + DEMO_SEED_OFFSET``, never one of ``exclude``
+    (the run's own problem ids). The first ``m`` demonstrations are the same for every ``n >= m``.
+    """
+    if n <= 0:
+        return []
+    want = n + 2
+    while True:
+        pool = task.generate(want, seed=seed + DEMO_SEED_OFFSET, split="validation", **options)
+        rows = [r for r in pool.iter_rows(named=True) if r["problem_id"] not in exclude]
+        if len(rows) >= n:
+            break
+        want *= 2
+    out = []
+    for row in rows[:n]:
+        meta = json.loads(row["meta"])
+        out.append((row["question"], task.demo_solution(meta, row["answer"]), row["answer"], meta))
+    return out
+
+
+def reflection_demos(
+    task: Task, solved: list[tuple[str, str, str, dict[str, Any]]]
+) -> list[tuple[str, str, str, bool]]:
+    """Demonstrations for the reflection prompt: ``(question, proposed response, solution, correct)``.
+
+    They alternate a right and a wrong proposed answer (a wrong one from
+    :meth:`~tracekit.tasks.Task.wrong_answer`); every label is what the task's own verifier
+    says of the proposed response, so a demonstration never teaches a wrong verdict.
+    """
+    demos = []
+    for i, (question, solution, answer, meta) in enumerate(solved):
+        shown = answer if i % 2 == 0 else (task.wrong_answer(answer, meta) or answer)
+        response = f"The answer is {shown}.\n<answer>{shown}</answer>"
+        demos.append((question, response, solution, task.score(response, meta).is_correct))
+    return demos

@@ -10,6 +10,12 @@ only ever reads the first response).
 
 Correctness and extracted answers are taken from the file (the reference pipeline's
 own verifier); ``reason`` is ``ok``, ``no_answer`` or ``imported_incorrect``.
+
+An imported row's identity is its content, never its position in the file: a sample is
+(problem, prompt variant, response, and its index among identical responses of the file),
+a reflection is (sample, text, and its index among identical texts of that sample). So
+importing half a file and then the whole file, or two files that overlap, stores each
+sample once.
 """
 
 from __future__ import annotations
@@ -19,13 +25,16 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from tracekit.errors import InputFormatError
 from tracekit.extract import parse_verdicts
 from tracekit.ids import hash_strings
 from tracekit.ids import problem_id as make_problem_id
+from tracekit.schemas import polars_schema
 from tracekit.store import Store
+from tracekit.store.manifest import recording
 from tracekit.store.overlap import BackgroundWriter, prefetch
 
 RESPONSES = "model_responses__mutated_prompts"
@@ -112,6 +121,61 @@ def _check_types(path: Path, frame: pl.DataFrame, first_row: int) -> pl.DataFram
     return frame
 
 
+class Occurrences:
+    """How often each content was seen before, across the batches of one file (flat memory).
+
+    ``take(hashes)`` returns, for each row of a batch (64-bit content hashes), how many rows
+    with the same content came before it in the file. Seen hashes are kept in sorted numpy
+    arrays, and only contents that repeat get a dictionary entry.
+
+    Examples
+    --------
+    >>> occ = Occurrences()
+    >>> occ.take(np.array([5, 7, 5], dtype=np.uint64)).tolist(), occ.take(np.array([5, 9], dtype=np.uint64)).tolist()
+    ([0, 0, 1], [2, 0])
+    """
+
+    def __init__(self) -> None:
+        self.sorted = np.empty(0, dtype=np.uint64)
+        self.pending: list[np.ndarray] = []
+        self.extra: dict[int, int] = {}  # times seen beyond the first, for contents that repeat
+
+    def _seen(self, values: np.ndarray) -> np.ndarray:
+        found = np.zeros(len(values), dtype=bool)
+        for arr in (self.sorted, *self.pending):
+            if len(arr):
+                at = np.minimum(np.searchsorted(arr, values), len(arr) - 1)
+                found |= arr[at] == values
+        return found
+
+    def take(self, hashes: np.ndarray) -> np.ndarray:
+        order = np.argsort(hashes, kind="stable")
+        ordered = hashes[order]
+        first = np.ones(len(ordered), dtype=bool)
+        first[1:] = ordered[1:] != ordered[:-1]
+        starts = np.flatnonzero(first)
+        group = np.cumsum(first) - 1
+        within = np.arange(len(ordered)) - starts[group]
+        unique, counts = ordered[first], np.diff(np.append(starts, len(ordered)))
+        seen = self._seen(unique)
+        prior = np.zeros(len(unique), dtype=np.int64)
+        for i in np.flatnonzero(seen):  # contents met in an earlier batch (rare)
+            h = int(unique[i])
+            prior[i] = 1 + self.extra.get(h, 0)
+            self.extra[h] = int(prior[i] + counts[i] - 1)
+        repeated = ~seen & (counts > 1)
+        if repeated.any():
+            self.extra.update(zip(unique[repeated].tolist(), (counts[repeated] - 1).tolist()))
+        if (~seen).any():
+            self.pending.append(unique[~seen])
+        if sum(len(a) for a in self.pending) > len(self.sorted) // 2 + 4096:
+            self.sorted = np.sort(np.concatenate([self.sorted, *self.pending]))
+            self.pending = []
+        out = np.empty(len(ordered), dtype=np.int64)
+        out[order] = prior[group] + within
+        return out
+
+
 def import_skillfactory(
     path: str | Path,
     store: Store,
@@ -120,36 +184,52 @@ def import_skillfactory(
     model: str = "unknown",
     split: str = "train",
 ) -> Counter:
-    """Import a reference-layout raw file (parquet or jsonl) into ``store``.
+    """The ``import-skillfactory`` command: import a reference-layout raw file (parquet or jsonl).
 
-    Re-importing the same file adds nothing (ids are stable). Returns row counts.
+    Rows the store already holds are skipped (ids are content), so re-importing a file adds
+    nothing. The file's rows are added to the store's current view (see
+    :mod:`tracekit.store.views`) and the import is recorded in ``runs``. Returns row counts.
     """
     path = Path(path)
     if not path.is_file():
         raise InputFormatError(f"input file {path} does not exist.")
     counts: Counter = Counter()
-    before = {t: store.ids(t) for t in ("problems", "samples", "reflections")}  # rows an earlier import wrote
-    seen_problems: set[str] = set()  # a question spans batches; sample and reflection ids include the row
-    first_row = 0
-    with BackgroundWriter(store) as writer:  # batch i is written while batch i+1 is converted
-        for raw in prefetch(_batches(path)):  # batch i+1 is decoded while batch i is converted
-            raw = _check_types(path, raw, first_row).with_row_index("row", offset=first_row)
-            first_row += raw.height
-            counts["raw_rows"] += raw.height
-            problems, samples, reflections = _convert(raw, task=task, model=model, split=split)
-            new = [pid not in seen_problems for pid in problems["problem_id"].to_list()]
-            problems = problems.filter(pl.Series(new, dtype=pl.Boolean))
-            seen_problems.update(problems["problem_id"].to_list())
-            for table, frame in (("problems", problems), ("samples", samples), ("reflections", reflections)):
-                if before[table].len():
-                    frame = frame.filter(~pl.col(frame.columns[0]).is_in(before[table].implode()))
-                if frame.height:
-                    writer.submit(table, frame)
-    counts.update(writer.written)  # rows that were new at commit time (another import may have written some)
+    config = {"raw": str(path), "task": task, "model": model, "split": split}
+    with recording(store, "import-skillfactory", config) as rec, rec.stage("import"):
+        before = {
+            t: store.ids(t) for t in ("problems", "samples", "reflections")
+        }  # rows an earlier import wrote
+        seen_problems: set[str] = set()  # a question spans batches
+        occurrences = Occurrences()  # identical responses span batches
+        first_row = 0
+        with BackgroundWriter(store) as writer:  # batch i is written while batch i+1 is converted
+            for raw in prefetch(_batches(path)):  # batch i+1 is decoded while batch i is converted
+                raw = _check_types(path, raw, first_row).with_row_index("row", offset=first_row)
+                first_row += raw.height
+                counts["raw_rows"] += raw.height
+                problems, samples, reflections = _convert(
+                    raw, task=task, model=model, split=split, occurrences=occurrences
+                )
+                new = [pid not in seen_problems for pid in problems["problem_id"].to_list()]
+                problems = problems.filter(pl.Series(new, dtype=pl.Boolean))
+                seen_problems.update(problems["problem_id"].to_list())
+                for table, frame in (
+                    ("problems", problems),
+                    ("samples", samples),
+                    ("reflections", reflections),
+                ):
+                    rec.add_view(table, frame[frame.columns[0]], extends=True)  # ids are unique in a file
+                    if before[table].len():
+                        frame = frame.filter(~pl.col(frame.columns[0]).is_in(before[table].implode()))
+                    if frame.height:
+                        writer.submit(table, frame)
+        counts.update(writer.written)  # rows new at commit time (another import may have written some)
+        for table in ("problems", "samples", "reflections"):
+            rec.add_written(table, counts[table])
     return counts
 
 
-def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
+def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str, occurrences: Occurrences):
     pairs = raw.select("question", "answer").unique(maintain_order=True)
     pids = [make_problem_id(task, q, a or "") for q, a in pairs.iter_rows()]
     pairs = pairs.with_columns(problem_id=pl.Series(pids, dtype=pl.Utf8))
@@ -163,7 +243,7 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
         seed=pl.lit(None, dtype=pl.Int64),
         index=pl.lit(None, dtype=pl.Int64),
         meta=pl.lit(json.dumps({"source": "skillfactory-reference"})),
-    )
+    ).cast(dict(polars_schema("problems")))
     raw = raw.join(pairs, on=["question", "answer"], how="left", nulls_equal=True)
 
     nested = raw.schema[REFLECTIONS] == pl.List(pl.List(pl.Utf8))
@@ -185,23 +265,15 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
             .then(pl.col("refl"))
             .otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
         )
-    # id: a hash of problem, variant, source row, position and the response text itself
-    keys = long.select(
+    # id: the content (problem, variant, response) and its index among identical contents of the file
+    content = long.select(
         pl.concat_str(
-            [
-                pl.col("problem_id"),
-                pl.col("prompt_variant").fill_null(""),
-                pl.col("row").cast(pl.Utf8),
-                pl.col("pos").cast(pl.Utf8),
-                pl.col("response"),
-            ],
+            [pl.col("problem_id"), pl.col("prompt_variant").fill_null(""), pl.col("response")],
             separator="\x1f",
         )
     ).to_series()
-    sample_ids = ["s-" + h for h in hash_strings(keys)]
-    long = long.with_columns(
-        sample_id=pl.Series(sample_ids, dtype=pl.Utf8), is_correct=pl.col("is_correct").fill_null(False)
-    )
+    long = long.with_columns(sample_id=_content_ids("s-", content, occurrences))
+    long = long.with_columns(is_correct=pl.col("is_correct").fill_null(False))
     answer = pl.col("extracted_answer")
     samples = long.select(
         "sample_id",
@@ -223,7 +295,7 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
         .then(pl.lit("no_answer"))
         .otherwise(pl.lit("imported_incorrect")),
         source=pl.lit("import"),
-    )
+    ).cast(dict(polars_schema("samples")))
     refl = (
         long.select("sample_id", "problem_id", "is_correct", "refl")
         .with_columns(reflection_index=pl.int_ranges(pl.col("refl").list.len()))
@@ -232,10 +304,12 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
     )
     parsed = parse_verdicts(refl["refl"])
     refl = refl.with_columns(parsed)
+    # id: the sample, the text and its index among identical texts of that sample (one raw row holds them all)
+    # id: the sample, the text and its index among identical texts of that sample (all in one raw row)
+    text = refl.select(pl.concat_str(["sample_id", "refl"], separator="\x1f")).to_series()
+    refl = refl.with_columns(reflection_id=_content_ids("r-", text, Occurrences()))
     reflections = refl.select(
-        reflection_id=pl.col("sample_id").str.replace("^s-", "r-")
-        + pl.lit("-")
-        + pl.col("reflection_index").cast(pl.Utf8),
+        "reflection_id",
         sample_id="sample_id",
         problem_id="problem_id",
         reflection_index=pl.col("reflection_index").cast(pl.Int64),
@@ -244,9 +318,25 @@ def _convert(raw: pl.DataFrame, *, task: str, model: str, split: str):
         finish_reason=pl.lit("unknown"),
         verdict="verdict",
         verdict_reason="verdict_reason",
-        matches_truth=(pl.col("verdict") == pl.col("is_correct")).fill_null(False),
-    )
+    ).cast(dict(polars_schema("reflections")))
     return problems, samples, reflections
+
+
+def _content_ids(prefix: str, content: pl.Series, occurrences: Occurrences) -> pl.Series:
+    """``prefix`` + a stable hash of each content and its index among identical contents so far.
+
+    Equal contents are found with polars' fast (process-local) hash; the id is xxh3
+    (:func:`tracekit.ids.hash_strings`), stable across versions and machines: the content's own
+    hash for a first occurrence, a hash of it and the index for a repeat (rare)."""
+    occurrence = pl.Series(occurrences.take(content.hash(seed=0).to_numpy()))
+    ids = pl.Series(hash_strings(content), dtype=pl.Utf8)
+    repeat = (occurrence > 0).arg_true()
+    if repeat.len():
+        again = pl.select(
+            pl.concat_str([ids.gather(repeat), occurrence.gather(repeat).cast(pl.Utf8)], separator="#")
+        )
+        ids = ids.scatter(repeat, pl.Series(hash_strings(again.to_series()), dtype=pl.Utf8))
+    return pl.select(pl.lit(prefix) + ids).to_series()
 
 
 def synthetic_raw(

@@ -1,86 +1,154 @@
 """Stage: samples -> reflections (the same model verifies its own samples).
 
 Each sample gets ``per_sample`` reflections asking for ``<verdict>Correct</verdict>`` or
-``<verdict>Incorrect</verdict>``; the verdict is parsed (:func:`tracekit.extract.parse_verdict`)
-and compared with the verifier's truth. Reflections are keyed by (sample, model,
-settings, index), so a re-run only asks for the missing ones.
+``<verdict>Incorrect</verdict>``; the verdict is parsed (:func:`tracekit.extract.parse_verdict`).
+Whether a reflection is kept is the filter's decision (:mod:`tracekit.filter`).
+
+**Identity.** A reflection's id covers everything that decides its text: the sample
+(whose id fixes the question and the response), the rest of the rendered messages (the
+reflection prompt and its demonstrations, per task), model and revision, the sampling
+settings with ``max_tokens``, the run's seed and the reflection's index
+(:func:`reflection_keys`).
+
+**Plan, work, commit**, as in :mod:`tracekit.sample`: :func:`reflection_keys` names every
+wanted reflection; :func:`plan_reflections` turns the missing ones into requests, one per
+reflection seeded by its id (a plain :class:`ReflectPlan`); :func:`draw_reflections` does
+the work; the caller writes the frame.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
 import polars as pl
 
 from tracekit.extract import parse_verdict
-from tracekit.ids import seed_for, stable_hash
+from tracekit.ids import hash_strings, seed_for, stable_hash
 from tracekit.prompts import reflect_messages
 from tracekit.sampling.base import Request, Sampler, SamplingParams
-
-REFLECTION_SCHEMA = {
-    "reflection_id": pl.Utf8,
-    "sample_id": pl.Utf8,
-    "problem_id": pl.Utf8,
-    "reflection_index": pl.Int64,
-    "model": pl.Utf8,
-    "text": pl.Utf8,
-    "finish_reason": pl.Utf8,
-    "verdict": pl.Boolean,
-    "verdict_reason": pl.Utf8,
-    "matches_truth": pl.Boolean,
-}
+from tracekit.schemas import empty_frame, polars_schema
 
 
-def reflect_samples(
-    samples: pl.DataFrame,
-    questions: dict[str, str],
-    sampler: Sampler,
-    *,
-    per_sample: int,
-    params: SamplingParams,
-    demos: dict[str, list[tuple[str, str, str, bool]]],
-    tasks: dict[str, str],
-    seed: int,
-    done: set[str],
-) -> pl.DataFrame:
-    """Ask for the missing reflections of ``samples``; a ``reflections`` frame."""
-    requests, infos = [], []
-    for sid, pid, response, correct in samples.select(
-        "sample_id", "problem_id", "response", "is_correct"
-    ).iter_rows():
-        ids = [
-            "r-" + stable_hash(sid, sampler.model_id, params.key(), params.max_tokens, j)
-            for j in range(per_sample)
-        ]
-        missing = [j for j in range(per_sample) if ids[j] not in done]
-        if not missing:
-            continue
-        messages = reflect_messages(questions[pid], response, demos.get(tasks[pid], []))
-        requests.append(
-            Request(
-                messages=messages,
-                n=len(missing),
-                params=params,
-                seed=seed_for(seed, "reflect", sid, tuple(missing)) % (2**31),
-            )
+@dataclass(frozen=True)
+class ReflectSetting:
+    """Everything but the sample and the index that decides a reflection's text.
+
+    ``demos`` maps a task name to its demonstrations ``(question, response, solution, correct)``.
+    """
+
+    per_sample: int
+    params: SamplingParams
+    seed: int
+    model: str
+    revision: str | None = None
+    demos: Mapping[str, list[tuple[str, str, str, bool]]] = field(default_factory=dict)
+
+    def digest(self, task: str) -> str:
+        """Hash of the reflection prompt of ``task`` (rendered around placeholders), the model,
+        its revision, the sampling settings and the seed."""
+        template = reflect_messages("\x00question", "\x00response", self.demos.get(task, []))
+        return stable_hash(
+            template, self.model, self.revision, self.params.key(), self.params.max_tokens, self.seed
         )
-        infos.append((sid, pid, correct, ids, missing))
-    if not requests:
-        return pl.DataFrame(schema=REFLECTION_SCHEMA)
+
+
+def reflection_keys(samples: pl.DataFrame, tasks: Mapping[str, str], setting: ReflectSetting) -> pl.DataFrame:
+    """Every wanted reflection of ``samples`` (``sample_id``, ``problem_id``): ``sample_id,
+    problem_id, reflection_index, reflection_id``, sample by sample. ``tasks`` maps problem ids
+    to task names."""
+    by_task = {task: setting.digest(task) for task in set(tasks.values())}
+    digests = {pid: by_task[task] for pid, task in tasks.items()}
+    wanted = samples.select("sample_id", "problem_id").with_columns(
+        reflection_index=pl.int_ranges(0, setting.per_sample, dtype=pl.Int64)
+    )
+    wanted = wanted.explode("reflection_index")
+    if wanted.height == 0:
+        return wanted.with_columns(reflection_id=pl.lit(None, dtype=pl.Utf8))
+    digest = wanted["problem_id"].replace_strict(digests, return_dtype=pl.Utf8)
+    text = pl.select(
+        pl.concat_str(
+            [wanted["sample_id"], digest, wanted["reflection_index"].cast(pl.Utf8)], separator="\x1f"
+        )
+    ).to_series()
+    return wanted.with_columns(reflection_id=pl.Series(["r-" + h for h in hash_strings(text)], dtype=pl.Utf8))
+
+
+@dataclass(frozen=True)
+class ReflectWork:
+    """One request: reflection ``index`` (id ``reflection_id``) of one sample."""
+
+    request: Request
+    sample_id: str
+    problem_id: str
+    index: int
+    reflection_id: str
+
+
+@dataclass(frozen=True)
+class ReflectPlan:
+    """The reflections to ask for, one request each."""
+
+    setting: ReflectSetting
+    work: tuple[ReflectWork, ...]
+
+    def split(self, samples_per_call: int) -> list[ReflectPlan]:
+        """The plan in pieces of the reflections of ``samples_per_call`` samples (one backend call each)."""
+        pieces: list[list[ReflectWork]] = []
+        in_piece: set[str] = set()
+        for work in self.work:
+            if not pieces or (work.sample_id not in in_piece and len(in_piece) >= max(1, samples_per_call)):
+                pieces.append([])
+                in_piece = set()
+            pieces[-1].append(work)
+            in_piece.add(work.sample_id)
+        return [ReflectPlan(self.setting, tuple(piece)) for piece in pieces]
+
+
+def plan_reflections(
+    missing: pl.DataFrame,
+    samples: pl.DataFrame,
+    questions: Mapping[str, str],
+    tasks: Mapping[str, str],
+    setting: ReflectSetting,
+) -> ReflectPlan:
+    """Requests for the ``missing`` reflections (rows of :func:`reflection_keys`); ``samples``
+    holds at least their samples' ``sample_id`` and ``response``."""
+    if missing.height == 0:
+        return ReflectPlan(setting, ())
+    response = dict(zip(*samples.select("sample_id", "response").get_columns()))
+    work = []
+    grouped = missing.group_by("sample_id", "problem_id", maintain_order=True).agg(
+        "reflection_index", "reflection_id"
+    )
+    for sid, pid, indices, ids in grouped.iter_rows():
+        task = tasks[pid]
+        messages = reflect_messages(questions[pid], response[sid], setting.demos.get(task, []))
+        for j, rid in zip(indices, ids):  # one request per reflection, seeded by its own id
+            request = Request(messages=messages, n=1, params=setting.params, seed=seed_for(rid) % (2**31))
+            work.append(ReflectWork(request, sid, pid, j, rid))
+    return ReflectPlan(setting, tuple(work))
+
+
+def draw_reflections(plan: ReflectPlan, sampler: Sampler) -> pl.DataFrame:
+    """Do a plan's work: ask for its reflections and parse their verdicts; a ``reflections`` frame."""
+    if not plan.work:
+        return empty_frame("reflections")
     rows = []
-    for (sid, pid, correct, ids, missing), completions in zip(infos, sampler.generate(requests)):
-        for j, comp in zip(missing, completions):
+    for work, completions in zip(plan.work, sampler.generate([w.request for w in plan.work])):
+        for comp in completions:
             verdict = parse_verdict(comp.text)
             rows.append(
                 {
-                    "reflection_id": ids[j],
-                    "sample_id": sid,
-                    "problem_id": pid,
-                    "reflection_index": j,
-                    "model": sampler.model_id,
+                    "reflection_id": work.reflection_id,
+                    "sample_id": work.sample_id,
+                    "problem_id": work.problem_id,
+                    "reflection_index": work.index,
+                    "model": plan.setting.model,
                     "text": comp.text,
                     "finish_reason": comp.finish_reason,
                     "verdict": verdict.value,
                     "verdict_reason": verdict.reason,
-                    "matches_truth": verdict.value is not None and verdict.value == correct,
                 }
             )
-    return pl.DataFrame(rows, schema=REFLECTION_SCHEMA)
+    return pl.DataFrame(rows, schema=polars_schema("reflections"))

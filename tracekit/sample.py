@@ -1,134 +1,203 @@
-"""Stage: problems -> samples (with their verdicts).
+"""Stage: problems -> samples (each verified), as a plan, its work, and a commit.
 
-Each problem is asked under every prompt variant, ``samples_per_variant`` times. A
-sample is keyed by (problem, variant, rendered prompt, model, sampling settings except
-``max_tokens``, index): rows the store already holds under that key are reused, so a
-re-run generates only what is missing; a truncated sample is regenerated when
-``max_tokens`` grew. Every response is verified at once with the task's exact verifier
-(the *verify* stage: extracted answer, ``is_correct``, reason).
+**Identity.** A sample's key covers everything that decides its text but the token
+budget: problem, prompt variant, the rendered chat messages (demonstrations included),
+model and revision, sampling settings, the run's seed and the sample's index
+(:func:`sample_keys`). Its ``sample_id`` adds ``max_tokens``.
+
+**Which stored row serves a key** (:func:`serving_rows`, the one place of that rule): a
+row generated with the requested ``max_tokens``, or else one that stopped on its own
+within that many tokens. A row cut by a smaller budget is regenerated when the budget
+grows, and one cut by a larger budget when it shrinks; the older row stays as history.
+
+**Plan, work, commit.** :func:`plan_samples` compares the wanted keys with the stored
+rows and returns a :class:`SamplePlan`, a plain value: the stored rows that serve, and
+one request per missing sample, seeded by its key (so its text depends on its key alone,
+never on which other samples were asked for with it). :func:`draw_samples` does the
+work (generate, then verify with :mod:`tracekit.verify`); the caller commits the frame it
+returns with ``store.write``. An executor may run the work of many plans anywhere.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import polars as pl
 
 from tracekit.ids import seed_for, stable_hash
 from tracekit.prompts import Variant, sample_messages
 from tracekit.sampling.base import Request, Sampler, SamplingParams
-from tracekit.store import latest_samples
-from tracekit.tasks import get_task
+from tracekit.schemas import empty_frame, polars_schema
+from tracekit.verify import verify_responses
 
-SAMPLE_SCHEMA = {
-    "sample_id": pl.Utf8,
-    "sample_key": pl.Utf8,
-    "problem_id": pl.Utf8,
-    "prompt_variant": pl.Utf8,
-    "sample_index": pl.Int64,
-    "model": pl.Utf8,
-    "max_tokens": pl.Int64,
-    "prompt": pl.Utf8,
-    "response": pl.Utf8,
-    "finish_reason": pl.Utf8,
-    "n_tokens": pl.Int64,
-    "extracted_answer": pl.Utf8,
-    "is_correct": pl.Boolean,
-    "reason": pl.Utf8,
-    "source": pl.Utf8,
-}
+# the stored columns a plan reads (small: no text)
+INDEX_COLUMNS = [
+    "sample_id",
+    "sample_key",
+    "problem_id",
+    "prompt_variant",
+    "sample_index",
+    "max_tokens",
+    "finish_reason",
+    "n_tokens",
+    "is_correct",
+    "reason",
+]
 
 
-def existing_samples(samples: pl.DataFrame) -> dict[str, tuple[str, int | None]]:
-    """Per sample key, the finish reason and max_tokens of its latest row."""
-    if samples.height == 0:
-        return {}
-    latest = latest_samples(samples)
-    return {k: (f, m) for k, f, m in latest.select("sample_key", "finish_reason", "max_tokens").iter_rows()}
+@dataclass(frozen=True)
+class SampleSetting:
+    """Everything but the problem and the index that decides a sample's text.
+
+    ``demos`` maps a task name to its solved demonstrations ``(question, solution, answer)``.
+    """
+
+    variants: tuple[Variant, ...]
+    k: int
+    params: SamplingParams
+    seed: int
+    model: str
+    revision: str | None = None
+    demos: Mapping[str, list[tuple[str, str, str]]] = field(default_factory=dict)
+    source: str = "generate"
+
+    @property
+    def digest(self) -> str:
+        """Hash of the model, its revision, the sampling settings (all but ``max_tokens``) and the seed."""
+        return stable_hash(self.model, self.revision, self.params.key(), self.seed)
 
 
-def _needs(done: tuple[str, int | None] | None, max_tokens: int) -> bool:
-    if done is None:
-        return True
-    finish, used = done
-    return finish == "length" and (used or 0) < max_tokens
+def sample_keys(problem_id: str, variant: str, prompt: str, setting: SampleSetting) -> list[str]:
+    """The key of each of the ``k`` samples of one problem under one variant (``prompt``: the
+    rendered messages as JSON)."""
+    rendered = stable_hash(prompt)
+    return ["s-" + stable_hash(problem_id, variant, rendered, setting.digest, i) for i in range(setting.k)]
+
+
+def sample_id(key: str, max_tokens: int) -> str:
+    """The id of the sample generated for ``key`` with a budget of ``max_tokens``."""
+    return "s-" + stable_hash(key, max_tokens)
+
+
+def serving_rows(stored: pl.DataFrame, max_tokens: int) -> pl.DataFrame:
+    """Per ``sample_key``, the stored row that serves a request for ``max_tokens`` tokens.
+
+    A row serves when it was generated with that very budget, or when it stopped on its own
+    within it (its ``n_tokens``, or its budget when the count is unknown, is at most
+    ``max_tokens``). The exact budget wins, then the larger budget.
+
+    Examples
+    --------
+    >>> rows = pl.DataFrame({"sample_id": ["a", "b", "c"], "sample_key": ["k1", "k1", "k2"],
+    ...                      "max_tokens": [32, 64, 64], "finish_reason": ["length", "stop", "length"],
+    ...                      "n_tokens": [32, 40, 64]})
+    >>> serving_rows(rows, 64)["sample_id"].to_list()  # k1: the row generated with 64
+    ['b', 'c']
+    >>> serving_rows(rows, 32)["sample_id"].to_list()  # k2 was cut at 64 tokens: regenerate
+    ['a']
+    >>> serving_rows(rows, 48)["sample_id"].to_list()  # k1 stopped at 40 tokens: it serves
+    ['b']
+    """
+    exact = pl.col("max_tokens") == max_tokens
+    within = (pl.col("finish_reason") == "stop") & (
+        pl.coalesce("n_tokens", "max_tokens").fill_null(max_tokens + 1) <= max_tokens
+    )
+    return (
+        stored.filter(exact.fill_null(False) | within)
+        .sort(
+            [exact.fill_null(False), pl.col("max_tokens").fill_null(0), "sample_id"],
+            descending=[True, True, False],
+        )
+        .unique("sample_key", keep="first", maintain_order=True)
+    )
+
+
+@dataclass(frozen=True)
+class SampleWork:
+    """One request: sample ``index`` (key ``key``) of a problem under a variant."""
+
+    request: Request
+    problem_id: str
+    task: str
+    meta: str
+    variant: str
+    prompt: str  # the messages as JSON, stored on every sample
+    index: int
+    key: str
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """What a chunk of problems needs: ``serving`` stored rows (``INDEX_COLUMNS``) and ``work``."""
+
+    setting: SampleSetting
+    serving: pl.DataFrame
+    work: tuple[SampleWork, ...]
+
+
+def plan_samples(problems: pl.DataFrame, setting: SampleSetting, stored: pl.DataFrame) -> SamplePlan:
+    """Compare the samples ``problems`` need with the ``stored`` rows (``INDEX_COLUMNS``, any keys)."""
+    serving = serving_rows(stored, setting.params.max_tokens)
+    have = set(serving["sample_key"].to_list())
+    wanted: list[str] = []
+    work: list[SampleWork] = []
+    for pid, task, question, meta in problems.select("problem_id", "task", "question", "meta").iter_rows():
+        for variant in setting.variants:
+            messages = sample_messages(question, variant, setting.demos.get(task, []))
+            prompt = json.dumps(messages)
+            keys = sample_keys(pid, variant.name, prompt, setting)
+            wanted.extend(keys)
+            for i, key in enumerate(keys):
+                if key in have:
+                    continue
+                # one request per sample, seeded by its own key: its text never depends on
+                # which other samples were asked for with it (backends that take a seed)
+                request = Request(messages=messages, n=1, params=setting.params, seed=seed_for(key) % (2**31))
+                work.append(SampleWork(request, pid, task, meta, variant.name, prompt, i, key))
+    serving = serving.filter(pl.col("sample_key").is_in(wanted))
+    return SamplePlan(setting=setting, serving=serving, work=tuple(work))
+
+
+def draw_samples(plan: SamplePlan, sampler: Sampler) -> pl.DataFrame:
+    """Do a plan's work: generate its missing samples and verify them; a ``samples`` frame."""
+    if not plan.work:
+        return empty_frame("samples")
+    setting = plan.setting
+    outputs = sampler.generate([w.request for w in plan.work])
+    columns: dict[str, list] = {c: [] for c in polars_schema("samples")}
+    tasks, row_metas = [], []
+    metas: dict[str, dict] = {}
+    for work, completions in zip(plan.work, outputs):
+        meta = metas.get(work.problem_id) or metas.setdefault(work.problem_id, json.loads(work.meta))
+        for comp in completions:
+            for name, value in (
+                ("sample_id", sample_id(work.key, setting.params.max_tokens)),
+                ("sample_key", work.key),
+                ("problem_id", work.problem_id),
+                ("prompt_variant", work.variant),
+                ("sample_index", work.index),
+                ("model", setting.model),
+                ("max_tokens", setting.params.max_tokens),
+                ("prompt", work.prompt),
+                ("response", comp.text),
+                ("finish_reason", comp.finish_reason),
+                ("n_tokens", comp.n_tokens),
+                ("source", setting.source),
+            ):
+                columns[name].append(value)
+            tasks.append(work.task)
+            row_metas.append(meta)
+    verdicts = verify_responses(columns["response"], tasks, row_metas)
+    for name in verdicts.columns:
+        columns[name] = verdicts[name]
+    return pl.DataFrame(columns, schema=polars_schema("samples"))
 
 
 def sample_problems(
-    problems: pl.DataFrame,
-    sampler: Sampler,
-    *,
-    variants: list[Variant],
-    k: int,
-    params: SamplingParams,
-    demos: dict[str, list[tuple[str, str]]],
-    seed: int,
-    done: dict[str, tuple[str, int | None]],
-    source: str = "generate",
+    problems: pl.DataFrame, sampler: Sampler, setting: SampleSetting, stored: pl.DataFrame | None = None
 ) -> pl.DataFrame:
-    """Generate the missing samples of ``problems`` and verify them; a ``samples`` frame."""
-    requests: list[Request] = []
-    rows_meta: list[dict[str, Any]] = []
-    for pid, task_name, question, meta in problems.select(
-        "problem_id", "task", "question", "meta"
-    ).iter_rows():
-        for variant in variants:
-            messages = sample_messages(question, variant, demos.get(task_name, []))
-            prompt_key = stable_hash(json.dumps(messages))
-            keys = [
-                stable_hash(pid, variant.name, prompt_key, sampler.model_id, params.key(), i)
-                for i in range(k)
-            ]
-            missing = [i for i in range(k) if _needs(done.get("s-" + keys[i]), params.max_tokens)]
-            if not missing:
-                continue
-            requests.append(
-                Request(
-                    messages=messages,
-                    n=len(missing),
-                    params=params,
-                    seed=seed_for(seed, pid, variant.name, tuple(missing)) % (2**31),
-                )
-            )
-            rows_meta.append(
-                {
-                    "pid": pid,
-                    "task": task_name,
-                    "meta": meta,
-                    "variant": variant.name,
-                    "keys": keys,
-                    "missing": missing,
-                    "prompt": json.dumps(messages),
-                }
-            )
-    if not requests:
-        return pl.DataFrame(schema=SAMPLE_SCHEMA)
-    outputs = sampler.generate(requests)
-    rows = []
-    for info, completions in zip(rows_meta, outputs):
-        task = get_task(info["task"])
-        meta = json.loads(info["meta"])
-        for i, comp in zip(info["missing"], completions):
-            check = task.score(comp.text, meta)
-            key = "s-" + info["keys"][i]
-            rows.append(
-                {
-                    "sample_id": "s-" + stable_hash(key, params.max_tokens),
-                    "sample_key": key,
-                    "problem_id": info["pid"],
-                    "prompt_variant": info["variant"],
-                    "sample_index": i,
-                    "model": sampler.model_id,
-                    "max_tokens": params.max_tokens,
-                    "prompt": info["prompt"],
-                    "response": comp.text,
-                    "finish_reason": comp.finish_reason,
-                    "n_tokens": comp.n_tokens,
-                    "extracted_answer": check.answer,
-                    "is_correct": check.is_correct,
-                    "reason": check.reason,
-                    "source": source,
-                }
-            )
-    return pl.DataFrame(rows, schema=SAMPLE_SCHEMA)
+    """Plan and do in one call: the samples ``problems`` lack (given ``stored`` rows), verified."""
+    stored = empty_frame("samples").select(INDEX_COLUMNS) if stored is None else stored
+    return draw_samples(plan_samples(problems, setting, stored), sampler)

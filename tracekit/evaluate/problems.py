@@ -14,28 +14,23 @@ from collections.abc import Iterable
 import polars as pl
 
 from tracekit.evaluate.config import EvalConfig
-from tracekit.store import Store, latest_samples
+from tracekit.store import Store
+from tracekit.store.views import view
 from tracekit.tasks import get_task
 
 
 def scan_table(store: Store, table: str) -> pl.LazyFrame:
-    """Every stored row of ``table``, lazily (in store order); :func:`read_table` is the current view."""
-    return store.scan(table)
+    """The current rows of ``table``, lazily: the store's current view (see :mod:`tracekit.store.views`)."""
+    return view(store, table)
 
 
 def read_table(store: Store, table: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
-    """The current rows of ``table`` for evaluation, analytics and reports.
+    """The current rows of ``table`` for evaluation, analytics and reports (only ``columns``, if given).
 
-    Every reader in :mod:`tracekit.evaluate` goes through here (or :func:`scan_table`), so the
-    notion of the current rows lives in one place: ``samples`` keep the latest row per
-    request (:func:`tracekit.store.latest_samples`); other tables are read as stored.
+    Every reader in :mod:`tracekit.evaluate` goes through here or :func:`scan_table`, so the
+    notion of the current rows lives in one place: the store's views.
     """
     frame = scan_table(store, table)
-    if table == "samples":
-        need = ["sample_key", "max_tokens"]
-        cols = None if columns is None else list(dict.fromkeys([*columns, *need]))
-        out = latest_samples(frame.collect() if cols is None else frame.select(cols).collect())
-        return out if columns is None else out.select(list(columns))
     return frame.collect() if columns is None else frame.select(list(columns)).collect()
 
 

@@ -32,12 +32,19 @@ EXPORTERS = {
 
 
 def record_run(store: Store, command: str, config: dict[str, Any], counts: dict[str, int]) -> None:
-    """Append the command's ``runs`` row (the one place exports and pushes record themselves)."""
-    from tracekit.store.manifest import RunRecorder
+    """Append the command's ``runs`` row (the one place exports and pushes record themselves).
 
-    rec = RunRecorder(command, config)
-    rec.counts = dict(counts)
-    rec.finish(store)
+    The config names the runs whose rows were read (``views``) and the rows written (``exported``);
+    the config hash covers the options only, so the same export has the same hash every time.
+    """
+    from tracekit.ids import stable_hash
+    from tracekit.store.manifest import recording
+    from tracekit.store.views import view_runs
+
+    views = {t: view_runs(store, t) for t in ("problems", "samples", "traces")}
+    full = {**config, "views": views, "exported": dict(counts)}
+    with recording(store, command, full, config_hash=stable_hash(config)):
+        pass
 
 
 def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Written:

@@ -24,7 +24,7 @@ from tracekit.export.source import Written, problem_splits, read_table
 from tracekit.export.stats import card_stats
 from tracekit.export.trl import grpo_view, sft_view
 from tracekit.schemas.tables import SPLITS
-from tracekit.store import Store, atomic_write_text, latest_samples
+from tracekit.store import Store, atomic_write_text
 from tracekit.store.files import TMP_PREFIX
 
 CONFIGS = ("problems", "samples", "reflections", "sft", "grpo")
@@ -35,7 +35,7 @@ def config_rows(store: Store, config: str, *, formats: list[str] | None = None) 
     if config == "problems":
         return read_table(store, "problems")
     if config == "samples":
-        return latest_samples(read_table(store, "samples").collect()).lazy()
+        return read_table(store, "samples")
     if config == "reflections":
         return read_table(store, "reflections")
     if config == "sft":

@@ -32,8 +32,22 @@ RUN_FIELDS = (
 
 
 def source_runs(store: Store) -> list[dict]:
-    """The store's ``runs`` rows that built its data (not earlier exports or pushes), oldest first."""
-    runs = read_table(store, "runs").filter(~pl.col("command").is_in(DELIVERY_COMMANDS))
+    """The store's ``runs`` rows that made the current view of its data (see
+    :mod:`tracekit.store.views`), oldest first; every run but exports and pushes where a table
+    has no recorded view."""
+    from tracekit.store.views import view_runs
+
+    named: set[str] = set()
+    whole = False
+    for table in ("problems", "samples", "reflections", "traces"):
+        ids = view_runs(store, table)
+        whole |= ids is None
+        named.update(ids or [])
+    runs = read_table(store, "runs")
+    if whole:
+        runs = runs.filter(~pl.col("command").is_in(DELIVERY_COMMANDS) | pl.col("run_id").is_in(list(named)))
+    else:
+        runs = runs.filter(pl.col("run_id").is_in(list(named)))
     runs = runs.select(*RUN_FIELDS).collect()
     return runs.sort("started_at", maintain_order=True).to_dicts()
 

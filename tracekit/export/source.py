@@ -20,10 +20,11 @@ import pyarrow.parquet as pq
 from tracekit.errors import StoreError
 from tracekit.schemas.tables import SPLITS
 from tracekit.store import Store, atomic_write, sink_parquet
+from tracekit.store.views import view
 
 
 def read_table(store: Store, table: str) -> pl.LazyFrame:
-    """The rows of ``table`` that exports see (today: every part of the table).
+    """The rows of ``table`` that exports see: the store's current view (see :mod:`tracekit.store.views`).
 
     Examples
     --------
@@ -31,7 +32,7 @@ def read_table(store: Store, table: str) -> pl.LazyFrame:
     >>> read_table(Store(tempfile.mkdtemp() + "/st", create=True), "problems").collect().height
     0
     """
-    return store.scan(table)
+    return view(store, table)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import polars as pl
 from tracekit.export.lengths import trace_lengths
 from tracekit.export.manifest import DELIVERY_COMMANDS
 from tracekit.export.source import read_table
-from tracekit.store import Store, latest_samples
+from tracekit.store import Store
 from tracekit.store.manifest import tracekit_version
 
 MAX_EXAMPLE_CHARS = 6_000
@@ -26,11 +26,7 @@ HISTOGRAM_BINS = 20
 
 def accuracy_table(store: Store) -> pl.DataFrame:
     """``task, difficulty, prompt_variant, samples, correct, accuracy`` of the base model's samples."""
-    samples = latest_samples(
-        read_table(store, "samples")
-        .select("sample_key", "max_tokens", "problem_id", "prompt_variant", "is_correct")
-        .collect()
-    )
+    samples = read_table(store, "samples").select("problem_id", "prompt_variant", "is_correct").collect()
     problems = read_table(store, "problems").select("problem_id", "task", "difficulty").collect()
     return (
         samples.join(problems, on="problem_id", how="left")

@@ -21,7 +21,7 @@ from pathlib import Path
 import polars as pl
 
 from tracekit.export.source import Written, orphans, problem_splits, read_table, require_rows, write_splits
-from tracekit.store import Store, latest_samples
+from tracekit.store import Store
 
 SFT_METADATA = ["trace_id", "problem_id", "format", "n_samples", "final_correct"]
 GRPO_COLUMNS = ["prompt", "task", "meta", "answer", "problem_id", "base_samples", "base_correct"]
@@ -76,9 +76,7 @@ def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None =
 
 def grpo_view(store: Store) -> pl.LazyFrame:
     """One row per problem: ``GRPO_COLUMNS`` (prompt, verifier fields, base-model sample counts)."""
-    samples = latest_samples(
-        read_table(store, "samples").select("sample_key", "max_tokens", "problem_id", "is_correct").collect()
-    )
+    samples = read_table(store, "samples").select("problem_id", "is_correct").collect()
     base = samples.group_by("problem_id").agg(
         base_samples=pl.len().cast(pl.Int64), base_correct=pl.col("is_correct").sum().cast(pl.Int64)
     )

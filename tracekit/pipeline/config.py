@@ -71,8 +71,9 @@ class ReflectConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """store: output directory; seed: every random choice; chunk_problems: problems per atomic
-    write (the unit of resume); model, tasks, sampling, reflection, rearrange: see each section."""
+    """store: output directory; seed: every random choice (tasks, sampling, reflection and, unless
+    ``rearrange.seed`` overrides it, rearrangement); chunk_problems: problems per atomic write
+    (the unit of resume); model, tasks, sampling, reflection, rearrange: see each section."""
 
     store: str
     tasks: tuple[TaskSpec, ...]
@@ -88,6 +89,11 @@ class RunConfig:
             raise ConfigError("config: at least one task is needed")
         if self.chunk_problems < 1:
             raise ConfigError("config: chunk_problems must be >= 1")
+
+    @property
+    def rearrangement(self) -> RearrangeConfig:
+        """The rearrangement settings with their seed resolved (``rearrange.seed``, else ``seed``)."""
+        return self.rearrange.with_seed(self.seed)
 
 
 def _build(cls, data: Any, where: str):
@@ -141,3 +147,10 @@ def load_config(path: str | Path, **overrides: Any) -> RunConfig:
 
 def config_dict(cfg: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
+
+
+def config_hash(cfg: RunConfig) -> str:
+    """Hash of what a run makes: the configuration without the store's location."""
+    from tracekit.ids import stable_hash
+
+    return stable_hash({k: v for k, v in config_dict(cfg).items() if k != "store"})

@@ -1,29 +1,39 @@
 """The run: tasks -> sample -> verify -> reflect -> filter -> rearrange -> store.
 
-A straight list of stage calls over a store. Problems are processed in chunks of
-``chunk_problems``; each chunk's samples and reflections are written atomically before
-the next chunk starts, so a run killed at any moment loses at most the chunk in flight,
-and running the same command again reuses every finished row (see :mod:`tracekit.sample`).
+A straight list of stage calls over a store. What the store already holds is read once,
+as a small index (ids and flags, no text). Problems then go in chunks of
+``chunk_problems``; for each chunk the sample stage and then the reflect stage each
+**plan** the missing work against that index (a plain value: :class:`~tracekit.sample.SamplePlan`,
+:class:`~tracekit.reflect.ReflectPlan`), **do** it (the only step that calls the model),
+and **commit** it (an atomic write). A run killed at any moment loses at most the work in
+flight; running the same command again reuses every finished row. An executor that runs
+the work elsewhere plugs in between plan and commit.
+
+The run defines the current view of its four tables (see :mod:`tracekit.store.views`):
+its own problems, the samples and reflections its configuration keys, and the traces
+built from them. Rows of other configurations (another model, fewer samples, other
+settings) stay in the store as history and are not used, reported or exported.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from collections import Counter
 from typing import Any
 
 import polars as pl
 
-from tracekit.pipeline.config import RunConfig, config_dict
-from tracekit.prompts import load_variants, pick_variants
-from tracekit.rearrange.stage import rearrange_store
-from tracekit.reflect import reflect_samples
-from tracekit.sample import existing_samples, sample_problems
+from tracekit.errors import StoreError
+from tracekit.filter import TRUNCATED
+from tracekit.pipeline.config import RunConfig, config_dict, config_hash
+from tracekit.pipeline.summary import format_summary, summarize
+from tracekit.prompts import load_variants, pick_variants, reflection_demos, solved_demos
+from tracekit.rearrange.stage import build_traces
+from tracekit.reflect import ReflectSetting, draw_reflections, plan_reflections, reflection_keys
+from tracekit.sample import INDEX_COLUMNS, SampleSetting, draw_samples, plan_samples
 from tracekit.sampling.base import Sampler
 from tracekit.sampling.registry import make_sampler
-from tracekit.store import Store, latest_samples
-from tracekit.store.manifest import RunRecorder
+from tracekit.store import Store
+from tracekit.store.manifest import recording
 from tracekit.tasks import get_task
 
 
@@ -38,13 +48,6 @@ def make_problems(cfg: RunConfig) -> pl.DataFrame:
     return pl.concat(frames)
 
 
-def _corrupt(answer: str) -> str:
-    try:
-        return str(int(answer) + 1)
-    except ValueError:
-        return answer[::-1] if len(answer) > 1 and answer[::-1] != answer else answer + "x"
-
-
 def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
     """Solved demonstrations per task for sampling and reflection prompts (none for dataset tasks)."""
     sample_demos: dict[str, list] = {}
@@ -54,201 +57,173 @@ def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
         if spec.path or want == 0 or spec.name in sample_demos:
             continue
         task = get_task(spec.name)
-        pool = task.generate(
-            want + len(exclude) + 2, seed=cfg.seed + 7919, split="validation", **spec.options
-        )
-        pool = pool.filter(~pl.col("problem_id").is_in(list(exclude))).head(want)
-        solved = [
-            (q, task.demo_solution(json.loads(m), a), a)
-            for q, a, m in pool.select("question", "answer", "meta").iter_rows()
-        ]
-        sample_demos[spec.name] = solved[: cfg.sampling.few_shot]
-        demos = []
-        for i, (q, solution, a) in enumerate(solved[: cfg.reflection.few_shot]):
-            correct = i % 2 == 0  # alternate a right and a wrong proposed answer
-            shown = a if correct else _corrupt(a)
-            demos.append((q, f"The answer is {shown}.\n<answer>{shown}</answer>", solution, correct))
-        reflect_demos[spec.name] = demos
+        solved = solved_demos(task, want, seed=cfg.seed, options=spec.options, exclude=exclude)
+        sample_demos[spec.name] = [(q, s, a) for q, s, a, _ in solved[: cfg.sampling.few_shot]]
+        reflect_demos[spec.name] = reflection_demos(task, solved[: cfg.reflection.few_shot])
     return sample_demos, reflect_demos
 
 
+def refuse_real_data(store: Store) -> None:
+    """A dry run's canned rows must never mix with real ones: refuse a store that holds real samples."""
+    real = store.scan("samples").filter(pl.col("source") != "scripted").select(pl.len()).collect().item()
+    if real:
+        msg = (
+            f"--dry-run: the store {store.root} holds {real} real (generated or imported) samples; "
+            "a dry run writes scripted data only.\n"
+            "Hint: leave out --store (a dry run then uses STORE-dry-run) or name an empty folder."
+        )
+        raise StoreError(msg)
+
+
+def _by_chunk(frame: pl.DataFrame, chunk_of: dict[str, int]) -> dict[int, pl.DataFrame]:
+    """``frame`` split by the chunk of its ``problem_id``."""
+    keyed = frame.with_columns(_chunk=pl.col("problem_id").replace_strict(chunk_of, return_dtype=pl.Int64))
+    return {k[0]: part for k, part in keyed.partition_by("_chunk", as_dict=True, include_key=False).items()}
+
+
 def run_pipeline(
-    cfg: RunConfig, *, sampler: Sampler | None = None, progress: bool = True, echo=print
+    cfg: RunConfig,
+    *,
+    sampler: Sampler | None = None,
+    dry_run: bool = False,
+    progress: bool = True,
+    echo=print,
 ) -> dict[str, Any]:
-    """Run every stage of ``cfg``; return the summary (also printed through ``echo``)."""
+    """Run every stage of ``cfg``; return the summary (also printed through ``echo``).
+
+    ``dry_run``: scripted, well-formed data instead of a model (see
+    :func:`tracekit.sampling.scripted.dry_run_responder`); refused on a store with real data.
+    """
     from tqdm import tqdm
 
     store = Store(cfg.store, create=True)
-    rec = RunRecorder("run", config_dict(cfg), seed=cfg.seed)
-    with rec.stage("tasks"):
-        problems = make_problems(cfg)
-        store.write("problems", problems)
-        sample_demos, reflect_demos = make_demos(cfg, set(problems["problem_id"].to_list()))
-    with rec.stage("load_model"):
-        sampler = sampler or make_sampler(cfg.model.backend, **cfg.model.options)
-    rec.model, rec.model_revision = sampler.model_id, sampler.model_revision
-    rec.sampling = {
-        "sample": cfg.sampling.params.__dict__,
-        "reflect": cfg.reflection.params.__dict__,
-        "few_shot": {"sample": cfg.sampling.few_shot, "reflect": cfg.reflection.few_shot},
-    }
-    variants = pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))
-    questions = dict(zip(problems["problem_id"].to_list(), problems["question"].to_list()))
-    task_of = dict(zip(problems["problem_id"].to_list(), problems["task"].to_list()))
-    k, per = cfg.sampling.samples_per_variant, cfg.reflection.per_sample
-    bar_opts = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True}
-    s_bar = tqdm(total=problems.height * len(variants) * k, desc="sample+verify", unit="row", **bar_opts)
-    r_bar = tqdm(total=problems.height * len(variants) * k * per, desc="reflect", unit="row", **bar_opts)
-    new_counts = Counter()
-    for start in range(0, problems.height, cfg.chunk_problems):
-        chunk = problems.slice(start, cfg.chunk_problems)
-        ids = chunk["problem_id"].implode()
-        have = (
-            store.scan("samples")
-            .filter(pl.col("problem_id").is_in(ids))
-            .select("sample_key", "finish_reason", "max_tokens")
-            .collect()
+    if dry_run:
+        refuse_real_data(store)
+    with recording(store, "run", config_dict(cfg), seed=cfg.seed, config_hash=config_hash(cfg)) as rec:
+        with rec.stage("tasks"):
+            problems = make_problems(cfg)
+            rec.add_written("problems", store.write("problems", problems))
+            rec.add_view("problems", problems["problem_id"])
+            sample_demos, reflect_demos = make_demos(cfg, set(problems["problem_id"].to_list()))
+        with rec.stage("load_model"):
+            if sampler is None and dry_run:
+                from tracekit.sampling.scripted import ScriptedSampler, dry_run_responder
+
+                sampler = ScriptedSampler(dry_run_responder(problems), model_id="scripted-dry-run")
+            sampler = sampler or make_sampler(cfg.model.backend, **cfg.model.options)
+        rec.set_model(
+            sampler.model_id,
+            sampler.model_revision,
+            {
+                "sample": cfg.sampling.params.__dict__,
+                "reflect": cfg.reflection.params.__dict__,
+                "few_shot": {"sample": cfg.sampling.few_shot, "reflect": cfg.reflection.few_shot},
+            },
         )
-        with rec.stage("sample"):
-            new = sample_problems(
-                chunk,
-                sampler,
-                variants=variants,
-                k=k,
-                params=cfg.sampling.params,
-                demos=sample_demos,
-                seed=cfg.seed,
-                done=existing_samples(have),
-                source=getattr(sampler, "source", "generate"),
+        variants = pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))
+        s_set = SampleSetting(
+            variants=tuple(variants),
+            k=cfg.sampling.samples_per_variant,
+            params=cfg.sampling.params,
+            seed=cfg.seed,
+            model=sampler.model_id,
+            revision=sampler.model_revision,
+            demos=sample_demos,
+            source=getattr(sampler, "source", "generate"),
+        )
+        r_set = ReflectSetting(
+            per_sample=cfg.reflection.per_sample,
+            params=cfg.reflection.params,
+            seed=cfg.seed,
+            model=sampler.model_id,
+            revision=sampler.model_revision,
+            demos=reflect_demos,
+        )
+        pids = problems["problem_id"].to_list()
+        questions = dict(zip(pids, problems["question"].to_list()))
+        tasks = dict(zip(pids, problems["task"].to_list()))
+        starts = range(0, problems.height, cfg.chunk_problems)
+        chunk_of = {pid: i // cfg.chunk_problems for i, pid in enumerate(pids)}
+        with rec.stage("index"):  # what the store holds for these problems: ids and flags, read once
+            mine = pl.col("problem_id").is_in(problems["problem_id"].implode())
+            stored = _by_chunk(store.scan("samples").filter(mine).select(INDEX_COLUMNS).collect(), chunk_of)
+            stored_r = _by_chunk(
+                store.scan("reflections").filter(mine).select("reflection_id", "problem_id").collect(),
+                chunk_of,
             )
-            new_counts["samples"] += store.write("samples", new)
-        current = latest_samples(
-            store.scan("samples")
-            .filter(pl.col("problem_id").is_in(ids))
-            .select(
-                "sample_id",
-                "sample_key",
-                "max_tokens",
-                "problem_id",
-                "response",
-                "is_correct",
-                "finish_reason",
-            )
-            .collect()
+        bar = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True, "unit": "row"}
+        n_samples = problems.height * len(variants) * s_set.k
+        s_bar = tqdm(total=n_samples, desc="sample+verify", **bar)
+        r_bar = tqdm(total=n_samples * r_set.per_sample, desc="reflect", **bar)
+        current_samples, current_reflections = [], []
+        for number, start in enumerate(starts):
+            chunk = problems.slice(start, cfg.chunk_problems)
+            with rec.stage("sample"):
+                plan = plan_samples(chunk, s_set, stored.get(number, pl.DataFrame(schema=_index_schema())))
+                new = draw_samples(plan, sampler)
+                rec.add_written("samples", store.write("samples", new))
+            current = pl.concat([plan.serving.select(INDEX_COLUMNS), new.select(INDEX_COLUMNS)])
+            rec.add_view("samples", current["sample_id"])
+            current_samples.append(current)
+            s_bar.update(current.height)
+            with rec.stage("reflect"):
+                eligible = current if cfg.rearrange.include_truncated else current.filter(~TRUNCATED)
+                wanted = reflection_keys(eligible, tasks, r_set)
+                rec.add_view("reflections", wanted["reflection_id"])
+                current_reflections.append(wanted["reflection_id"])
+                have = stored_r.get(number, pl.DataFrame(schema={"reflection_id": pl.Utf8}))["reflection_id"]
+                missing = wanted.filter(~pl.col("reflection_id").is_in(have.implode()))
+                r_bar.update(wanted.height - missing.height)
+                texts = _responses(store, new, missing)
+                for piece in plan_reflections(missing, texts, questions, tasks, r_set).split(
+                    cfg.reflection.call_size
+                ):  # each call's rows land atomically
+                    rows = draw_reflections(piece, sampler)
+                    rec.add_written("reflections", store.write("reflections", rows))
+                    r_bar.update(rows.height)
+        s_bar.close()
+        r_bar.close()
+        samples = pl.concat(current_samples) if current_samples else pl.DataFrame(schema=_index_schema())
+        with rec.stage("rearrange"):
+            rows = {
+                "problems": problems["problem_id"],
+                "samples": samples["sample_id"],
+                "reflections": pl.concat([pl.Series("reflection_id", [], pl.Utf8), *current_reflections]),
+            }
+            stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows)
+        rec.add_view("traces", trace_ids)
+        rec.add_written("traces", stats["traces/written"])
+        rec.drops.update(stats)
+        summary = summarize(
+            store=str(store.root),
+            problems=problems,
+            samples=samples,
+            stats=stats,
+            written=rec.written,
+            dry_run=getattr(sampler, "source", "generate") == "scripted",
         )
-        s_bar.update(current.height)
-        if not cfg.rearrange.include_truncated:
-            current = current.filter(pl.col("finish_reason") != "length")
-        done = set(
-            store.scan("reflections")
-            .filter(pl.col("problem_id").is_in(ids))
-            .select("reflection_id")
-            .collect()["reflection_id"]
-            .to_list()
-        )
-        with rec.stage("reflect"):
-            for piece in current.iter_slices(cfg.reflection.call_size):  # each call's rows land atomically
-                new_r = reflect_samples(
-                    piece,
-                    questions,
-                    sampler,
-                    per_sample=per,
-                    params=cfg.reflection.params,
-                    demos=reflect_demos,
-                    tasks=task_of,
-                    seed=cfg.seed,
-                    done=done,
-                )
-                new_counts["reflections"] += store.write("reflections", new_r)
-                r_bar.update(piece.height * per)
-    s_bar.close()
-    r_bar.close()
-    with rec.stage("rearrange"):
-        stats = rearrange_store(store, cfg.rearrange)
-    summary = summarize(store, problems, stats, new_counts)
-    rec.drops = stats
-    rec.counts = store.counts()
-    rec.finish(store)
     echo(format_summary(summary, rec.timings))
     return summary
 
 
-def summarize(store: Store, problems: pl.DataFrame, stats: Counter, new_counts: Counter) -> dict[str, Any]:
-    ids = problems["problem_id"].implode()
-    samples = latest_samples(
-        store.scan("samples")
-        .filter(pl.col("problem_id").is_in(ids))
-        .select(
-            "sample_id",
-            "sample_key",
-            "max_tokens",
-            "problem_id",
-            "prompt_variant",
-            "is_correct",
-            "finish_reason",
-            "reason",
-        )
-        .collect()
-    )
-    samples = samples.join(problems.select("problem_id", "task"), on="problem_id")
-    refl = (
-        store.scan("reflections")
-        .filter(pl.col("problem_id").is_in(ids))
-        .select("sample_id", "verdict", "verdict_reason")
-        .collect()
-        .join(samples.select("sample_id", "is_correct"), on="sample_id")
-    )
-    accuracy = (
-        samples.group_by("task", "prompt_variant")
-        .agg(n=pl.len(), correct=pl.col("is_correct").sum())
-        .sort("task", "prompt_variant")
-    )
-    traces = (
-        store.scan("traces")
-        .filter(pl.col("problem_id").is_in(ids))
-        .group_by("format")
-        .len()
-        .collect()
-        .sort("format")
-    )
-    return {
-        "store": str(store.root),
-        "problems": problems.height,
-        "samples": samples.height,
-        "new_samples": new_counts["samples"],
-        "new_reflections": new_counts["reflections"],
-        "truncated": int((samples["finish_reason"] == "length").sum()),
-        "accuracy": accuracy.to_dicts(),
-        "sample_reasons": dict(samples.group_by("reason").len().sort("reason").iter_rows()),
-        "reflections": refl.height,
-        "verdict_reasons": dict(refl.group_by("verdict_reason").len().sort("verdict_reason").iter_rows()),
-        "verdict_agreement": float((refl["verdict"] == refl["is_correct"]).fill_null(False).mean() or 0.0),
-        "kept_reflections": int((refl["verdict"] == refl["is_correct"]).fill_null(False).sum()),
-        "traces": dict(traces.iter_rows()),
-        "drops": {k: v for k, v in sorted(stats.items()) if not k.startswith("built/")},
-    }
+def _index_schema() -> dict[str, pl.DataType]:
+    from tracekit.schemas import polars_schema
+
+    schema = polars_schema("samples")
+    return {c: schema[c] for c in INDEX_COLUMNS}
 
 
-def format_summary(s: dict[str, Any], timings: dict[str, float]) -> str:
-    lines = [
-        f"store: {s['store']}",
-        f"problems {s['problems']}   samples {s['samples']} ({s['new_samples']} new, {s['truncated']} truncated)   "
-        f"reflections {s['reflections']} ({s['new_reflections']} new)",
-    ]
-    lines.append("accuracy per task and variant:")
-    for row in s["accuracy"]:
-        lines.append(
-            f"  {row['task']:<18}{row['prompt_variant']:<14}{row['correct']:>5}/{row['n']:<5}"
-            f" {row['correct'] / max(row['n'], 1):6.1%}"
+def _responses(store: Store, new: pl.DataFrame, missing: pl.DataFrame) -> pl.DataFrame:
+    """``sample_id, response`` of the samples with missing reflections: the new ones from memory,
+    the others (a resumed run) from the store."""
+    texts = new.select("sample_id", "response")
+    need = missing.select("sample_id").unique().join(texts, on="sample_id", how="anti")
+    if need.height:
+        stored = (
+            store.scan("samples")
+            .filter(pl.col("sample_id").is_in(need["sample_id"].implode()))
+            .select("sample_id", "response")
+            .collect()
         )
-    lines.append("sample verdicts by reason: " + json.dumps(s["sample_reasons"]))
-    lines.append("reflection verdicts by reason: " + json.dumps(s["verdict_reasons"]))
-    lines.append(
-        f"verdict agreement with the verifier: {s['verdict_agreement']:.1%} "
-        f"({s['kept_reflections']} kept reflections)"
-    )
-    lines.append("filter drops: " + json.dumps(s["drops"]))
-    lines.append("traces per format: " + (json.dumps(s["traces"]) if s["traces"] else "none"))
-    lines.append("timings (s): " + json.dumps(timings))
-    lines.append(f"export: tracekit export --store {s['store']} --to trl-sft --out {s['store']}-sft")
-    return "\n".join(lines)
+        texts = pl.concat([texts, stored])
+    return texts

@@ -1,8 +1,99 @@
-"""Human-readable run reports: where every row went, stage by stage."""
+"""Human-readable run reports: where every row went, stage by stage.
+
+The run summary covers the rows the run's own configuration defines (its view), never
+the whole store; everything about reflections, surviving samples and usable problems is
+read from the filter's own counters (:mod:`tracekit.filter`), so the report and the
+traces can never disagree.
+"""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+VERDICT_REASONS = ("missing", "unrecognized", "contradictory")
+
+
+def summarize(
+    *,
+    store: str,
+    problems: pl.DataFrame,
+    samples: pl.DataFrame,
+    stats: Counter,
+    written: Mapping[str, int],
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """The summary of a run: ``samples`` are its current samples (``problem_id``,
+    ``prompt_variant``, ``is_correct``, ``reason``, ``finish_reason``), ``stats`` the counters
+    of its filter and rearrangement, ``written`` the new rows per table."""
+    samples = samples.join(problems.select("problem_id", "task"), on="problem_id", how="left")
+    accuracy = (
+        samples.group_by("task", "prompt_variant")
+        .agg(n=pl.len(), correct=pl.col("is_correct").sum())
+        .sort("task", "prompt_variant")
+    )
+    total = stats["reflections/total"]
+    unread = {
+        r: stats[f"reflections/verdict_{r}"] for r in VERDICT_REASONS if stats[f"reflections/verdict_{r}"]
+    }
+    verdicts = {"ok": total - stats["reflections/orphan"] - sum(unread.values()), **unread}
+    passed = ("/total", "/kept", "/survived", "/usable")
+    return {
+        "store": store,
+        "dry_run": dry_run,
+        "problems": problems.height,
+        "samples": samples.height,
+        "new_samples": written.get("samples", 0),
+        "new_reflections": written.get("reflections", 0),
+        "new_traces": written.get("traces", 0),
+        "truncated": int(samples.select(pl.col("finish_reason") == "length").to_series().sum()),
+        "accuracy": accuracy.to_dicts(),
+        "sample_reasons": dict(samples.group_by("reason").len().sort("reason").iter_rows()),
+        "reflections": total,
+        "verdict_reasons": {k: v for k, v in sorted(verdicts.items()) if v},
+        "verdict_agreement": stats["reflections/kept"] / total if total else 0.0,
+        "kept_reflections": stats["reflections/kept"],
+        "traces": {k.split("/", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("built/") and v},
+        "drops": {
+            k: v
+            for k, v in sorted(stats.items())
+            if v and not k.startswith("built/") and k != "traces/written" and not k.endswith(passed)
+        },
+    }
+
+
+def format_summary(s: dict[str, Any], timings: dict[str, float]) -> str:
+    lines = [f"store: {s['store']}" + ("   (DRY RUN: scripted data, not a model's)" if s["dry_run"] else "")]
+    lines.append(
+        f"problems {s['problems']}   samples {s['samples']} ({s['new_samples']} new, {s['truncated']} truncated)   "
+        f"reflections {s['reflections']} ({s['new_reflections']} new)"
+    )
+    lines.append("accuracy per task and variant:")
+    for row in s["accuracy"]:
+        lines.append(
+            f"  {row['task']:<18}{row['prompt_variant']:<14}{row['correct']:>5}/{row['n']:<5}"
+            f" {row['correct'] / max(row['n'], 1):6.1%}"
+        )
+    lines.append("sample verdicts by reason: " + json.dumps(s["sample_reasons"]))
+    lines.append("reflection verdicts by reason: " + json.dumps(s["verdict_reasons"]))
+    lines.append(
+        f"verdict agreement with the verifier: {s['verdict_agreement']:.1%} "
+        f"({s['kept_reflections']} kept reflections)"
+    )
+    lines.append("filter drops: " + json.dumps(s["drops"]))
+    lines.append(
+        "traces per format: "
+        + (json.dumps(s["traces"]) if s["traces"] else "none")
+        + f" ({s['new_traces']} new)"
+    )
+    lines.append("timings (s): " + json.dumps(timings))
+    if s["traces"]:
+        lines.append(f"export: tracekit export --store {s['store']} --to trl-sft --out {s['store']}-sft")
+    return "\n".join(lines)
 
 
 def format_counters(stats: Counter) -> str:

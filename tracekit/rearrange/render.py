@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from tracekit.ids import hash_strings
+from tracekit.ids import hash_strings, stable_hash
 from tracekit.rearrange.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
 from tracekit.rearrange.phrases import BANKS, PhraseBank
 from tracekit.schemas import polars_schema
@@ -77,6 +77,13 @@ class TraceBatch:
     tail: np.ndarray  # "", "backtrack" or "confirm"
     slots: np.ndarray
     problem_ids: pl.Series  # id of every problem of the batch, in pool order
+
+
+def template_digest(bank: PhraseBank, layout: str) -> str:
+    """Hash of every constant piece of text (tags and phrases as laid out in ``layout``) and of
+    :data:`TEMPLATE_VERSION`: it enters trace ids, so a change to the layout gives new traces
+    instead of stale ones under old ids."""
+    return stable_hash(_Pieces(0, 0, 0, bank, layout).consts, TEMPLATE_VERSION)
 
 
 class _Pieces:
@@ -254,10 +261,23 @@ def lay_out(
         final_correct=pool["is_correct"].gather(final),
         config_hash=pl.lit(digest),
     )
-    # a trace is (problem, format, repeat, ordinal); n names it in the data, the digest names the settings
+    # a trace's id hashes everything its text is made of (the template and phrase bank via the
+    # digest): a changed input gives a new id, an unchanged trace keeps its id and is not rewritten
     keys = frame.select(
         pl.concat_str(
-            ["problem_id", "format", "n_samples", "repeat", "ordinal", "config_hash"], separator="|"
+            [
+                "problem_id",
+                "format",
+                "n_samples",
+                "repeat",
+                "ordinal",
+                "config_hash",
+                pl.col("sample_ids").list.join(","),
+                pl.col("reflection_ids").list.join(","),
+                pl.col("phrase_ids").list.join(","),
+                pool["sample_id"].gather(final),
+            ],
+            separator="|",
         )
     )
     frame = frame.with_columns(

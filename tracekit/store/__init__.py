@@ -8,13 +8,15 @@
 * :mod:`~tracekit.store.files`: all-or-nothing files and tracekit's parquet settings;
 * :mod:`~tracekit.store.buckets`: splitting big tables into buckets of whole problems;
 * :mod:`~tracekit.store.overlap`: a background writer and a read-ahead iterator;
-* :mod:`~tracekit.store.manifest`: the ``runs`` table (one row per command that wrote).
+* :mod:`~tracekit.store.manifest`: the ``runs`` table (one row per command that wrote) and
+  :func:`~tracekit.store.manifest.recording`, the one way a command records itself;
+* :mod:`~tracekit.store.views`: the current view (which rows a store means now).
 """
 
 from tracekit.store.check import StoreProblem
 from tracekit.store.files import atomic_write, atomic_write_text, sink_parquet, write_parquet
 from tracekit.store.log import PartEntry, Snapshot
-from tracekit.store.tables import Store, latest_samples
+from tracekit.store.tables import Store
 from tracekit.store.transaction import Transaction
 
 __all__ = [
@@ -25,7 +27,6 @@ __all__ = [
     "Transaction",
     "atomic_write",
     "atomic_write_text",
-    "latest_samples",
     "sink_parquet",
     "write_parquet",
 ]

@@ -328,12 +328,3 @@ def read_marker(marker: Path) -> int:
         )
         raise StoreError(msg)
     return version
-
-
-def latest_samples(samples: pl.DataFrame) -> pl.DataFrame:
-    """One ``samples`` row per ``sample_key``: the one with the largest ``max_tokens``.
-
-    A truncated sample regenerated with a larger ``max_tokens`` supersedes the old row
-    (see :class:`tracekit.schemas.SamplesModel`); every reader applies this rule here.
-    """
-    return samples.sort("max_tokens", nulls_last=False).unique("sample_key", keep="last", maintain_order=True)

@@ -202,7 +202,3 @@ def _load_native():
 
 
 _native = _load_native()
-
-
-def format_fraction(value: Fraction) -> str:
-    return str(value.numerator) if value.denominator == 1 else f"{value.numerator}/{value.denominator}"

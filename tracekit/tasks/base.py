@@ -17,6 +17,7 @@ import polars as pl
 
 from tracekit.extract import final_answer
 from tracekit.ids import problem_id, seed_for
+from tracekit.schemas import polars_schema
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 MAX_ANSWER_CHARS = 2_000
@@ -100,6 +101,19 @@ class Task:
         return self.score_answer(answer, meta)
 
     def score_answer(self, answer: str | None, meta: dict[str, Any]) -> Check:
+        """Verify an extracted answer. Only what model text can cause becomes a verdict: a problem
+        lacking a field the verifier reads raises :class:`~tracekit.errors.InputFormatError`,
+        and a verifier bug (``KeyError``, ``TypeError``...) raises as it is."""
+        missing = [f for f in self.fields if f not in meta]
+        if missing:
+            from tracekit.errors import InputFormatError
+
+            msg = (
+                f"task {self.name!r}: the problem has no field(s) {missing}; its verifier reads "
+                f"{list(self.fields)} (got {sorted(meta)}).\n"
+                "Hint: the problem's meta (or the scored line) must hold the task's fields."
+            )
+            raise InputFormatError(msg)
         if answer is None:
             return Check(False, "no_answer", None)
         stripped = answer.strip()
@@ -111,14 +125,34 @@ class Task:
             return Check(False, "multiple_answers", stripped)
         try:
             return self.check(stripped, meta)
-        except (
-            ValueError,
-            TypeError,
-            KeyError,
-            ArithmeticError,
-            RecursionError,
-        ) as exc:  # defensive: never crash a stage
+        except (ValueError, ArithmeticError, RecursionError) as exc:  # a text that does not parse or compute
             return Check(False, "unparseable", f"{stripped[:80]} ({type(exc).__name__})")
+
+    def wrong_answer(self, answer: str, meta: dict[str, Any]) -> str | None:
+        """An answer derived from the right ``answer`` that this task's own verifier rejects
+        (for demonstrations and dry runs), or None when no simple change makes it wrong.
+
+        Examples
+        --------
+        >>> from tracekit.tasks import get_task
+        >>> get_task("multiplication").wrong_answer("42", {"a": 6, "b": 7})
+        '43'
+        >>> get_task("letter_countdown").wrong_answer("part", {"letters": list("tarpxz"), "length": 4})
+        'partx'
+        >>> get_task("countdown").wrong_answer("3 * 4", {"numbers": [3, 4, 7], "target": 12})
+        '3 * 4 + 1'
+        """
+        candidates = []
+        number = parse_integer(answer)
+        if number is not None:
+            candidates.append(str(number + 1))
+        candidates.append(answer[::-1])  # "trap" for "part", "4 * 3" for "3 * 4": often still right
+        extra = [f"{answer}x", f"{answer} + 1"] if answer.isalpha() else [f"{answer} + 1", f"{answer}x"]
+        candidates += [*extra, "0"]
+        for candidate in candidates:
+            if candidate.strip() and not self.score_answer(candidate, meta).is_correct:
+                return candidate
+        return None
 
     def generate(
         self, n: int, *, seed: int = 0, split: str = "train", start: int = 0, **knobs: Any
@@ -166,20 +200,7 @@ class Task:
                     }
                 )
             i += 1
-        return pl.DataFrame(
-            rows,
-            schema={
-                "problem_id": pl.Utf8,
-                "task": pl.Utf8,
-                "question": pl.Utf8,
-                "answer": pl.Utf8,
-                "split": pl.Utf8,
-                "difficulty": pl.Utf8,
-                "seed": pl.Int64,
-                "index": pl.Int64,
-                "meta": pl.Utf8,
-            },
-        )
+        return pl.DataFrame(rows, schema=polars_schema("problems"))
 
     def example(self) -> str:
         return self.generate(1, seed=0)["question"][0]
@@ -195,41 +216,3 @@ def parse_integer(text: str) -> int | None:
     if not digits or len(digits) > 40 or not (digits.isascii() and digits.isdigit()):
         return None
     return -int(digits) if neg else int(digits)
-
-
-def score_jsonl(task: Task, src, dst) -> tuple[int, list[str]]:
-    """Score every line of a jsonl file: each line holds the task's fields and a ``response``.
-
-    Writes each input line plus ``is_correct`` and ``reason`` to ``dst``. A malformed line
-    is skipped and reported (``"line N: ..."``) without stopping the others. Returns the
-    number of scored lines and the problems found.
-    """
-    errors: list[str] = []
-    scored = 0
-    for number, line in enumerate(src, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            errors.append(f"line {number}: not valid JSON ({exc})")
-            continue
-        if not isinstance(record, dict):
-            errors.append(f"line {number}: expected a JSON object, got {type(record).__name__}")
-            continue
-        missing = [f for f in (*task.fields, "response") if f not in record]
-        if missing:
-            errors.append(
-                f"line {number}: missing field(s) {missing} "
-                f"(task {task.name!r} needs {list(task.fields)} and 'response')"
-            )
-            continue
-        response = record["response"]
-        if response is not None and not isinstance(response, str):
-            errors.append(f"line {number}: 'response' must be a string")
-            continue
-        check = task.score(response, record)
-        record.update(is_correct=check.is_correct, reason=check.reason)
-        dst.write(json.dumps(record, ensure_ascii=False) + "\n")
-        scored += 1
-    return scored, errors

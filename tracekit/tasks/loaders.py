@@ -27,6 +27,7 @@ import polars as pl
 
 from tracekit.errors import InputFormatError
 from tracekit.ids import problem_id
+from tracekit.schemas import polars_schema
 from tracekit.tasks.base import Check, Task
 
 _NUMBER_RE = re.compile(r"^[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:/\d+)?$", re.ASCII)
@@ -138,17 +139,7 @@ def _frame(task: str, rows: list[dict[str, Any]], split: str) -> pl.DataFrame:
             }
             for i, r in enumerate(rows)
         ],
-        schema={
-            "problem_id": pl.Utf8,
-            "task": pl.Utf8,
-            "question": pl.Utf8,
-            "answer": pl.Utf8,
-            "split": pl.Utf8,
-            "difficulty": pl.Utf8,
-            "seed": pl.Int64,
-            "index": pl.Int64,
-            "meta": pl.Utf8,
-        },
+        schema=polars_schema("problems"),
     )
 
 

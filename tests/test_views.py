@@ -1,0 +1,91 @@
+"""The current view of a store and the runs helper: which rows a store means, and history on request."""
+
+import json
+
+import polars as pl
+import pytest
+
+from tracekit.errors import StoreError
+from tracekit.store import Store
+from tracekit.store.manifest import recording
+from tracekit.store.views import find_run, view, view_ids, view_runs
+from tracekit.tasks import get_task
+
+
+@pytest.fixture
+def store(tmp_path):
+    st = Store(tmp_path / "st", create=True)
+    st.write("problems", get_task("multiplication").generate(6, seed=0))
+    return st
+
+
+def ids(store, **kw):
+    found = view_ids(store, "problems", **kw)
+    return None if found is None else sorted(found.to_list())
+
+
+def define(store, command, pids, *, extends=False, config=None):
+    with recording(store, command, config or {"command": command, "pids": pids}) as rec:
+        rec.add_view("problems", pl.Series(pids), extends=extends)
+    return rec.run_id
+
+
+def test_no_view_recorded_means_every_row(store):
+    assert ids(store) is None and view(store, "problems").collect().height == 6
+    with recording(store, "export", {}):  # a command that defines nothing
+        pass
+    assert ids(store) is None
+
+
+def test_replace_and_extend(store):
+    pids = sorted(store.read("problems")["problem_id"].to_list())
+    first = define(store, "run", pids[:2])
+    assert ids(store) == pids[:2] and view(store, "problems").collect().height == 2
+    define(store, "import", pids[2:4], extends=True)
+    define(store, "import", pids[3:5], extends=True)
+    assert ids(store) == pids[:5]  # imports add to the view
+    last = define(store, "run", pids[5:])
+    assert ids(store) == pids[5:] and view_runs(store, "problems") == [last]
+    # history: as it was after each run, by run id or by configuration hash
+    assert ids(store, run=first) == pids[:2]
+    config_hash = store.read("runs").filter(pl.col("run_id") == first)["config_hash"][0]
+    assert find_run(store, config_hash) == first and ids(store, run=config_hash) == pids[:2]
+
+
+def test_a_view_of_every_row_reads_the_table_whole(store):
+    define(store, "run", store.read("problems")["problem_id"].to_list())
+    assert ids(store) is None  # nothing to restrict
+
+
+def test_a_failed_command_changes_no_view(store):
+    pids = sorted(store.read("problems")["problem_id"].to_list())
+    define(store, "run", pids[:2])
+    with pytest.raises(RuntimeError), recording(store, "run", {}) as rec:
+        rec.add_view("problems", pl.Series(pids[2:]))
+        raise RuntimeError("killed")
+    assert ids(store) == pids[:2] and store.count("runs") == 1
+
+
+def test_unknown_run_and_table(store):
+    define(store, "run", ["p-x"])
+    with pytest.raises(StoreError, match="no run has the id or configuration hash 'nope'.*\nHint"):
+        view(store, "problems", run="nope")
+    with pytest.raises(StoreError, match="has no view"):
+        view(store, "runs")
+
+
+def test_the_runs_row(store):
+    with recording(store, "demo", {"a": 1}, seed=3) as rec:
+        with rec.stage("work"):
+            rec.add_written("problems", 2)
+        rec.set_model("m", "rev", {"temperature": 0.7})
+        rec.drops["x/y"] += 1
+    row = store.read("runs").row(0, named=True)
+    assert (row["command"], row["seed"], row["model"], row["model_revision"]) == ("demo", 3, "m", "rev")
+    assert row["run_id"] == rec.run_id and json.loads(row["config_json"]) == {"a": 1}
+    assert json.loads(row["row_counts_json"])["new"] == {"problems": 2}
+    assert json.loads(row["drops_json"]) == {"x/y": 1} and set(json.loads(row["timings_json"])) == {
+        "work",
+        "total",
+    }
+    assert row["started_at"] <= row["finished_at"]
