@@ -31,14 +31,18 @@ def log(msg: str) -> None:
 def rebuild_base(out: Path) -> None:
     """The embedded GGUF model as a plain transformers folder (logits match within 1e-4, see ENV.md)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from tracekit.sampling.hf import embedded_model
 
     folder, name = embedded_model()
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    plain = LlamaForCausalLM(gguf.config)
+    # the GGUF loader marks the config as quantized ("gguf"), which trainers refuse: a plain config instead
+    fields = {
+        k: v for k, v in gguf.config.to_dict().items() if k not in ("quantization_config", "_name_or_path")
+    }
+    plain = LlamaForCausalLM(LlamaConfig.from_dict(fields))
     missing, unexpected = plain.load_state_dict(gguf.state_dict(), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise SystemExit(f"rebuilding the base model failed: missing {missing}, unexpected {unexpected}")
@@ -85,7 +89,7 @@ def main() -> None:
     parser.add_argument("--store", default="runs/demo")
     parser.add_argument("--out", default="runs/loop", help="checkpoints (configs/eval-loop.yaml names them)")
     parser.add_argument("--eval-config", default="configs/eval-loop.yaml")
-    parser.add_argument("--sft-steps", type=int, default=40)
+    parser.add_argument("--sft-steps", type=int, default=12)
     parser.add_argument("--grpo-steps", type=int, default=3)
     args = parser.parse_args()
     import torch
