@@ -6,7 +6,7 @@ From the ``make run`` store (runs/demo and its TRL SFT export runs/demo-sft):
    write back) as a plain ``LlamaForCausalLM`` folder, ``runs/loop/base``;
 2. SFT it on the silver traces with TRL (``tracekit.trainers.sft.train_sft``) for a few steps
    into ``runs/loop/sft``;
-3. evaluate the base model and the SFT model on held-out easy problems (configs/eval-loop.yaml,
+3. evaluate the base model and the SFT model on held-out easy problems (configs/eval/loop-cpu.yaml,
    through ``tracekit eval``'s library call) and print accuracy and skill usage side by side;
 4. run a few GRPO steps from the SFT model (``tracekit.trainers.grpo.train_grpo``) with the
    verifier rewards, on the store's training problems.
@@ -87,8 +87,10 @@ def sft(base: Path, data: Path, out: Path, settings: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="runs/demo")
-    parser.add_argument("--out", default="runs/loop", help="checkpoints (configs/eval-loop.yaml names them)")
-    parser.add_argument("--eval-config", default="configs/eval-loop.yaml")
+    parser.add_argument(
+        "--out", default="runs/loop", help="checkpoints (configs/eval/loop-cpu.yaml names them)"
+    )
+    parser.add_argument("--eval-config", default="configs/eval/loop-cpu.yaml")
     parser.add_argument("--sft-steps", type=int, default=12)
     parser.add_argument("--grpo-steps", type=int, default=3)
     args = parser.parse_args()

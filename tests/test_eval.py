@@ -197,9 +197,9 @@ def test_shipped_eval_configs_load():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    paper = load_eval_config(root / "eval-paper-vllm.yaml")
+    paper = load_eval_config(root / "eval" / "paper-vllm.yaml")
     assert sum(len(t.difficulties()) for t in paper.tasks) == 12 and paper.budget_forcing is not None
-    loop = load_eval_config(root / "eval-loop.yaml")
+    loop = load_eval_config(root / "eval" / "loop-cpu.yaml")
     assert [m.label for m in loop.models] == ["base", "base-fewshot", "sft"]
 
 
@@ -210,6 +210,8 @@ def test_local_checkpoint_fingerprint_changes_with_its_weights(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(b"a" * (3 << 20))
     first = fingerprint(str(tmp_path))
     assert first.startswith("local:") and fingerprint(str(tmp_path)) == first
-    (tmp_path / "model.safetensors").write_bytes(b"a" * ((3 << 20) - 1) + b"b")  # retrained: last bytes differ
+    (tmp_path / "model.safetensors").write_bytes(
+        b"a" * ((3 << 20) - 1) + b"b"
+    )  # retrained: last bytes differ
     assert fingerprint(str(tmp_path)) != first
     assert fingerprint(None) is None and fingerprint(str(tmp_path / "missing")) is None
