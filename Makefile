@@ -29,7 +29,7 @@ run: venv
 # Creates $(STORE) with `make run` first when it is missing (see configs/loop.py).
 loop: venv
 	@test -f $(STORE)/tracekit-store.json -a -f $(STORE)-sft/train.parquet || $(MAKE) run
-	$(BIN)/python configs/loop.py --store $(STORE) --out runs/loop --eval-config configs/eval-loop.yaml
+	$(BIN)/python configs/loop.py --store $(STORE) --out runs/loop --eval-config configs/eval/loop-cpu.yaml
 	$(BIN)/tracekit report --store $(STORE) --out runs/loop/report.html
 
 # Rearrange the bundled raw example in the SkillFactory reference layout (no model needed).

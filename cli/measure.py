@@ -12,7 +12,7 @@ from tracekit.cli.app import StoreOpt, app
 
 @app.command("eval")
 def eval_cmd(
-    config: Path = typer.Argument(..., help="Evaluation configuration (YAML); see configs/eval-*.yaml."),
+    config: Path = typer.Argument(..., help="Evaluation configuration (YAML); see configs/eval/."),
     store: Path | None = typer.Option(None, "--store", "-s", help="Override the config's store directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:

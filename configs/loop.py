@@ -6,7 +6,7 @@ From the ``make run`` store (runs/demo and its TRL SFT export runs/demo-sft):
    write back) as a plain ``LlamaForCausalLM`` folder, ``runs/loop/base``;
 2. SFT it on the silver traces with TRL (``tracekit.trainers.sft.train_sft``) for a few steps
    into ``runs/loop/sft``;
-3. evaluate the base model and the SFT model on held-out easy problems (configs/eval-loop.yaml,
+3. evaluate the base model and the SFT model on held-out easy problems (configs/eval/loop-cpu.yaml,
    through ``tracekit eval``'s library call) and print accuracy and skill usage side by side;
 4. run a few GRPO steps from the SFT model (``tracekit.trainers.grpo.train_grpo``) with the
    verifier rewards, on the store's training problems.
@@ -31,14 +31,18 @@ def log(msg: str) -> None:
 def rebuild_base(out: Path) -> None:
     """The embedded GGUF model as a plain transformers folder (logits match within 1e-4, see ENV.md)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaForCausalLM
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from tracekit.sampling.hf import embedded_model
 
     folder, name = embedded_model()
     tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
     gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    plain = LlamaForCausalLM(gguf.config)
+    # the GGUF loader marks the config as quantized ("gguf"), which trainers refuse: a plain config instead
+    fields = {
+        k: v for k, v in gguf.config.to_dict().items() if k not in ("quantization_config", "_name_or_path")
+    }
+    plain = LlamaForCausalLM(LlamaConfig.from_dict(fields))
     missing, unexpected = plain.load_state_dict(gguf.state_dict(), strict=False)
     if unexpected or [k for k in missing if k != "lm_head.weight"]:
         raise SystemExit(f"rebuilding the base model failed: missing {missing}, unexpected {unexpected}")
@@ -83,9 +87,11 @@ def sft(base: Path, data: Path, out: Path, settings: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default="runs/demo")
-    parser.add_argument("--out", default="runs/loop", help="checkpoints (configs/eval-loop.yaml names them)")
-    parser.add_argument("--eval-config", default="configs/eval-loop.yaml")
-    parser.add_argument("--sft-steps", type=int, default=40)
+    parser.add_argument(
+        "--out", default="runs/loop", help="checkpoints (configs/eval/loop-cpu.yaml names them)"
+    )
+    parser.add_argument("--eval-config", default="configs/eval/loop-cpu.yaml")
+    parser.add_argument("--sft-steps", type=int, default=12)
     parser.add_argument("--grpo-steps", type=int, default=3)
     args = parser.parse_args()
     import torch

@@ -81,7 +81,6 @@ def build_split_store(root: Path, raw: pl.DataFrame, *, test_questions: int = 8)
     from tracekit.rearrange import RearrangeConfig, rearrange_store
     from tracekit.reference import import_skillfactory
     from tracekit.store import Store
-    from tracekit.store.manifest import RunRecorder
 
     questions = raw["question"].unique(maintain_order=True)
     held_out = questions.tail(test_questions).implode()
@@ -92,11 +91,6 @@ def build_split_store(root: Path, raw: pl.DataFrame, *, test_questions: int = 8)
     ):
         path = root / f"raw-{split}.parquet"
         frame.write_parquet(path)
-        rec = RunRecorder("import-skillfactory", {"raw": str(path), "split": split})
-        import_skillfactory(path, store, split=split)
-        rec.finish(store)
-    cfg = RearrangeConfig(formats=("*C_full", "*CC"), n_max=3)
-    rec = RunRecorder("rearrange", cfg.__dict__, seed=cfg.seed)
-    rec.drops = rearrange_store(store, cfg)
-    rec.finish(store)
+        import_skillfactory(path, store, split=split)  # records its own runs row
+    rearrange_store(store, RearrangeConfig(formats=("*C_full", "*CC"), n_max=3))
     return store

@@ -84,12 +84,22 @@ def test_pass_at_k_estimator():
     assert pass_at_k(5, 1, 2) == pytest.approx(1 - 6 / 10)  # 1 - C(4,2)/C(5,2)
 
 
+class CountingSampler(ScriptedSampler):
+    """A scripted sampler that counts its backend calls."""
+
+    calls = 0
+
+    def generate(self, requests):
+        self.calls += 1
+        return super().generate(requests)
+
+
 def test_resume_and_side_by_side(tmp_path):
     cfg = config(
         tmp_path,
         models=(EvalModel(label="good", backend="scripted"), EvalModel(label="bad", backend="scripted")),
     )
-    good = ScriptedSampler(respond=counting_responder(lambda a, b: K), model_id="good")
+    good = CountingSampler(respond=counting_responder(lambda a, b: K), model_id="good")
     bad = ScriptedSampler(respond=counting_responder(lambda a, b: 0), model_id="bad")
     quiet = {"progress": False, "echo": lambda *a: None}
     out = run_eval(cfg, samplers={"good": good, "bad": bad}, **quiet)
@@ -197,9 +207,9 @@ def test_shipped_eval_configs_load():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    paper = load_eval_config(root / "eval-paper-vllm.yaml")
+    paper = load_eval_config(root / "eval" / "paper-vllm.yaml")
     assert sum(len(t.difficulties()) for t in paper.tasks) == 12 and paper.budget_forcing is not None
-    loop = load_eval_config(root / "eval-loop.yaml")
+    loop = load_eval_config(root / "eval" / "loop-cpu.yaml")
     assert [m.label for m in loop.models] == ["base", "base-fewshot", "sft"]
 
 

@@ -3,10 +3,11 @@
 For every model of the config, problems are processed in chunks of ``chunk_problems``;
 each chunk's rows are written to the ``evals`` table atomically before the next chunk,
 so a run killed at any moment loses at most one chunk, and running the same command
-again reuses every finished row. Requests are built and keyed by the sample stage
-(:func:`tracekit.sample.sample_problems`: prompt, model, sampling settings but
-``max_tokens``, index), within each model's label and revision; every response is scored
-by the task's one verifier (:meth:`Task.score`). With budget forcing, every base response
+again reuses every finished row. Requests are planned and keyed by the sample stage
+(:func:`tracekit.sample.plan_samples`: prompt, model and revision, sampling settings, seed,
+index; which stored row serves a key is :func:`tracekit.sample.serving_rows`' rule), within
+each model's label and revision; every response is scored by the task's one verifier
+(:meth:`Task.score`). With budget forcing, every base response
 is also continued (see :mod:`tracekit.evaluate.budget`) into a ``forced`` row.
 """
 
@@ -30,12 +31,12 @@ from tracekit.ids import seed_for, stable_hash
 from tracekit.pipeline.config import ReflectConfig, RunConfig, SampleConfig, TaskSpec
 from tracekit.pipeline.run import make_demos
 from tracekit.prompts import load_variants, pick_variants
-from tracekit.sample import existing_samples, sample_problems
+from tracekit.sample import SampleSetting, sample_problems
 from tracekit.sampling.base import Sampler
 from tracekit.sampling.registry import make_sampler
 from tracekit.schemas import polars_schema
 from tracekit.store import Store
-from tracekit.store.manifest import RunRecorder
+from tracekit.store.manifest import recording
 from tracekit.tasks import get_task
 
 LINEAGE_FILE = "tracekit-lineage.json"  # a checkpoint's training lineage, copied into every eval row
@@ -196,76 +197,80 @@ def run_eval(
     store = Store(cfg.store, create=True)
     cfg_dict = json.loads(cfg.to_json())
     cfg_hash = stable_hash(cfg_dict)
-    rec = RunRecorder("eval", cfg_dict, seed=cfg.seed, sampling={"params": cfg.params.__dict__})
-    with rec.stage("problems"):
-        problems = eval_problems(cfg)
-        training = _training_problems(cfg)
-        report = None
-        if cfg.decontaminate.enabled:
-            problems, report = decontaminate(problems, training, n=cfg.decontaminate.ngram)
-            rec.drops.update(f"decontaminate/{r['rule']}" for r in report.removed)
-    if report is not None:
-        echo(report.format())
-    variants = pick_variants([cfg.variant], load_variants(cfg.variants_file))
-    bar_opts = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True}
-    new_rows: Counter = Counter()
-    labels, models = [], []
-    for position, spec in enumerate(cfg.models):
-        given = (samplers or {}).get(str(position)) or (samplers or {}).get(spec.label or "")
-        with rec.stage("load_model"):
-            sampler = given or make_sampler(spec.backend, **spec.options)
-        label = spec.label or sampler.model_id
-        revision = sampler.model_revision or fingerprint(spec.options.get("model"))
-        labels.append(label)
-        models.append(f"{label}={sampler.model_id}@{revision}")
-        lineage = _lineage(spec, sampler, revision, cfg_hash, cfg.store)
-        few_shot = cfg.few_shot if spec.few_shot is None else spec.few_shot
-        demos = _demos(cfg, few_shot, set(problems["problem_id"].to_list()))
-        bar = tqdm(total=problems.height * cfg.k, desc=f"eval {label}", unit="row", **bar_opts)
-        for start in range(0, problems.height, cfg.chunk_problems):
-            chunk = problems.slice(start, cfg.chunk_problems)
-            mine = _mine(store, label, revision, chunk)
-            with rec.stage("sample"):
-                have = mine.filter(pl.col("condition") == "base").select(
-                    "sample_key", "finish_reason", "max_tokens"
-                )
-                new = sample_problems(
-                    chunk,
-                    sampler,
-                    variants=variants,
-                    k=cfg.k,
-                    params=cfg.params,
-                    demos=demos,
-                    seed=cfg.seed,
-                    done=existing_samples(have),
-                )
-                if new.height:
-                    rows = _base_rows(new, chunk, label, revision, cfg_hash, lineage)
-                    new_rows["base"] += store.write("evals", rows)
-            if cfg.budget_forcing is not None:
-                with rec.stage("budget_forcing"):
-                    current = current_evals(_mine(store, label, revision, chunk))
-                    base = current.filter(pl.col("condition") == "base")
-                    done = set(current.filter(pl.col("condition") == "forced")["eval_id"].to_list())
-                    new_rows["forced"] += store.write(
-                        "evals", _force(sampler, base, done, cfg, chunk, cfg_hash)
+    with recording(store, "eval", cfg_dict, seed=cfg.seed) as rec:
+        with rec.stage("problems"):
+            problems = eval_problems(cfg)
+            training = _training_problems(cfg)
+            report = None
+            if cfg.decontaminate.enabled:
+                problems, report = decontaminate(problems, training, n=cfg.decontaminate.ngram)
+                rec.drops.update(f"decontaminate/{r['rule']}" for r in report.removed)
+        if report is not None:
+            echo(report.format())
+        variants = pick_variants([cfg.variant], load_variants(cfg.variants_file))
+        bar_opts = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True}
+        new_rows: Counter = Counter()
+        labels, models = [], []
+        for position, spec in enumerate(cfg.models):
+            given = (samplers or {}).get(str(position)) or (samplers or {}).get(spec.label or "")
+            with rec.stage("load_model"):
+                sampler = given or make_sampler(spec.backend, **spec.options)
+            label = spec.label or sampler.model_id
+            revision = sampler.model_revision or fingerprint(spec.options.get("model"))
+            labels.append(label)
+            models.append(f"{label}={sampler.model_id}@{revision}")
+            lineage = _lineage(spec, sampler, revision, cfg_hash, cfg.store)
+            few_shot = cfg.few_shot if spec.few_shot is None else spec.few_shot
+            demos = _demos(cfg, few_shot, set(problems["problem_id"].to_list()))
+            setting = SampleSetting(
+                variants=tuple(variants),
+                k=cfg.k,
+                params=cfg.params,
+                seed=cfg.seed,
+                model=sampler.model_id,
+                revision=revision,
+                demos=demos,
+            )
+            bar = tqdm(total=problems.height * cfg.k, desc=f"eval {label}", unit="row", **bar_opts)
+            for start in range(0, problems.height, cfg.chunk_problems):
+                chunk = problems.slice(start, cfg.chunk_problems)
+                mine = _mine(store, label, revision, chunk)
+                with rec.stage("sample"):
+                    # stored base rows in the sample stage's index shape (an eval id stands for the sample id)
+                    have = mine.filter(pl.col("condition") == "base").select(
+                        pl.col("eval_id").alias("sample_id"),
+                        "sample_key",
+                        "max_tokens",
+                        "finish_reason",
+                        "n_tokens",
                     )
-            bar.update(chunk.height * cfg.k)
-        bar.close()
-        del sampler, given  # one model in memory at a time
-        gc.collect()
-    evals = current_evals(read_table(store, "evals"))
-    conditions = ["base", "forced"] if cfg.budget_forcing is not None else ["base"]
-    evals = evals.filter(  # this config's models, problems, samples and conditions
-        pl.col("label").is_in(labels)
-        & pl.col("problem_id").is_in(problems["problem_id"].implode())
-        & (pl.col("sample_index") < cfg.k)
-        & pl.col("condition").is_in(conditions)
-    )
-    long = results_long(evals, pass_k=cfg.pass_k)
-    rec.model = ", ".join(models)
-    rec.counts = {f"evals/{k}": v for k, v in (+new_rows).items()}
-    rec.finish(store)
+                    new = sample_problems(chunk, sampler, setting, have)
+                    if new.height:
+                        rows = _base_rows(new, chunk, label, revision, cfg_hash, lineage)
+                        new_rows["base"] += store.write("evals", rows)
+                if cfg.budget_forcing is not None:
+                    with rec.stage("budget_forcing"):
+                        current = current_evals(_mine(store, label, revision, chunk))
+                        base = current.filter(pl.col("condition") == "base")
+                        done = set(current.filter(pl.col("condition") == "forced")["eval_id"].to_list())
+                        new_rows["forced"] += store.write(
+                            "evals", _force(sampler, base, done, cfg, chunk, cfg_hash)
+                        )
+                bar.update(chunk.height * cfg.k)
+            bar.close()
+            del sampler, given  # one model in memory at a time
+            gc.collect()
+        evals = current_evals(read_table(store, "evals"))
+        conditions = ["base", "forced"] if cfg.budget_forcing is not None else ["base"]
+        evals = evals.filter(  # this config's models, problems, samples and conditions
+            pl.col("label").is_in(labels)
+            & pl.col("problem_id").is_in(problems["problem_id"].implode())
+            & (pl.col("sample_index") < cfg.k)
+            & pl.col("condition").is_in(conditions)
+        )
+        long = results_long(evals, pass_k=cfg.pass_k)
+        rec.set_model(", ".join(models), None, {"params": cfg.params.__dict__})
+        rec.add_written("evals", sum(new_rows.values()))
     echo(format_results(long))
     return {
         "store": str(store.root),

@@ -123,8 +123,11 @@ def view(store: Store, table: str, *, run: str | None = None) -> pl.LazyFrame:
     """The rows of ``table`` in the current view (or as right after ``run``), as a lazy frame.
 
     Exporters, reports and evaluation read tables through this; ``store.scan(table)`` is
-    every row ever written, history included.
+    every row ever written, history included. A table without views (``runs``, ``evals``, ...)
+    is its own view: every row.
     """
+    if table not in VIEW_TABLES:
+        return store.scan(table)
     ids = view_ids(store, table, run=run)
     scan = store.scan(table)
     if ids is None:
