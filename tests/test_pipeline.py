@@ -124,10 +124,10 @@ def test_the_store_is_read_once_per_run_not_per_chunk(tmp_path, monkeypatch):
     writing = []
     real_scan, real_write = Store.scan, Store.write
 
-    def scan(self, table):
+    def scan(self, table, **kw):
         if not writing:
             reads.append(table)
-        return real_scan(self, table)
+        return real_scan(self, table, **kw)
 
     def write(self, table, frame, **kw):
         writing.append(1)
@@ -162,7 +162,9 @@ def snapshot(store) -> dict:
     }
     from tracekit.export import export_trl_sft
 
-    out["export"] = pl.read_parquet(export_trl_sft(st, Path(str(store) + "-sft"))).sort("trace_id")
+    out["export"] = pl.read_parquet(export_trl_sft(st, Path(str(store) + "-sft")).files["train"]).sort(
+        "trace_id"
+    )
     return out
 
 

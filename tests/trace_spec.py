@@ -257,6 +257,7 @@ def lay_out(problem: Problem, trace: Trace, bank, layout: str, seed: int) -> Tra
 
 def build(problems: list[Problem], cfg, bank, digest: str) -> list[dict]:
     """Every trace of ``problems``, ordered by problem, format, repeat and ordinal, as rows."""
+    cfg = cfg.with_seed(0)  # no seed named: 0, as the rearrange command does
     rows = []
     for problem in problems:
         for fmt in sorted(cfg.formats):
@@ -264,8 +265,23 @@ def build(problems: list[Problem], cfg, bank, digest: str) -> list[dict]:
                 for trace in plan(problem, fmt, repeat, cfg):
                     lay_out(problem, trace, bank, cfg.layout, cfg.seed)
                     n = len(trace.samples)
-                    key = f"{problem.problem_id}|{fmt}|{n}|{repeat}|{trace.ordinal}|{digest}"
                     final = problem.samples[trace.final]
+                    # a trace's id: what it is (problem, format, N, repeat, ordinal, settings) and
+                    # what its text is made of (samples, reflections, phrases, the final sample)
+                    key = "|".join(
+                        [
+                            problem.problem_id,
+                            fmt,
+                            str(n),
+                            str(repeat),
+                            str(trace.ordinal),
+                            digest,
+                            ",".join(problem.samples[i].sample_id for i in trace.samples),
+                            ",".join(trace.reflection_ids),
+                            ",".join(trace.phrase_ids),
+                            final.sample_id,
+                        ]
+                    )
                     rows.append(
                         {
                             "trace_id": "t-" + hash_strings([key])[0],

@@ -39,8 +39,17 @@ def accuracy_table(store: Store) -> pl.DataFrame:
 
 def verdict_stats(store: Store) -> dict[str, Any]:
     """Reflections, how many agree with the verifier (kept), and counts by verdict reason."""
-    refl = read_table(store, "reflections").select("verdict_reason", "matches_truth").collect()
-    kept = int(refl["matches_truth"].sum()) if refl.height else 0
+    from tracekit.filter import reflection_drop  # the one definition of a kept reflection
+
+    truth = read_table(store, "samples").select("sample_id", "is_correct")
+    refl = (
+        read_table(store, "reflections")
+        .select("sample_id", "verdict", "verdict_reason")
+        .join(truth, on="sample_id", how="left")
+        .with_columns(reflection_drop())
+        .collect()
+    )
+    kept = int(refl["drop"].is_null().sum()) if refl.height else 0
     return {
         "reflections": refl.height,
         "kept": kept,
