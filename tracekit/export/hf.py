@@ -25,7 +25,7 @@ from tracekit.export.stats import card_stats
 from tracekit.export.trl import grpo_view, sft_view
 from tracekit.schemas.tables import SPLITS
 from tracekit.store import Store, atomic_write_text
-from tracekit.store.files import TMP_PREFIX
+from tracekit.store.files import TMP_PREFIX, file_digest
 
 CONFIGS = ("problems", "samples", "reflections", "sft", "grpo")
 
@@ -119,7 +119,13 @@ def export_hf(
             counts[f"{config}/{split}"] = frame.height
     per_config = {c: {s: f.height for s, f in p.items()} for c, p in frames.items()}
     configs_meta = [
-        {"config_name": c, "data_files": [{"split": s, "path": f"{c}/{s}/data-*.arrow"} for s in parts]}
+        {
+            "config_name": c,
+            # datasets caches a local folder's configs by folder name and this YAML only: the content
+            # digest keeps load_dataset(OUT, c) from returning another export's cached rows
+            "description": f"tracekit export; content {content_digest(out / c)}",
+            "data_files": [{"split": s, "path": f"{c}/{s}/data-*.arrow"} for s in parts],
+        }
         for c, parts in frames.items()
     ]
     readme = out / "README.md"
@@ -140,6 +146,16 @@ def export_hf(
         files[HISTOGRAM] = out / HISTOGRAM
     options = {"formats": formats, "tables": tables, "max_length": max_length, "tokenizer": tokenizer}
     return Written("hf", out, files, counts, options)
+
+
+def content_digest(folder: Path) -> str:
+    """A digest of a saved ``DatasetDict`` folder's data files (names and bytes)."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    for path in sorted(folder.rglob("*.arrow")):
+        h.update(f"{path.relative_to(folder)}|{file_digest(path)}|".encode())
+    return h.hexdigest()[:20]
 
 
 def _save_atomically(dsd, final: Path) -> Path:
