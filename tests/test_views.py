@@ -90,3 +90,19 @@ def test_the_runs_row(store):
         "total",
     }
     assert row["started_at"] <= row["finished_at"]
+
+
+def test_ids_of_removed_rows_do_not_make_a_view_whole(store):
+    """As many ids as the table has rows is not a view of every row when some name removed rows
+    (what `rearrange --replace` leaves behind); the count shortcut returned every row."""
+    pids = sorted(store.read("problems")["problem_id"].to_list())
+    define(store, "run", pids[:5] + ["p-removed-by-a-replace"])
+    assert ids(store) is not None and view(store, "problems").collect().height == 5
+
+
+def test_a_view_before_any_recorded_view_is_an_error_not_every_row(store):
+    with recording(store, "export", {}) as rec:  # a run that recorded no view of problems
+        pass
+    define(store, "run", sorted(store.read("problems")["problem_id"].to_list())[:2])
+    with pytest.raises(StoreError, match="no command had recorded a view of table 'problems' by run"):
+        view(store, "problems", run=rec.run_id)

@@ -407,6 +407,7 @@ def build_traces(
     from tracekit.rearrange.phrases import load_phrase_bank
     from tracekit.store.buckets import TARGET_BYTES, iter_problem_buckets
     from tracekit.store.overlap import BackgroundWriter, prefetch
+    from tracekit.store.views import narrowing
 
     cfg = cfg.with_seed(0)
     bank = load_phrase_bank(cfg.phrases)
@@ -414,7 +415,7 @@ def build_traces(
         _check_variants(store, cfg.variants)
     if cfg.group_by_question:  # problems of one question may lie in different buckets: read one piece
         target_bytes = 2**62
-    rows = {t: (None if ids is None or ids.len() >= store.count(t) else ids) for t, ids in rows.items()}
+    rows = {t: narrowing(store, t, ids) for t, ids in rows.items()}
     # replace: every trace goes into one transaction whose commit swaps the table (old ones stay
     # visible till then); otherwise traces the store already holds are not written again
     target = store.transaction("traces", replace=True) if replace else nullcontext(store)

@@ -18,7 +18,9 @@ extended it since. A table no command ever recorded a view for (a store written 
 library's stage functions alone) is viewed whole.
 
 Older rows stay reachable: ``view(store, T, run=X)`` is the view of T as it was right
-after run X (a run id, or a configuration hash: the latest run with that hash).
+after run X (a run id, or a configuration hash: the latest run with that hash). The one
+exception is ``rearrange --replace``, which removes the traces it replaces: an older view
+of ``traces`` then lacks them.
 
 Examples
 --------
@@ -103,8 +105,18 @@ def view_runs(store: Store, table: str, *, run: str | None = None) -> list[str] 
 
 def view_ids(store: Store, table: str, *, run: str | None = None) -> pl.Series | None:
     """The ids of the rows in the view of ``table``, or None when the view is every row of the
-    table (no command recorded one, or its ids cover the table)."""
+    table (no command recorded one, or its ids cover the table).
+
+    With ``run``, a table no command had recorded a view of by then is an error: which of its
+    rows existed at that time is not recorded."""
     chain = view_runs(store, table, run=run)
+    if chain is None and run is not None and store.count(table):
+        msg = (
+            f"store {store.root}: no command had recorded a view of table {table!r} by run {run!r}, "
+            "so its rows at that time are unknown.\n"
+            f"Hint: read the current view (no run), or `store.scan({table!r})` for every row ever written."
+        )
+        raise StoreError(msg)
     if chain is None:
         return None
     ids = (
@@ -115,8 +127,19 @@ def view_ids(store: Store, table: str, *, run: str | None = None) -> pl.Series |
         .collect()
         .to_series()
     )
-    ids = ids.drop_nulls().rename(ID_COLUMNS[table])
-    return None if ids.len() >= store.count(table) else ids
+    return narrowing(store, table, ids.drop_nulls())
+
+
+def narrowing(store: Store, table: str, ids: pl.Series | None) -> pl.Series | None:
+    """``ids`` as a filter on ``table``, or None when they name every row the table holds (so a
+    reader may skip filtering). Counting is not enough: ids of rows a later ``--replace``
+    removed would make a partial view look whole."""
+    if ids is None:
+        return None
+    ids = ids.rename(ID_COLUMNS[table])
+    if ids.len() < store.count(table):
+        return ids
+    return None if bool(store.ids(table).is_in(ids.implode()).all()) else ids
 
 
 def view(store: Store, table: str, *, run: str | None = None) -> pl.LazyFrame:
