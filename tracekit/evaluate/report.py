@@ -24,6 +24,7 @@ from tracekit.evaluate.problems import difficulty_label, read_table
 from tracekit.evaluate.results import current_evals, results_long, results_wide
 from tracekit.evaluate.skills import skill_rows, skill_tables
 from tracekit.store import Store, atomic_write_text
+from tracekit.store.views import view_counts
 
 _TAG_RE = re.compile(r"&lt;(/?)(think|sample|reflect|answer|verdict)&gt;")
 _CSS = """
@@ -88,7 +89,7 @@ def _funnel(store: Store, data: dict[str, pl.DataFrame]) -> str:
     runs = data["runs"].filter(pl.col("command").is_in(["run", "rearrange"]) & (pl.col("drops_json") != "{}"))
     if runs.height:
         drops = json.loads(runs["drops_json"][-1])
-        rows = [[k, v] for k, v in drops.items() if not k.startswith(("built/", "traces/"))]
+        rows = [[k, v] for k, v in drops.items() if not k.startswith("built/")]
         out += f"<p>Drops by reason (last {runs['command'][-1]}, {runs['finished_at'][-1]}):</p>"
         out += _table(["what/reason", "rows"], rows)
     if samples.height:
@@ -259,7 +260,12 @@ def build_report(store: Store, *, examples: int = 3) -> str:
         ("skills", "Skills", _skills(store, data["traces"].height > 0, evals.height > 0)),
         ("examples", "Examples", _examples(data, evals, examples)),
     ]
-    counts = ", ".join(f"{t} {n:,}" for t, n in store.counts().items())
+    stored = store.counts()
+    counts = ", ".join(
+        f"{t} {n:,}" + (f" (of {stored[t]:,} stored)" if stored[t] != n else "")
+        for t, n in view_counts(store).items()
+        if t not in ("runs", "views")
+    )
     body = "".join(
         f'<section id="{sid}"><h2>{title}</h2>{content}</section>' for sid, title, content in sections
     )

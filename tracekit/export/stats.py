@@ -15,10 +15,11 @@ import numpy as np
 import polars as pl
 
 from tracekit.export.lengths import trace_lengths
-from tracekit.export.manifest import DELIVERY_COMMANDS
+from tracekit.export.manifest import source_runs
 from tracekit.export.source import read_table
 from tracekit.store import Store
 from tracekit.store.manifest import tracekit_version
+from tracekit.store.views import view_counts
 
 MAX_EXAMPLE_CHARS = 6_000
 HISTOGRAM_BINS = 20
@@ -60,8 +61,10 @@ def verdict_stats(store: Store) -> dict[str, Any]:
 
 def recipe(store: Store) -> dict[str, Any]:
     """How the store was built: every ``runs`` row's command and config, the model, sampling and seeds."""
+
     runs = read_table(store, "runs").collect().sort("started_at", maintain_order=True)
-    builds = runs.filter(~pl.col("command").is_in(DELIVERY_COMMANDS))
+    named = [r["run_id"] for r in source_runs(store)]  # the runs whose rows make up the current view
+    builds = runs.filter(pl.col("run_id").is_in(named))
     sampling = builds.filter(pl.col("model").is_not_null())
     last = sampling.row(-1, named=True) if sampling.height else {}
     drops_row = builds.filter(pl.col("drops_json") != "{}")
@@ -125,7 +128,7 @@ def card_stats(store: Store, *, max_length: int = 8192, tokenizer: Any = None) -
     """Every figure of the dataset card."""
     formats = read_table(store, "traces").group_by("format").len().collect().sort("format")
     return {
-        "counts": {t: n for t, n in store.counts().items() if t != "runs"},
+        "counts": {t: n for t, n in view_counts(store).items() if t not in ("runs", "views")},
         "accuracy": accuracy_table(store).to_dicts(),
         "verdicts": verdict_stats(store),
         "formats": dict(formats.iter_rows()),

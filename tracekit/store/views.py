@@ -142,6 +142,18 @@ def narrowing(store: Store, table: str, ids: pl.Series | None) -> pl.Series | No
     return None if bool(store.ids(table).is_in(ids.implode()).all()) else ids
 
 
+def view_counts(store: Store) -> dict[str, int]:
+    """Rows per table in the current view (tables without views: every row)."""
+    out = {}
+    for table in store.counts():
+        out[table] = (
+            view(store, table).select(pl.len()).collect().item()
+            if table in VIEW_TABLES
+            else store.count(table)
+        )
+    return out
+
+
 def view(store: Store, table: str, *, run: str | None = None) -> pl.LazyFrame:
     """The rows of ``table`` in the current view (or as right after ``run``), as a lazy frame.
 
