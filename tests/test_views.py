@@ -106,3 +106,15 @@ def test_a_view_before_any_recorded_view_is_an_error_not_every_row(store):
     define(store, "run", sorted(store.read("problems")["problem_id"].to_list())[:2])
     with pytest.raises(StoreError, match="no command had recorded a view of table 'problems' by run"):
         view(store, "problems", run=rec.run_id)
+
+
+def test_card_and_report_count_the_current_view(store, tmp_path):
+    from tracekit.evaluate.report import write_report
+    from tracekit.export.stats import card_stats
+    from tracekit.store.views import view_counts
+
+    define(store, "run", sorted(store.read("problems")["problem_id"].to_list())[:2])
+    assert view_counts(store)["problems"] == 2 and store.count("problems") == 6
+    assert card_stats(store)["counts"]["problems"] == 2
+    page = write_report(store, tmp_path / "r.html").read_text()
+    assert "problems 2 (of 6 stored)" in page
