@@ -189,3 +189,59 @@ def test_the_good_base_config_runs(tk, tmp_path, monkeypatch):
     code, out, err = tk("run", "run.yaml", "--dry-run", "-q")
     assert code == 0, err
     assert "traces per format" in out
+
+
+# ---------------------------------------------------------------------------------------- score
+GOOD = {"numbers": [1, 2, 3], "target": 9, "response": "<answer>(1 + 2) * 3</answer>"}
+
+
+def test_score_reports_malformed_lines_and_keeps_the_others(tk, tmp_path):
+    lines = [
+        json.dumps(GOOD),
+        "[" * 100_000,  # nested too deep for Python's JSON reader
+        '{"numbers": [1, 2, 3], "target": 9, "response": "\\ud800"}',  # a lone surrogate
+        json.dumps({**GOOD, "numbers": ["1", "2", "3"]}),  # string numbers
+        json.dumps({**GOOD, "target": "9"}),  # a string target: the same rule as the numbers
+        json.dumps({**GOOD, "numbers": [True, 2, 3], "response": "<answer>(2 + 1) * 3</answer>"}),
+        json.dumps({**GOOD, "response": 42}),
+        json.dumps([1, 2]),
+        "{not json",
+        json.dumps({"numbers": [1, 2, 3], "response": "x"}),
+        json.dumps({**GOOD, "response": GOOD["response"] + "." * 1_100_000}),  # answer, then > 1 MB
+        json.dumps({**GOOD, "response": "<answer>1 + 2</answer>"}),
+    ]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, stdout, err = tk("score", "--task", "countdown", src, "--out", out)
+    assert code == 1 and "Traceback" not in err
+    reported = {int(line.split("line ")[1].split(":")[0]): line for line in err.splitlines()}
+    assert sorted(reported) == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert "nested too deeply" in reported[2] and "lone surrogate" in reported[3]
+    assert "field 'numbers' must be a list of integers" in reported[4] and "field 'target'" in reported[5]
+    assert "True" in reported[6] and "'response' must be a string" in reported[7]
+    assert "missing field(s) ['target']" in reported[10]
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["reason"] for r in rows] == ["ok", "too_long", "wrong_value"]
+    assert "3 line(s)" in stdout and "9 malformed" in stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "needles"),
+    [
+        ("out is a folder", ["--out", "{tmp}"], ["is a folder, not a file"]),
+        ("out under a file", ["--out", "{tmp}/in.jsonl/x.jsonl"], ["in.jsonl is a file, not a folder"]),
+        ("out in a missing folder", ["--out", "{tmp}/no/x.jsonl"], ["the folder", "does not exist"]),
+        ("input is a folder", ["--out", "{tmp}/o.jsonl", "--", "{tmp}"], ["is a folder, not a file"]),
+        ("input missing", ["--out", "{tmp}/o.jsonl", "--", "{tmp}/none.jsonl"], ["does not exist"]),
+        ("task typo", ["--out", "{tmp}/o.jsonl", "--task", "cuontdown"], ["unknown task", "'countdown'"]),
+    ],
+)
+def test_score_refuses_bad_paths_before_reading(tk, tmp_path, case, args, needles):
+    (tmp_path / "in.jsonl").write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    before = tree(tmp_path)
+    args = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    src = [args.pop()] if "--" in args else [str(tmp_path / "in.jsonl")]
+    args = [a for a in args if a != "--"]
+    task = [] if "--task" in args else ["--task", "countdown"]
+    one_error(tk("score", *task, *args, *src), *needles)
+    assert tree(tmp_path) == before

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import polars as pl
 
-from tracekit.extract import final_answer
+from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.ids import problem_id, seed_for
 from tracekit.schemas import polars_schema
 
@@ -153,8 +153,16 @@ class Task:
             raise ConfigError(msg + "Hint: `tracekit tasks list` shows every task's options.") from None
 
     def score(self, response: str | None, meta: dict[str, Any]) -> Check:
-        """Extract the final answer of ``response`` and verify it. Never raises on model text."""
+        """Extract the final answer of ``response`` and verify it. Never raises on model text.
+
+        A response longer than the extraction window (:data:`tracekit.extract.MAX_SCAN_CHARS`)
+        with no final answer inside the window is ``too_long``, not ``no_answer``: an answer
+        followed by that much text is not read.
+        """
         answer = final_answer(response)
+        if answer is None and response is not None and len(response) > MAX_SCAN_CHARS:
+            self.score_answer(None, meta)  # a problem without the verifier's fields still raises
+            return Check(False, "too_long", None)
         return self.score_answer(answer, meta)
 
     def score_answer(self, answer: str | None, meta: dict[str, Any]) -> Check:
