@@ -48,11 +48,15 @@ def one_error(result, *needles: str) -> str:
     return err
 
 
-def tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file and folder under ``root`` with its size and modification time."""
+def tree(root: Path) -> dict[str, tuple[int, int] | str]:
+    """Every file under ``root`` with its size and modification time, and every folder (whose
+    own times change when a writability probe creates and removes a file in it)."""
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*")}
+    return {
+        str(p.relative_to(root)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else "folder"
+        for p in root.rglob("*")
+    }
 
 
 # ---------------------------------------------------------------------------------------- run configs
@@ -245,3 +249,393 @@ def test_score_refuses_bad_paths_before_reading(tk, tmp_path, case, args, needle
     task = [] if "--task" in args else ["--task", "countdown"]
     one_error(tk("score", *task, *args, *src), *needles)
     assert tree(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------------- stores and exports
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """A small store with traces (a dry run) and a raw file in the reference layout."""
+    from tracekit.pipeline.config import RunConfig, _build
+    from tracekit.pipeline.run import run_pipeline
+    from tracekit.reference import synthetic_raw
+
+    root = tmp_path_factory.mktemp("built")
+    cfg = _build(RunConfig, edited(store=str(root / "st")), "base")
+    run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
+    synthetic_raw(6, response_chars=150, reflection_chars=90, seed=1).write_parquet(root / "raw.parquet")
+    return root
+
+
+@pytest.fixture
+def store(built, tmp_path):
+    import shutil
+
+    shutil.copytree(built / "st", tmp_path / "st")
+    return tmp_path / "st"
+
+
+@pytest.fixture
+def raw(built):
+    return built / "raw.parquet"
+
+
+@pytest.mark.parametrize(
+    ("case", "out", "needles"),
+    [
+        ("existing file", "afile", ["afile is a file, not a folder"]),
+        ("under a file", "afile/sub", ["afile is a file, so no folder can be made under it"]),
+    ],
+)
+def test_export_out_that_cannot_be_a_folder(tk, tmp_path, store, case, out, needles):
+    (tmp_path / "afile").write_text("keep me")
+    before = tree(tmp_path)
+    one_error(tk("export", "--store", store, "--to", "trl-sft", "--out", tmp_path / out), *needles)
+    assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "needles"),
+    [
+        (
+            "format in the wrong case",
+            ["--formats", "*c_full"],
+            ["unknown trace format '*c_full'", "'*C_full'"],
+        ),
+        (
+            "format the store lacks",
+            ["--formats", "*CC"],
+            ["no traces of format(s) ['*CC']", "holds ['*C_full']"],
+        ),
+        ("grpo takes no formats", ["--to", "trl-grpo", "--formats", "*C_full"], ["does not take --formats"]),
+        ("grpo split typo", ["--to", "trl-grpo", "--split", "dev"], ["--split must be one of"]),
+        ("unknown target", ["--to", "trl"], ["unknown export target 'trl'"]),
+    ],
+)
+def test_export_options_that_select_nothing(tk, tmp_path, store, case, args, needles):
+    before = tree(tmp_path)
+    to = [] if "--to" in args else ["--to", "trl-sft"]
+    one_error(tk("export", "--store", store, *to, *args, "--out", tmp_path / "out"), *needles)
+    assert tree(tmp_path) == before
+
+
+def test_export_warns_about_formats_it_lacks_among_others(tk, tmp_path, store):
+    code, out, err = tk(
+        "export", "--store", store, "--to", "trl-sft", "--formats", "*C_full,*CC", "--out", tmp_path / "o"
+    )
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: no traces of format(s) ['*CC'] in {store} (it holds ['*C_full']); "
+        "exporting ['*C_full', '*CC'] without them."
+    ]
+    assert (tmp_path / "o" / "train.parquet").exists()
+
+
+def test_imported_problems_need_a_verifier_for_grpo(tk, tmp_path, raw):
+    st = tmp_path / "imp"
+    assert tk("import-skillfactory", raw, "--store", st, "-q")[0] == 0
+    before = tree(tmp_path)
+    one_error(
+        tk("export", "--store", st, "--to", "trl-grpo", "--out", tmp_path / "g"),
+        "task 'skillfactory' has no verifier",
+        "--task countdown",
+    )
+    assert tree(tmp_path) == before
+    code, out, err = tk("export", "--store", st, "--to", "hf", "--out", tmp_path / "hf")
+    assert code == 0 and "warning: config 'grpo' left out" in err
+    assert not (tmp_path / "hf" / "grpo").exists() and (tmp_path / "hf" / "samples").is_dir()
+
+
+@pytest.mark.parametrize(
+    ("command", "needles"),
+    [
+        (["info"], ["is a file, not a store folder"]),
+        (["rearrange"], ["is a file, not a store folder"]),
+        (["import-skillfactory", "{raw}"], ["is a file, not a store folder"]),
+        (["export", "--to", "trl-sft", "--out", "{tmp}/out"], ["is a file, not a store folder"]),
+    ],
+)
+def test_store_option_naming_a_file(tk, tmp_path, raw, command, needles):
+    (tmp_path / "afile").write_text("not a store")
+    before = tree(tmp_path)
+    args = [a.replace("{raw}", str(raw)).replace("{tmp}", str(tmp_path)) for a in command]
+    one_error(tk(*args, "--store", tmp_path / "afile"), *needles)
+    assert tree(tmp_path) == before
+
+
+# ---------------------------------------------------------------------------------------- imports
+def raw_rows(raw: Path, n: int | None = None) -> list[dict]:
+    import polars as pl
+
+    rows = pl.read_parquet(raw).to_dicts()
+    return rows[:n] if n else rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("case", "args", "needles"),
+    [
+        ("task typo", ["--task", "cuontdown"], ["unknown import task 'cuontdown'", "'countdown'"]),
+        (
+            "task without a question reader",
+            ["--task", "multiplication"],
+            ["cannot read its verifier's fields"],
+        ),
+    ],
+)
+def test_import_task_names(tk, tmp_path, raw, case, args, needles):
+    one_error(tk("import-skillfactory", raw, "--store", tmp_path / "st", *args), *needles)
+    assert not (tmp_path / "st").exists()
+
+
+def test_import_input_files(tk, tmp_path, raw):
+    rows = raw_rows(raw, 4)
+    (tmp_path / "folder.jsonl").mkdir()
+    cases = {
+        "folder.jsonl": ["folder.jsonl is a folder, not a file"],
+        "missing.jsonl": ["missing.jsonl does not exist"],
+    }
+    broken = [json.dumps(r) for r in rows]
+    broken[2] = broken[2][:40]  # a line cut short
+    (tmp_path / "broken.jsonl").write_text("\n".join(broken) + "\n", encoding="utf-8")
+    cases["broken.jsonl"] = ["broken.jsonl: line 3: not valid JSON"]
+    lines = [json.dumps(r).encode() for r in rows]
+    lines[3] = lines[3].replace(b"Puzzle", b"Puzzl\xe9")  # Latin-1, not UTF-8, on line 4
+    (tmp_path / "latin.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    cases["latin.jsonl"] = ["latin.jsonl: line 4: not UTF-8 text (byte 0xe9"]
+    blank = [json.dumps(r) for r in rows]
+    blank.insert(1, "")
+    blank[3] = (
+        blank[3]
+        .replace('"question": "Puzzle', '"question": "', 1)
+        .replace('"question": "', '"question": null, "x": "', 1)
+    )
+    (tmp_path / "blank.jsonl").write_text("\n".join(blank) + "\n", encoding="utf-8")
+    cases["blank.jsonl"] = ["blank.jsonl: line 4: empty 'question'"]  # blank lines are counted
+    nested = [dict(r) for r in rows]
+    nested[2]["model_responses__mutated_prompts_reflection"] = [["one"], ["two"]]
+    write_jsonl(tmp_path / "nested.jsonl", nested)
+    cases["nested.jsonl"] = [
+        "nested.jsonl: line 3: column 'model_responses__mutated_prompts_reflection' is a nested list"
+    ]
+    nulls = [dict(r) for r in rows]
+    nulls[1]["answer"] = None
+    write_jsonl(tmp_path / "null.jsonl", nulls)
+    cases["null.jsonl"] = ["null.jsonl: line 2: empty 'answer'"]
+    for name, needles in cases.items():
+        st = tmp_path / f"st-{name}"
+        one_error(tk("import-skillfactory", tmp_path / name, "--store", st, "-q"), *needles)
+        assert not st.exists(), name
+
+
+def test_import_answers_are_read_as_written(tk, tmp_path, raw):
+    import polars as pl
+
+    from tracekit.store import Store
+
+    frame = pl.read_parquet(raw).head(8)
+    answers = [416.0, 2.5, 416.0, 2.5, 17.0, 17.0, 3.0, 3.0]
+    frame.with_columns(answer=pl.Series(answers)).write_parquet(tmp_path / "floats.parquet")
+    assert tk("import-skillfactory", tmp_path / "floats.parquet", "--store", tmp_path / "a", "-q")[0] == 0
+    assert sorted(set(Store(tmp_path / "a").read("problems")["answer"])) == ["17", "2.5", "3", "416"]
+    rows = frame.to_dicts()
+    for row, answer in zip(rows, [416, 2.5, "416", 2.5, 17, 17, 3, 3]):
+        row["answer"] = answer
+    write_jsonl(tmp_path / "numbers.jsonl", rows)
+    assert tk("import-skillfactory", tmp_path / "numbers.jsonl", "--store", tmp_path / "b", "-q")[0] == 0
+    assert sorted(set(Store(tmp_path / "b").read("problems")["answer"])) == ["17", "2.5", "3", "416"]
+
+
+def test_reimport_under_another_model_name(tk, tmp_path, raw):
+    st = tmp_path / "st"
+    assert tk("import-skillfactory", raw, "--store", st, "--model", "m1", "-q")[0] == 0
+    before = tree(st)
+    one_error(
+        tk("import-skillfactory", raw, "--store", st, "--model", "m2", "-q"),
+        "row 1: this response is already in the store, imported as model 'm1', not 'm2'",
+        "--model m1",
+    )
+    assert tree(st) == before
+    assert (
+        tk("import-skillfactory", raw, "--store", st, "--model", "m1", "-q")[0] == 0
+    )  # the same name: nothing new
+
+
+def test_a_failure_late_in_a_file_writes_nothing(tk, tmp_path, raw, monkeypatch):
+    import polars as pl
+
+    import tracekit.reference.raw as raw_module
+
+    monkeypatch.setattr(raw_module, "BATCH_ROWS", 4)  # several batches before the bad row
+    frame = pl.read_parquet(raw)
+    bad_row = frame.height - 2
+    frame.with_columns(
+        question=pl.when(pl.int_range(pl.len()) == bad_row).then(pl.lit("")).otherwise(pl.col("question"))
+    ).write_parquet(tmp_path / "late.parquet")
+    st = tmp_path / "st"
+    assert tk("import-skillfactory", raw, "--store", st, "--model", "m", "-q")[0] == 0
+    before = tree(st)
+    one_error(
+        tk("import-skillfactory", tmp_path / "late.parquet", "--store", st, "-q"),
+        f"row {bad_row + 1}: empty 'question'",
+    )
+    assert tree(st) == before
+
+
+def test_countdown_import_reads_numbers_and_target(tk, tmp_path, raw):
+    import polars as pl
+
+    from tracekit.store import Store
+    from trainers.rewards import correctness_reward
+
+    st = tmp_path / "st"
+    assert tk("import-skillfactory", raw, "--store", st, "--task", "countdown", "-q")[0] == 0
+    problems = Store(st).read("problems")
+    assert set(problems["task"]) == {"countdown"}
+    first = problems.row(0, named=True)
+    meta = json.loads(first["meta"])
+    assert str(meta["target"]) == first["answer"] and len(meta["numbers"]) == 3
+    code, _, err = tk("export", "--store", st, "--to", "trl-grpo", "--out", tmp_path / "g")
+    assert code == 0, err
+    grpo = pl.read_parquet(tmp_path / "g" / "train.parquet")
+    a, b, c = json.loads(grpo["meta"][0])["numbers"]
+    right = f"<answer>({a} + {b}) * {c}</answer>"  # synthetic puzzles are (a + b) * c
+    assert correctness_reward([right], task=grpo["task"][:1].to_list(), meta=grpo["meta"][:1].to_list()) == [
+        1.0
+    ]
+
+
+def test_countdown_import_rejects_questions_it_cannot_read(tk, tmp_path, raw):
+    rows = raw_rows(raw, 8)
+    rows[2]["question"] = "What is 12 * 3?"
+    rows[5]["answer"] = "999"  # the question names another target
+    write_jsonl(tmp_path / "odd.jsonl", rows)
+    one_error(
+        tk(
+            "import-skillfactory",
+            tmp_path / "odd.jsonl",
+            "--store",
+            tmp_path / "st",
+            "--task",
+            "countdown",
+            "-q",
+        ),
+        "cannot read the countdown fields from the question of 2 row(s): line 3; line 6",
+        "--task skillfactory",
+    )
+    assert not (tmp_path / "st").exists()
+
+
+# ---------------------------------------------------------------------------------------- read-only places
+def _can_mount_read_only() -> bool:
+    """A private mount namespace with a read-only bind mount (``unshare -m``, as root), where the
+    machine allows it; otherwise the tests stand in for the file system (see ``read_only``)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        probe = f'mount --bind "{d}" "{d}" && mount -o remount,bind,ro "{d}" && ! touch "{d}/x" 2>/dev/null'
+        return subprocess.run(["unshare", "-m", "sh", "-c", probe], capture_output=True).returncode == 0
+
+
+READ_ONLY_MOUNT = _can_mount_read_only()
+
+
+@pytest.fixture
+def read_only(tk, monkeypatch):
+    """``run(folder, *args)``: run ``tracekit ARGS`` with ``folder`` read-only. With a real read-only
+    bind mount in a private mount namespace where possible (a subprocess); else in this process,
+    with every file creation under ``folder`` failing as on a read-only file system (EROFS)."""
+    import errno
+    import os
+    import subprocess
+
+    def run(folder: Path, *args: str) -> tuple[int, str, str]:
+        folder = Path(folder).resolve()
+        if READ_ONLY_MOUNT:
+            script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+            cmd = [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                str(folder),
+                sys.executable,
+                "-m",
+                "tracekit.cli",
+            ]
+            r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True)
+            return r.returncode, r.stdout, r.stderr
+        real_open = os.open
+
+        def refusing_open(path, flags, *rest, **kw):
+            if flags & os.O_CREAT and Path(path).resolve().is_relative_to(folder):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real_open(path, flags, *rest, **kw)
+
+        monkeypatch.setattr(os, "open", refusing_open)
+        try:
+            return tk(*args)
+        finally:
+            monkeypatch.setattr(os, "open", real_open)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("case", "command"),
+    [
+        ("import", ["import-skillfactory", "{raw}", "--store", "{st}", "-q"]),
+        ("rearrange", ["rearrange", "--store", "{st}", "--n-max", "2", "--min-samples", "1", "--replace"]),
+        ("dry run", ["run", "{config}", "--dry-run", "--store", "{st}", "-q"]),
+    ],
+)
+def test_a_read_only_store(read_only, tmp_path, store, raw, case, command):
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(BASE), encoding="utf-8")
+    args = [a.format(raw=raw, st=store, config=tmp_path / "run.yaml") for a in command]
+    before = tree(store)
+    one_error(
+        read_only(store, *args), f"store {store}: cannot create files in {store}", "Read-only file system"
+    )
+    assert tree(store) == before
+
+
+def test_read_only_outputs(read_only, tmp_path, store):
+    out = tmp_path / "ro"
+    out.mkdir()
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    one_error(
+        read_only(out, "export", "--store", store, "--to", "trl-sft", "--out", out / "sft"),
+        "export --out",
+        "Read-only file system",
+    )
+    one_error(
+        read_only(out, "score", "--task", "countdown", jsonl, "--out", out / "s.jsonl"),
+        "score --out",
+        "Read-only file system",
+    )
+    assert list(out.iterdir()) == []
+
+
+def test_a_read_only_store_can_still_be_exported(read_only, tmp_path, store):
+    before = tree(store)
+    code, out, err = read_only(
+        store, "export", "--store", store, "--to", "trl-sft", "--out", tmp_path / "sft"
+    )
+    assert code == 0, err
+    assert "warning: the export is not recorded in the store's runs table" in err
+    assert (tmp_path / "sft" / "train.parquet").exists() and tree(store) == before
+
+
+def test_how_read_only_places_were_made():
+    """Says which of the two ways the read-only tests used on this machine (see ``read_only``)."""
+    print("read-only tests use", "a read-only bind mount" if READ_ONLY_MOUNT else "a simulated EROFS")
