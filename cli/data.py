@@ -17,14 +17,20 @@ def import_skillfactory_cmd(
         ..., help="Raw file in the SkillFactory reference layout (.parquet or .jsonl)."
     ),
     store: Path = StoreOpt,
-    task: str = typer.Option("skillfactory", help="Task name recorded on the imported problems."),
+    task: str = typer.Option(
+        "skillfactory",
+        help="skillfactory (a label: no verifier) or countdown (numbers and target read from each question, "
+        "so GRPO rewards and evaluation can score the problems).",
+    ),
     model: str = typer.Option("unknown", help="Model name recorded on the imported samples."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Import existing raw samples and reflections (reference layout) into a store."""
     from tracekit.reference import import_skillfactory
-    from tracekit.store import Store
+    from tracekit.store.tables import created_store
 
-    counts = import_skillfactory(raw, Store(store, create=True), task=task, model=model)
+    with created_store(store) as st:  # a failed import into a new store leaves no store behind
+        counts = import_skillfactory(raw, st, task=task, model=model, progress=not quiet)
     typer.echo(
         f"imported {counts['raw_rows']} raw rows: {counts['problems']} new problems, "
         f"{counts['samples']} new samples, {counts['reflections']} new reflections -> {store}"
@@ -81,13 +87,14 @@ def export(
     from tracekit.store import Store
 
     given = {
+        "formats": split_values(formats) or None,
         "split": split,
         "tables": split_values(tables) or None,
         "max_length": max_length,
         "tokenizer": tokenizer,
         "name": name,
     }
-    options = {"formats": split_values(formats) or None, **{k: v for k, v in given.items() if v is not None}}
+    options = {k: v for k, v in given.items() if v is not None}
     written = run_export(Store(store), to, out, **options)
     for name_, path in written.files.items():
         typer.echo(f"wrote {path}" + (f"  ({written.counts[name_]} rows)" if name_ in written.counts else ""))

@@ -32,21 +32,13 @@ def score(
         ..., "--out", "-o", help="Output jsonl: each input line plus is_correct and reason."
     ),
 ) -> None:
-    """Score any model's outputs with the task's exact verifier."""
-    from tracekit.errors import InputFormatError
-    from tracekit.store import atomic_write_text
-    from tracekit.tasks import get_task
-    from tracekit.verify import score_jsonl
+    """Score any model's outputs with the task's exact verifier.
 
-    verifier = get_task(task)
-    if not src.is_file():
-        raise InputFormatError(f"input file {src} does not exist.")
-    import io
+    A malformed line is reported with its number and skipped; the exit status is then 1.
+    """
+    from tracekit.verify import score_file
 
-    buffer = io.StringIO()
-    with open(src, encoding="utf-8", errors="replace") as fh:
-        scored, errors = score_jsonl(verifier, fh, buffer)
-    atomic_write_text(out, buffer.getvalue())
+    scored, errors = score_file(task, src, out)
     for err in errors:
         typer.echo(f"{src}: {err}", err=True)
     typer.echo(

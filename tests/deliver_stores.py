@@ -91,6 +91,6 @@ def build_split_store(root: Path, raw: pl.DataFrame, *, test_questions: int = 8)
     ):
         path = root / f"raw-{split}.parquet"
         frame.write_parquet(path)
-        import_skillfactory(path, store, split=split)  # records its own runs row
+        import_skillfactory(path, store, split=split, task="countdown")  # records its own runs row
     rearrange_store(store, RearrangeConfig(formats=("*C_full", "*CC"), n_max=3))
     return store

@@ -119,14 +119,15 @@ def test_grown_inputs_rewrite_only_changed_problems(tmp_path, raw_frame):
 
 @pytest.mark.parametrize("scattered", [False, True])
 def test_bucketed_streaming_equals_in_memory(tmp_path, raw_frame, monkeypatch, scattered):
-    import tracekit.reference as ref
+    import tracekit.reference.raw as ref_raw
+    from tracekit.reference import import_skillfactory
     from tracekit.store import Store
 
-    monkeypatch.setattr(ref, "BATCH_ROWS", 40)  # many parts, problem by problem
+    monkeypatch.setattr(ref_raw, "BATCH_ROWS", 40)  # many parts, problem by problem
     raw = tmp_path / "raw.parquet"
     raw_frame.write_parquet(raw)
     store = Store(tmp_path / "st", create=True)
-    ref.import_skillfactory(raw, store)
+    import_skillfactory(raw, store)
     if scattered:  # rewrite samples in shuffled parts: every part holds every problem
         samples = store.read("samples").sample(fraction=1.0, shuffle=True, seed=1)
         store.clear("samples")

@@ -115,6 +115,6 @@ def test_bad_inputs(tmp_path, raw_frame):
         .alias("model_responses__mutated_prompts__eval_is_correct")
     )
     bad.write_parquet(tmp_path / "len.parquet")
-    with pytest.raises(InputFormatError, match="row 2: the lists"):
+    with pytest.raises(InputFormatError, match="row 3: the lists"):
         import_skillfactory(tmp_path / "len.parquet", st)
     assert st.count("samples") == 0

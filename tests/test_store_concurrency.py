@@ -27,17 +27,18 @@ from tracekit.store import Store
 CHILD = """
 import json, sys, time
 from pathlib import Path
-import tracekit.reference as ref
+import tracekit.reference.raw as ref_raw
+from tracekit.reference import import_skillfactory
 from tracekit.store import Store
 from tracekit.rearrange import RearrangeConfig, rearrange_store
 job, store_dir, go, arg = sys.argv[1:5]
-ref.BATCH_ROWS = 16  # many small parts: the writers' commits interleave
+ref_raw.BATCH_ROWS = 16  # many small parts: the writers' commits interleave
 store = Store(store_dir, create=True)
 print("ready", flush=True)
 while not Path(go).exists():
     time.sleep(0.005)
 if job == "import":
-    out = dict(ref.import_skillfactory(arg, store))
+    out = dict(import_skillfactory(arg, store))
 else:
     cfg = RearrangeConfig(formats=("*C_full", "*CC"), n_max=3)
     out = dict(rearrange_store(store, cfg, replace=(job == "replace"), target_bytes=15_000))
@@ -124,16 +125,16 @@ def test_two_imports_of_the_same_file(tmp_path):
 
 @pytest.mark.parametrize("jobs", [("append", "append"), ("replace", "replace"), ("append", "replace")])
 def test_two_concurrent_rearranges(tmp_path, jobs):
-    import tracekit.reference as ref
+    import tracekit.reference.raw as ref_raw
 
     raw = make_raw(tmp_path, 11, questions=24)
     one = Store(tmp_path / "one", create=True)
-    old_rows = ref.BATCH_ROWS
-    ref.BATCH_ROWS = 16  # many parts, so rearrangement runs over many buckets
+    old_rows = ref_raw.BATCH_ROWS
+    ref_raw.BATCH_ROWS = 16  # many parts, so rearrangement runs over many buckets
     try:
         import_skillfactory(raw, one)
     finally:
-        ref.BATCH_ROWS = old_rows
+        ref_raw.BATCH_ROWS = old_rows
     shutil.copytree(one.root, tmp_path / "st")
     cfg = RearrangeConfig(formats=("*C_full", "*CC"), n_max=3)
     rearrange_store(one, cfg, target_bytes=15_000)

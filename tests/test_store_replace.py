@@ -61,18 +61,18 @@ print("finished", flush=True)
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
     """A store with the OLD traces, and the NEW traces a complete replacement gives."""
-    import tracekit.reference as ref
+    import tracekit.reference.raw as ref_raw
     from tracekit.reference import import_skillfactory, synthetic_raw
 
     base = tmp_path_factory.mktemp("replace")
     raw = base / "raw.parquet"
     synthetic_raw(40, response_chars=120, reflection_chars=60, seed=5).write_parquet(raw)
     old = Store(base / "old", create=True)
-    rows, ref.BATCH_ROWS = ref.BATCH_ROWS, 16  # many parts, many buckets
+    rows, ref_raw.BATCH_ROWS = ref_raw.BATCH_ROWS, 16  # many parts, many buckets
     try:
         import_skillfactory(raw, old)
     finally:
-        ref.BATCH_ROWS = rows
+        ref_raw.BATCH_ROWS = rows
     rearrange_store(old, OLD, target_bytes=15_000)
     new = Store(base / "new", create=True)
     shutil.rmtree(new.root)

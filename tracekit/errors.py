@@ -23,6 +23,11 @@ class StoreError(TracekitError, OSError):
     """A store file is corrupt, truncated, foreign or missing; the message names the file."""
 
 
+class OutputError(TracekitError, OSError):
+    """A file or folder cannot be written where the user asked (a file where a folder belongs,
+    a folder where a file belongs, no permission, a read-only file system)."""
+
+
 class InputFormatError(TracekitError, ValueError):
     """A user-supplied input file has the wrong layout (missing columns, wrong types)."""
 
@@ -36,6 +41,17 @@ class UnknownNameError(TracekitError, KeyError):
 
 class MissingDependencyError(TracekitError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
+
+
+class TracekitWarning(UserWarning):
+    """Something the user should know that does not stop the command (the CLI prints ``warning: ...``)."""
+
+
+def warn(msg: str) -> None:
+    """Issue a :class:`TracekitWarning` (shown by the command line as one ``warning:`` line)."""
+    import warnings
+
+    warnings.warn(msg, TracekitWarning, stacklevel=2)
 
 
 def unknown_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> UnknownNameError:

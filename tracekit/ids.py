@@ -46,6 +46,31 @@ def text_hash(text: str) -> str:
     return xxhash.xxh3_128_hexdigest(text.encode("utf-8"))[:20]
 
 
+MAX_SEED = 2**63 - 1  # seeds are stored in Int64 columns (problems.seed, runs.seed)
+
+
+def check_seed(seed: Any, where: str) -> None:
+    """Raise a :class:`~tracekit.errors.ConfigError` unless ``seed`` is an integer in ``[0, 2**63 - 1]``.
+
+    Examples
+    --------
+    >>> check_seed(0, "seed")
+    >>> check_seed(2**63, "seed")
+    Traceback (most recent call last):
+    ...
+    tracekit.errors.ConfigError: seed must be an integer from 0 to 9223372036854775807, got 9223372036854775808.
+    Hint: seeds are stored as 64-bit signed integers; any smaller number draws as well.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        from tracekit.errors import ConfigError
+
+        msg = (
+            f"{where} must be an integer from 0 to {MAX_SEED}, got {seed!r}.\n"
+            "Hint: seeds are stored as 64-bit signed integers; any smaller number draws as well."
+        )
+        raise ConfigError(msg)
+
+
 def seed_for(*parts: Any) -> int:
     """A 63-bit integer seed derived from ``parts`` (for per-item random generators)."""
     return int(stable_hash(*parts)[:16], 16) >> 1

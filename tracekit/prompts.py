@@ -74,7 +74,11 @@ def load_variants(path: str | Path | None) -> dict[str, Variant]:
     try:
         items = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read prompt variants file {path}: {exc}") from None
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        msg = f"cannot read prompt variants file {path}: {reason}."
+        raise ConfigError(
+            msg + "\nHint: variants_file is a path from the current folder to a YAML list."
+        ) from None
     if not isinstance(items, list):
         raise ConfigError(f"{path}: expected a list of variants")
     for i, item in enumerate(items):

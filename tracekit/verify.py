@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -70,41 +71,87 @@ def score_jsonl(task: Task, src, dst) -> tuple[int, list[str]]:
     """Score every line of a jsonl file: each line holds the task's fields and a ``response``.
 
     Writes each input line plus ``is_correct`` and ``reason`` to ``dst``. A malformed line
-    (not JSON, a missing field, a field of the wrong type) is skipped and reported
-    (``"line N: ..."``) without stopping the others. Returns the number of scored lines
-    and the problems found.
+    (not JSON, nested too deep, a missing field, a field of the wrong type, a string that is
+    not valid Unicode) is skipped and reported (``"line N: ..."``) without stopping the
+    others. Returns the number of scored lines and the problems found.
+
+    Examples
+    --------
+    >>> import io
+    >>> from tracekit.tasks import get_task
+    >>> lines = ['{"a": 6, "b": 7, "response": "<answer>42</answer>"}', '{"a": "6", "b": 7, "response": ""}']
+    >>> out = io.StringIO()
+    >>> score_jsonl(get_task("multiplication"), io.StringIO("\\n".join(lines)), out)
+    (1, ["line 2: field 'a' must be an integer, got '6'"])
+    >>> json.loads(out.getvalue())["reason"]
+    'ok'
     """
     errors: list[str] = []
     scored = 0
     for number, line in enumerate(src, start=1):
         if not line.strip():
             continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            errors.append(f"line {number}: not valid JSON ({exc})")
+        record, problem = _read_line(task, line)
+        if problem is None:
+            try:
+                check = task.score(record["response"], record)
+            except (TypeError, KeyError, AttributeError, InputFormatError) as exc:
+                # fields of the right types that the verifier still cannot read: an input error, not a verdict
+                errors.append(f"line {number}: the fields {list(task.fields)} cannot be verified ({exc!r})")
+                continue
+            record.update(is_correct=check.is_correct, reason=check.reason)
+            text = json.dumps(record, ensure_ascii=False)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:  # "\\ud800": JSON allows it, UTF-8 cannot hold it
+                problem = (
+                    f"a string holds a lone surrogate ({text[exc.start]!a}), which is not valid Unicode text"
+                )
+        if problem is not None:
+            errors.append(f"line {number}: {problem}")
             continue
-        if not isinstance(record, dict):
-            errors.append(f"line {number}: expected a JSON object, got {type(record).__name__}")
-            continue
-        missing = [f for f in (*task.fields, "response") if f not in record]
-        if missing:
-            errors.append(
-                f"line {number}: missing field(s) {missing} "
-                f"(task {task.name!r} needs {list(task.fields)} and 'response')"
-            )
-            continue
-        response = record["response"]
-        if response is not None and not isinstance(response, str):
-            errors.append(f"line {number}: 'response' must be a string")
-            continue
-        try:
-            check = task.score(response, record)
-        except (TypeError, KeyError, AttributeError, InputFormatError) as exc:
-            # the line's own fields could not be read by the verifier: an input error, not a verdict
-            errors.append(f"line {number}: the fields {list(task.fields)} cannot be verified ({exc!r})")
-            continue
-        record.update(is_correct=check.is_correct, reason=check.reason)
-        dst.write(json.dumps(record, ensure_ascii=False) + "\n")
+        dst.write(text + "\n")
         scored += 1
     return scored, errors
+
+
+def _read_line(task: Task, line: str) -> tuple[dict[str, Any], str | None]:
+    """One jsonl line as a record, or what makes it malformed."""
+    try:
+        record = json.loads(line)
+    except RecursionError:
+        return {}, "nested too deeply to read (JSON arrays or objects inside each other)"
+    except ValueError as exc:
+        return {}, f"not valid JSON ({exc})"
+    if not isinstance(record, dict):
+        return {}, f"expected a JSON object, got {type(record).__name__}"
+    if "response" not in record:
+        return (
+            record,
+            f"missing field 'response' (task {task.name!r} needs {list(task.fields)} and 'response')",
+        )
+    if record["response"] is not None and not isinstance(record["response"], str):
+        return record, "'response' must be a string"
+    return record, task.field_error(record)
+
+
+def score_file(task: str, src: str | Path, out: str | Path) -> tuple[int, list[str]]:
+    """The ``score`` command: score the jsonl file ``src`` with ``task``'s verifier into ``out``.
+
+    Paths are checked before any work (``src`` a file, ``out`` a writable file path); ``out`` is
+    written as it goes, under a temporary name, and appears whole at the end (flat memory).
+    Returns the number of scored lines and the malformed ones (see :func:`score_jsonl`).
+    """
+    from tracekit.store.files import atomic_write, check_input_file, check_output_file
+
+    verifier = get_task(task)
+    src = check_input_file(src, "score: input", "give a jsonl file: one JSON object per line.")
+    out = check_output_file(out, "score --out")
+    result: list[tuple[int, list[str]]] = []
+
+    def write(tmp: Path) -> None:
+        with open(src, encoding="utf-8", errors="replace") as fh, open(tmp, "w", encoding="utf-8") as dst:
+            result.append(score_jsonl(verifier, fh, dst))
+
+    atomic_write(out, write)
+    return result[0]

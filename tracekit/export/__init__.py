@@ -55,13 +55,27 @@ def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Writte
     takes = [p for p in inspect.signature(exporter).parameters if p not in ("store", "out")]
     wrong = sorted(k for k in options if k not in takes)
     if wrong:
-        msg = f"export target {to!r} does not take the option(s) {wrong}.\nHint: it takes {takes}."
+        flags = ", ".join("--" + k.replace("_", "-") for k in wrong)
+        known = ", ".join("--" + t.replace("_", "-") for t in takes) or "no options"
+        msg = f"export target {to!r} does not take {flags}.\nHint: it takes {known}."
         raise ConfigError(msg)
+    from tracekit.errors import OutputError, warn
+    from tracekit.store.files import check_output_dir
+
+    check_output_dir(out, "export --out")
+    try:
+        store.check_writable()
+        recordable = True
+    except OutputError as exc:  # a read-only store can still be exported; its runs table cannot grow
+        recordable = False
+        reason = str(exc).split("\n")[0]
     written = exporter(store, out, **options)
     manifest = write_manifest(written, store)
-    record_run(
-        store, "export", {"to": to, "out": str(Path(out).resolve()), **written.options}, written.counts
-    )
+    config = {"to": to, "out": str(Path(out).resolve()), **written.options}
+    if recordable:
+        record_run(store, "export", config, written.counts)
+    else:
+        warn(f"the export is not recorded in the store's runs table: {reason}")
     return Written(
         written.target, written.out, {**written.files, MANIFEST: manifest}, written.counts, written.options
     )

@@ -17,10 +17,17 @@ from typing import Any
 
 import polars as pl
 
-from tracekit.errors import unknown_name
+from tracekit.errors import InputFormatError, unknown_name, warn
 from tracekit.export.card import HISTOGRAM, card_metadata, histogram_png, merge_card, render_card
 from tracekit.export.lengths import load_tokenizer
-from tracekit.export.source import Written, problem_splits, read_table
+from tracekit.export.source import (
+    UNVERIFIABLE_HINT,
+    Written,
+    problem_splits,
+    read_table,
+    select_formats,
+    unverifiable,
+)
 from tracekit.export.stats import card_stats
 from tracekit.export.trl import grpo_view, sft_view
 from tracekit.schemas.tables import SPLITS
@@ -39,10 +46,7 @@ def config_rows(store: Store, config: str, *, formats: list[str] | None = None) 
     if config == "reflections":
         return read_table(store, "reflections")
     if config == "sft":
-        traces = read_table(store, "traces")
-        if formats:
-            traces = traces.filter(pl.col("format").is_in(formats))
-        return sft_view(traces)
+        return sft_view(select_formats(store, read_table(store, "traces"), formats))
     if config == "grpo":
         return grpo_view(store)
     raise unknown_name("config", config, list(CONFIGS))
@@ -54,6 +58,17 @@ def config_frames(
     """``{config: {split: frame}}`` for every non-empty config (all of ``CONFIGS`` by default)."""
     splits = problem_splits(store)
     out: dict[str, dict[str, pl.DataFrame]] = {}
+    for name in configs or ():
+        if name not in CONFIGS:
+            raise unknown_name("config", name, list(CONFIGS))
+    if "grpo" in (configs or CONFIGS):
+        reason = unverifiable(read_table(store, "problems"))
+        if reason and configs:
+            msg = f"config 'grpo' of {store.root}: {reason}, so its reward would fail.\nHint: {UNVERIFIABLE_HINT}"
+            raise InputFormatError(msg)
+        if reason:
+            warn(f"config 'grpo' left out: {reason}. Hint: {UNVERIFIABLE_HINT}")
+            configs = [c for c in CONFIGS if c != "grpo"]
     for config in configs or CONFIGS:
         rows = config_rows(store, config, formats=formats).collect()
         if config == "problems":  # the problems table has its own split column
@@ -110,8 +125,8 @@ def export_hf(
     histogram; without one they are approximated (see :mod:`tracekit.export.lengths`).
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     frames = config_frames(store, tables, formats=formats)
+    out.mkdir(parents=True, exist_ok=True)
     files, counts = {}, {}
     for config, parts in frames.items():
         files[config] = _save_atomically(dataset_dict(parts), out / config)

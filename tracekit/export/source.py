@@ -97,6 +97,63 @@ def write_splits(
     return files, counts
 
 
+def select_formats(store: Store, traces: pl.LazyFrame, formats: list[str] | None) -> pl.LazyFrame:
+    """``traces`` of ``formats`` only (all when None). A name that is no trace format is an error
+    with a did-you-mean; formats the store's view lacks are a warning when others are present and
+    an error when none is (an export never writes an empty file without saying so)."""
+    if not formats:
+        return traces
+    from tracekit.errors import unknown_name, warn
+    from tracekit.rearrange.formats import FORMATS
+
+    for name in formats:
+        if name not in FORMATS:
+            err = unknown_name("trace format", name, list(FORMATS))
+            raise type(err)(f"export --formats: {err}\nHint: format names are case-sensitive.")
+    present = sorted(traces.select(pl.col("format").unique()).collect()["format"].to_list())
+    lacking = [f for f in formats if f not in present]
+    if lacking and len(lacking) == len(formats):
+        msg = (
+            f"nothing to export from {store.root}: no traces of format(s) {lacking} in table 'traces' "
+            f"(it holds {present or 'none'}).\nHint: build them with `tracekit rearrange --store ST "
+            f"--formats {','.join(lacking)}`, or export the formats it holds."
+        )
+        raise StoreError(msg)
+    if lacking:
+        warn(
+            f"no traces of format(s) {lacking} in {store.root} (it holds {present}); exporting {formats} without them."
+        )
+    return traces.filter(pl.col("format").is_in(formats))
+
+
+def unverifiable(problems: pl.LazyFrame) -> str | None:
+    """Why a reward could not score some of ``problems`` (a task without a verifier, a problem
+    whose fields its verifier cannot read), or None when every problem can be scored."""
+    import json
+
+    from tracekit.errors import UnknownNameError
+    from tracekit.tasks import get_task
+
+    tasks = problems.select(pl.col("task").unique(maintain_order=True)).collect()["task"].to_list()
+    for task_name in tasks:
+        try:
+            task = get_task(task_name)
+        except UnknownNameError:
+            return f"task {task_name!r} has no verifier (it is a label of imported data)"
+        rows = problems.filter(pl.col("task") == task_name).select("meta", "question").collect()
+        for meta_text, question in rows.iter_rows():
+            problem = task.field_error(json.loads(meta_text))
+            if problem is not None:
+                return f"a {task_name} problem cannot be verified: {problem} (question: {question[:80]!r})"
+    return None
+
+
+UNVERIFIABLE_HINT = (
+    "import Countdown data with `tracekit import-skillfactory --task countdown` (numbers and "
+    "target are read from each question), or generate problems with `tracekit run`."
+)
+
+
 def orphans(rows: pl.LazyFrame, splits: pl.DataFrame) -> int:
     """Rows whose problem is not in the ``problems`` table (they belong to no split and are not exported)."""
     return rows.join(splits.lazy(), on="problem_id", how="anti").select(pl.len()).collect().item()

@@ -20,7 +20,17 @@ from pathlib import Path
 
 import polars as pl
 
-from tracekit.export.source import Written, orphans, problem_splits, read_table, require_rows, write_splits
+from tracekit.export.source import (
+    UNVERIFIABLE_HINT,
+    Written,
+    orphans,
+    problem_splits,
+    read_table,
+    require_rows,
+    select_formats,
+    unverifiable,
+    write_splits,
+)
 from tracekit.store import Store
 
 SFT_METADATA = ["trace_id", "problem_id", "format", "n_samples", "final_correct"]
@@ -52,13 +62,11 @@ def sft_view(traces: pl.LazyFrame | pl.DataFrame) -> pl.LazyFrame:
 
 
 def traces_for_export(store: Store, formats: list[str] | None = None) -> pl.LazyFrame:
-    """The traces an SFT-style export writes (only ``formats`` when given); an error when there are none."""
+    """The traces an SFT-style export writes (only ``formats`` when given, see
+    :func:`~tracekit.export.source.select_formats`); an error when there are none."""
     traces = read_table(store, "traces")
-    if formats:
-        traces = traces.filter(pl.col("format").is_in(formats))
-    what = "traces" + (f" of formats {formats}" if formats else "")
-    require_rows(store, "traces", traces, what, NO_TRACES_HINT)
-    return traces
+    require_rows(store, "traces", traces, "traces", NO_TRACES_HINT)
+    return select_formats(store, traces, formats)
 
 
 def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Written:
@@ -94,15 +102,24 @@ def grpo_view(store: Store) -> pl.LazyFrame:
     )
 
 
-def export_trl_grpo(
-    store: Store, out: str | Path, *, formats: list[str] | None = None, split: str | None = None
-) -> Written:
+def export_trl_grpo(store: Store, out: str | Path, *, split: str | None = None) -> Written:
     """Write ``OUT/<split>.parquet`` for TRL GRPO: ``GRPO_COLUMNS``, one row per problem.
 
-    ``split`` keeps one split only; ``formats`` is accepted for a uniform exporter signature
-    and ignored (GRPO trains on problems, not traces).
+    ``split`` keeps one split only. GRPO trains on problems, not traces, so it takes no
+    ``formats``. Every problem must be scorable by its task's verifier (the reward): problems
+    of a task without one, or without the fields it reads, are an error.
     """
+    from tracekit.errors import InputFormatError
+    from tracekit.tasks.base import SPLIT_FRACTIONS
+
+    if split is not None and split not in SPLIT_FRACTIONS:
+        msg = f"export --split must be one of {list(SPLIT_FRACTIONS)}, got {split!r}."
+        raise InputFormatError(msg + "\nHint: leave --split out to export every split.")
     out = Path(out)
+    reason = unverifiable(read_table(store, "problems"))
+    if reason:
+        msg = f"cannot export {store.root} for GRPO: {reason}, so its reward would fail.\nHint: {UNVERIFIABLE_HINT}"
+        raise InputFormatError(msg)
     rows = grpo_view(store)
     if split:
         rows = rows.join(

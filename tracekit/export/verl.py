@@ -19,8 +19,19 @@ from pathlib import Path
 
 import polars as pl
 
-from tracekit.export.source import Written, orphans, problem_splits, read_table, require_rows, write_splits
-from tracekit.export.trl import SFT_METADATA, message, traces_for_export
+from tracekit.errors import warn
+from tracekit.export.source import (
+    UNVERIFIABLE_HINT,
+    Written,
+    orphans,
+    problem_splits,
+    read_table,
+    require_rows,
+    select_formats,
+    unverifiable,
+    write_splits,
+)
+from tracekit.export.trl import SFT_METADATA, message
 from tracekit.store import Store
 
 # verl's ``ability`` is a free-text label of the skill a problem trains; tasks not listed get "reasoning".
@@ -73,21 +84,32 @@ def messages_view(traces: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def export_verl(store: Store, out: str | Path, *, formats: list[str] | None = None) -> Written:
-    """Write ``OUT/rl/<split>.parquet`` (problems) and ``OUT/sft/<split>.parquet`` (traces, when any)."""
+    """Write ``OUT/rl/<split>.parquet`` (problems) and ``OUT/sft/<split>.parquet`` (traces, when any).
+
+    Problems its reward cannot score (a task without a verifier, such as imported data's
+    ``skillfactory`` label) leave ``rl/`` out with a warning; with no traces either, an error.
+    """
     out = Path(out)
     splits = problem_splits(store)
     problems = read_table(store, "problems")
     require_rows(store, "problems", problems, "problems", "add problems with `tracekit run CONFIG`.")
     files: dict[str, Path] = {}
     counts: dict[str, int] = {}
-    rl_files, rl_counts = write_splits(problems, splits, out / "rl", view=verl_rl_view)
-    files.update({f"rl/{k}": v for k, v in rl_files.items()})
-    counts.update({f"rl/{k}": v for k, v in rl_counts.items()})
-    traces = read_table(store, "traces")
-    if formats:
-        traces = traces.filter(pl.col("format").is_in(formats))
-    if traces.select(pl.len()).collect().item():
-        traces = traces_for_export(store, formats)
+    traces = select_formats(store, read_table(store, "traces"), formats)
+    has_traces = traces.select(pl.len()).collect().item() > 0
+    reason = unverifiable(problems)
+    if reason and not has_traces:
+        from tracekit.errors import InputFormatError
+
+        msg = f"nothing to export from {store.root} for verl: no traces, and no RL rows ({reason})."
+        raise InputFormatError(msg + f"\nHint: {UNVERIFIABLE_HINT}")
+    if reason:
+        warn(f"verl: rl/ left out: {reason}. Hint: {UNVERIFIABLE_HINT}")
+    else:
+        rl_files, rl_counts = write_splits(problems, splits, out / "rl", view=verl_rl_view)
+        files.update({f"rl/{k}": v for k, v in rl_files.items()})
+        counts.update({f"rl/{k}": v for k, v in rl_counts.items()})
+    if has_traces:
         sft_files, sft_counts = write_splits(
             traces, splits, out / "sft", view=lambda rows, _: messages_view(rows)
         )

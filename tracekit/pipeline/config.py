@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from tracekit.errors import ConfigError
+from tracekit.errors import ConfigError, TracekitError
 from tracekit.rearrange.stage import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
 
@@ -28,6 +28,11 @@ class ModelConfig:
     backend: str = "transformers"
     options: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        from tracekit.sampling.registry import check_backend
+
+        check_backend(self.backend, self.options)  # checked, not built: no model is loaded here
+
 
 @dataclass(frozen=True)
 class TaskSpec:
@@ -39,6 +44,29 @@ class TaskSpec:
     split: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+
+    def __post_init__(self) -> None:
+        from tracekit.tasks import get_task
+        from tracekit.tasks.base import SPLIT_FRACTIONS
+
+        task = get_task(self.name)
+        if self.n < 1:
+            msg = f"task {self.name!r}: n must be >= 1 (problems to make), got {self.n}."
+            raise ConfigError(msg + "\nHint: n: 16 makes 16 problems.")
+        if self.split not in SPLIT_FRACTIONS:
+            msg = f"task {self.name!r}: split must be one of {list(SPLIT_FRACTIONS)}, got {self.split!r}."
+            raise ConfigError(
+                msg + "\nHint: splits are decided by content, so each holds different problems."
+            )
+        if task.generated and self.path is not None:
+            msg = f"task {self.name!r} is generated; 'path' is only for dataset tasks (gsm8k, commonsenseqa, math)."
+            raise ConfigError(msg + "\nHint: remove 'path', or name a dataset task.")
+        if not task.generated and self.path is None:
+            msg = (
+                f"task {self.name!r} loads an existing dataset and needs 'path' (a local file or owner/name)."
+            )
+            raise ConfigError(msg + f"\nHint: add path: to the task, e.g. path: data/{self.name}.jsonl")
+        task.check_knobs(self.options)
 
 
 @dataclass(frozen=True)
@@ -52,6 +80,22 @@ class SampleConfig:
     samples_per_variant: int = 16
     few_shot: int = 0
     params: SamplingParams = field(default_factory=lambda: SamplingParams(stop=("</answer>",)))
+
+    def __post_init__(self) -> None:
+        from tracekit.prompts import load_variants, pick_variants
+
+        object.__setattr__(self, "variants", tuple(self.variants))
+        if not self.variants:
+            msg = "variants: at least one prompt variant is needed."
+            raise ConfigError(
+                msg + "\nHint: e.g. variants: [plain, plan] (built in: plain, plan, alternatives, rephrase)."
+            )
+        repeated = sorted({v for v in self.variants if self.variants.count(v) > 1})
+        if repeated:
+            raise ConfigError(f"variants: {repeated} listed more than once.\nHint: name each variant once.")
+        pick_variants(list(self.variants), load_variants(self.variants_file))  # names and file, checked now
+        _at_least("samples_per_variant", self.samples_per_variant, 1)
+        _at_least("few_shot", self.few_shot, 0)
 
 
 @dataclass(frozen=True)
@@ -67,6 +111,17 @@ class ReflectConfig:
     params: SamplingParams = field(
         default_factory=lambda: SamplingParams(max_tokens=512, stop=("</verdict>",))
     )
+
+    def __post_init__(self) -> None:
+        _at_least("per_sample", self.per_sample, 0)
+        _at_least("few_shot", self.few_shot, 0)
+        _at_least("call_size", self.call_size, 1)
+
+
+def _at_least(name: str, value: int, low: int) -> None:
+    if value < low:
+        msg = f"{name} must be >= {low}, got {value}."
+        raise ConfigError(msg + f"\nHint: set {name} to {max(low, 1)} or more.")
 
 
 @dataclass(frozen=True)
@@ -85,10 +140,14 @@ class RunConfig:
     rearrange: RearrangeConfig = field(default_factory=RearrangeConfig)
 
     def __post_init__(self) -> None:
+        from tracekit.ids import check_seed
+
         if not self.tasks:
-            raise ConfigError("config: at least one task is needed")
-        if self.chunk_problems < 1:
-            raise ConfigError("config: chunk_problems must be >= 1")
+            raise ConfigError(
+                "tasks: at least one task is needed.\nHint: tasks: [{name: multiplication, n: 8}]"
+            )
+        _at_least("chunk_problems", self.chunk_problems, 1)
+        check_seed(self.seed, "seed")
 
     @property
     def rearrangement(self) -> RearrangeConfig:
@@ -96,26 +155,58 @@ class RunConfig:
         return self.rearrange.with_seed(self.seed)
 
 
+def _missing(cls, data: dict[str, Any]) -> list[str]:
+    """The fields of ``cls`` that have no default and are not in ``data``."""
+    return [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING
+        and f.default_factory is dataclasses.MISSING
+        and f.name not in data
+    ]
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}{key}" if key.startswith("[") or where.endswith(": ") else f"{where}.{key}"
+
+
 def _build(cls, data: Any, where: str):
+    """``data`` (parsed YAML) as an instance of ``cls``, checked strictly; errors name ``where``
+    (the file, then the key path)."""
     if dataclasses.is_dataclass(cls):
         if not isinstance(data, dict):
-            raise ConfigError(f"{where}: expected a mapping, got {type(data).__name__}")
+            msg = f"{where.rstrip(': ')}: expected a mapping of keys to values, got {_kind(data)}."
+            raise ConfigError(msg + f"\nHint: the keys are {[f.name for f in dataclasses.fields(cls)]}.")
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ConfigError(f"{where}: unknown key(s) {unknown}. Valid keys: {sorted(fields)}")
+            import difflib
+
+            close = [m for k in unknown for m in difflib.get_close_matches(k, list(fields), n=1, cutoff=0.6)]
+            msg = f"{where.rstrip(': ')}: unknown key(s) {unknown}. Valid keys: {sorted(fields)}"
+            msg += f"\nHint: did you mean {' or '.join(map(repr, close))}?" if close else "\nHint: remove it."
+            raise ConfigError(msg)
+        missing = _missing(cls, data)
+        if missing:
+            msg = f"{where.rstrip(': ')}: missing key(s) {missing}."
+            raise ConfigError(msg + "\nHint: see configs/demo-cpu.yaml for a complete example.")
         hints = typing.get_type_hints(cls)
-        kwargs = {name: _build(hints[name], value, f"{where}.{name}") for name, value in data.items()}
+        kwargs = {name: _build(hints[name], value, _join(where, name)) for name, value in data.items()}
         try:
             return cls(**kwargs)
         except TypeError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
+            raise ConfigError(f"{where.rstrip(': ')}: {exc}") from None
+        except TracekitError as exc:
+            raise type(exc)(f"{where.rstrip(': ')}: {exc}") from None
     origin = typing.get_origin(cls)
     if origin is tuple:
         inner = typing.get_args(cls)[0]
+        if isinstance(data, dict):
+            msg = f"{where.rstrip(': ')}: expected a list, got a mapping."
+            raise ConfigError(msg + "\nHint: write each item on its own line starting with '- '.")
         if not isinstance(data, (list, tuple)):
             data = [data]
-        return tuple(_build(inner, v, f"{where}[{i}]") for i, v in enumerate(data))
+        return tuple(_build(inner, v, _join(where, f"[{i}]")) for i, v in enumerate(data))
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
         args = [a for a in typing.get_args(cls) if a is not type(None)]
         return None if data is None else _build(args[0], data, where)
@@ -127,22 +218,59 @@ def _build(cls, data: Any, where: str):
         return data
     if origin is dict or cls is dict:
         if not isinstance(data, dict):
-            raise ConfigError(f"{where}: expected a mapping")
+            raise ConfigError(f"{where.rstrip(': ')}: expected a mapping, got {_kind(data)}.")
         return dict(data)
     if cls in (int, float, str, bool):
-        raise ConfigError(f"{where}: expected {cls.__name__}, got {data!r}")
+        raise ConfigError(f"{where.rstrip(': ')}: expected {cls.__name__}, got {data!r}")
+    return data
+
+
+def _kind(data: Any) -> str:
+    if data is None:
+        return "nothing (an empty value)"
+    return {list: "a list", dict: "a mapping", str: "a string"}.get(type(data), type(data).__name__)
+
+
+def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+    """The top-level mapping of a YAML file; a :class:`ConfigError` naming the file (and line)
+    when it cannot be read, is not UTF-8, is empty or is not a mapping."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except IsADirectoryError:
+        raise ConfigError(f"{what} {p} is a directory.\nHint: give the path of a YAML file.") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} {p}: {exc.strerror or exc}.\nHint: check the path.") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        msg = f"{what} {p}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})."
+        raise ConfigError(msg + "\nHint: save the file as UTF-8.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+        msg = f"{what} {p}: {where}not valid YAML: {problem or ' '.join(str(exc).split())}"
+        raise ConfigError(msg + "\nHint: check the indentation and brackets at that line.") from None
+    if data is None:
+        msg = f"{what} {p} is empty."
+        raise ConfigError(
+            msg + "\nHint: a run config needs at least 'store' and 'tasks' (see configs/demo-cpu.yaml)."
+        )
+    if not isinstance(data, dict):
+        msg = f"{what} {p}: expected a mapping of keys to values at the top level, got {_kind(data)}."
+        raise ConfigError(msg + "\nHint: write 'key: value' lines (store: ..., tasks: ...), not a list.")
     return data
 
 
 def load_config(path: str | Path, **overrides: Any) -> RunConfig:
-    """Read a run configuration from YAML (``overrides`` replace top-level keys)."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {p}: {exc}") from None
+    """Read a run configuration from YAML (``overrides`` replace top-level keys) and check all of
+    it (tasks, variants and their file, backend and options, every value) before anything runs."""
+    data = read_yaml_mapping(path, "run config")
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return _build(RunConfig, data, p.name)
+    return _build(RunConfig, data, f"{Path(path).name}: ")
 
 
 def config_dict(cfg: RunConfig) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from tracekit.sampling.base import Sampler
 from tracekit.sampling.registry import make_sampler
 from tracekit.store import Store
 from tracekit.store.manifest import recording
+from tracekit.store.tables import created_store
 from tracekit.tasks import get_task
 
 
@@ -93,17 +94,21 @@ def run_pipeline(
 
     ``dry_run``: scripted, well-formed data instead of a model (see
     :func:`tracekit.sampling.scripted.dry_run_responder`); refused on a store with real data.
+    The problems and demonstrations are made and the model is loaded before anything is
+    written; a run that fails then leaves no new store behind.
     """
+    with created_store(cfg.store) as store:
+        return _run(store, cfg, sampler=sampler, dry_run=dry_run, progress=progress, echo=echo)
+
+
+def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool, echo) -> dict[str, Any]:
     from tqdm import tqdm
 
-    store = Store(cfg.store, create=True)
     if dry_run:
         refuse_real_data(store)
     with recording(store, "run", config_dict(cfg), seed=cfg.seed, config_hash=config_hash(cfg)) as rec:
         with rec.stage("tasks"):
             problems = make_problems(cfg)
-            rec.add_written("problems", store.write("problems", problems))
-            rec.add_view("problems", problems["problem_id"])
             sample_demos, reflect_demos = make_demos(cfg, set(problems["problem_id"].to_list()))
         with rec.stage("load_model"):
             if sampler is None and dry_run:
@@ -111,6 +116,9 @@ def run_pipeline(
 
                 sampler = ScriptedSampler(dry_run_responder(problems), model_id="scripted-dry-run")
             sampler = sampler or make_sampler(cfg.model.backend, **cfg.model.options)
+        with rec.stage("tasks"):
+            rec.add_written("problems", store.write("problems", problems))
+            rec.add_view("problems", problems["problem_id"])
         rec.set_model(
             sampler.model_id,
             sampler.model_revision,

@@ -133,7 +133,7 @@ class RearrangeConfig:
             self._apply_recipe()
         formats = tuple(self.formats)
         if not formats:
-            raise ConfigError("rearrange: at least one format is needed.")
+            raise ConfigError("rearrange: at least one format is needed.\nHint: e.g. formats: ['*C_full'].")
         for name in formats:
             if name not in FORMATS:
                 raise unknown_name("trace format", name, list(FORMATS))
@@ -141,11 +141,14 @@ class RearrangeConfig:
         if self.variants is not None:
             object.__setattr__(self, "variants", tuple(self.variants))
             if not self.variants:
-                raise ConfigError("rearrange: variants, when given, must name at least one prompt variant.")
+                msg = "rearrange: variants, when given, must name at least one prompt variant."
+                raise ConfigError(msg + "\nHint: leave variants out to use every variant.")
         if self.layout not in LAYOUTS:
             raise unknown_name("layout", self.layout, list(LAYOUTS))
         if self.n_max < 1:
-            raise ConfigError(f"rearrange: n_max must be >= 1, got {self.n_max}.")
+            raise ConfigError(
+                f"rearrange: n_max must be >= 1, got {self.n_max}.\nHint: the paper uses n_max 5."
+            )
         two = sorted(TWO_SAMPLES & set(formats))
         if two and self.n_max < 2:
             msg = (
@@ -154,9 +157,16 @@ class RearrangeConfig:
             )
             raise ConfigError(msg)
         if self.repeats < 1:
-            raise ConfigError(f"rearrange: repeats must be >= 1, got {self.repeats}.")
+            raise ConfigError(
+                f"rearrange: repeats must be >= 1, got {self.repeats}.\nHint: repeats 1 draws each format once."
+            )
+        if self.seed is not None:
+            from tracekit.ids import check_seed
+
+            check_seed(self.seed, "rearrange: seed")
         if self.min_samples is not None and self.min_samples < 1:
-            raise ConfigError(f"rearrange: min_samples must be >= 1, got {self.min_samples}.")
+            msg = f"rearrange: min_samples must be >= 1, got {self.min_samples}."
+            raise ConfigError(msg + "\nHint: leave it out to use n_max (alg1 and star: 1).")
 
     def _apply_recipe(self) -> None:
         from tracekit.rearrange.recipes import RECIPES

@@ -7,6 +7,8 @@ from typing import Any, Protocol
 
 from tracekit.errors import ConfigError
 
+_PAPER = "temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.1"
+
 
 @dataclass(frozen=True)
 class SamplingParams:
@@ -28,8 +30,23 @@ class SamplingParams:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stop", tuple(self.stop))
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1:
-            raise ConfigError(f"invalid sampling parameters: {self}")
+        rules = {
+            "temperature": (self.temperature >= 0, ">= 0 (0: greedy)"),
+            "top_p": (0 < self.top_p <= 1, "in (0, 1]"),
+            "top_k": (self.top_k >= 0, ">= 0 (0: no top-k limit)"),
+            "repetition_penalty": (self.repetition_penalty > 0, "> 0 (1: no penalty)"),
+            "max_tokens": (self.max_tokens >= 1, ">= 1"),
+        }
+        for name, (ok, rule) in rules.items():
+            if not ok:
+                msg = (
+                    f"sampling parameter {name} must be {rule}, got {getattr(self, name)!r}.\n"
+                    f"Hint: the paper's setting is {_PAPER}."
+                )
+                raise ConfigError(msg)
+        if any(not isinstance(s, str) or not s for s in self.stop):
+            msg = f"sampling parameter stop must be a list of non-empty strings, got {list(self.stop)!r}.\n"
+            raise ConfigError(msg + 'Hint: e.g. stop: ["</answer>"].')
 
     def key(self) -> dict[str, Any]:
         """What identifies a sample besides its prompt and index (``max_tokens`` excluded: see resume)."""

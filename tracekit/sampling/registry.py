@@ -1,55 +1,71 @@
 """The backend registry: every sampling backend by name (``model.backend`` in a run config).
 
-Each entry imports its backend only when it is built, so heavy libraries (torch, vllm) load
-only for the backend in use.
+Each entry names the module and class of its backend. The modules are light (heavy libraries
+such as torch or vllm are imported inside the class when it is built), so a backend's name and
+options can be checked (:func:`check_backend`) before anything is loaded or written, even
+under ``--dry-run``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
+import inspect
 from typing import Any
 
 from tracekit.errors import ConfigError, unknown_name
 from tracekit.sampling.base import Sampler
 
-
-def _transformers(**kw):
-    from tracekit.sampling.hf import TransformersSampler
-
-    return TransformersSampler(**kw)
-
-
-def _vllm(**kw):
-    from tracekit.sampling.vllm import VLLMSampler
-
-    return VLLMSampler(**kw)
-
-
-def _http(**kw):
-    from tracekit.sampling.http import HTTPSampler
-
-    return HTTPSampler(**kw)
-
-
-def _scripted(**kw):
-    from tracekit.sampling.scripted import ScriptedSampler
-
-    return ScriptedSampler(**kw)
-
-
-BACKENDS: dict[str, Callable[..., Sampler]] = {
-    "transformers": _transformers,
-    "vllm": _vllm,
-    "http": _http,
-    "scripted": _scripted,
+BACKENDS: dict[str, str] = {
+    "transformers": "tracekit.sampling.hf:TransformersSampler",
+    "vllm": "tracekit.sampling.vllm:VLLMSampler",
+    "http": "tracekit.sampling.http:HTTPSampler",
+    "scripted": "tracekit.sampling.scripted:ScriptedSampler",
 }
+
+
+def backend_class(backend: str) -> type:
+    """The class of backend ``backend`` (its module is imported; its heavy libraries are not)."""
+    if backend not in BACKENDS:
+        err = unknown_name("sampling backend", backend, list(BACKENDS))
+        raise type(err)(f"{err}\nHint: set model.backend to one of these names.")
+    module, name = BACKENDS[backend].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def check_backend(backend: str, options: dict[str, Any]) -> None:
+    """Raise unless ``backend`` is registered and takes every one of ``options`` (with every
+    option it requires).
+
+    Examples
+    --------
+    >>> check_backend("http", {"base_url": "http://localhost:8000/v1", "model": "m"})
+    >>> check_backend("http", {"base_url": "http://x", "model": "m", "concurency": 4})
+    Traceback (most recent call last):
+    ...
+    tracekit.errors.ConfigError: backend 'http' has no option 'concurency'. Did you mean 'concurrency'?
+    Hint: its options are ['api_key_env', 'backoff', 'base_url', 'concurrency', ...
+    """
+    import difflib
+
+    params = inspect.signature(backend_class(backend).__init__).parameters
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    takes = {n: p for n, p in params.items() if n != "self" and p.kind in named}
+    for name in options:
+        if name not in takes:
+            close = difflib.get_close_matches(name, list(takes), n=1, cutoff=0.6)
+            msg = f"backend {backend!r} has no option {name!r}."
+            msg += f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(msg + f"\nHint: its options are {sorted(takes)}.")
+    missing = sorted(n for n, p in takes.items() if p.default is p.empty and n not in options)
+    if missing:
+        msg = f"backend {backend!r} needs the option(s) {missing}."
+        raise ConfigError(msg + f"\nHint: its options are {sorted(takes)}.")
 
 
 def make_sampler(backend: str, **options: Any) -> Sampler:
     """Build a backend by name with its options (see each backend's class)."""
-    if backend not in BACKENDS:
-        raise unknown_name("sampling backend", backend, list(BACKENDS))
+    check_backend(backend, options)
     try:
-        return BACKENDS[backend](**options)
+        return backend_class(backend)(**options)
     except TypeError as exc:
         raise ConfigError(f"backend {backend!r}: {exc}") from None

@@ -182,7 +182,9 @@ def recording(
     config_hash: str | None = None,
 ) -> Iterator[RunRecorder]:
     """Record one store-changing command: its ``runs`` row (and views) is written when the block
-    ends without an error; a failed or killed command records nothing."""
+    ends without an error; a failed or killed command records nothing. A store that cannot be
+    written (read-only) fails here, before the command does any work."""
+    store.check_writable()
     rec = RunRecorder(store, command, config, seed=seed, config_hash=config_hash)
     yield rec
     rec.finish()

@@ -28,7 +28,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
@@ -68,6 +69,11 @@ class Store:
     def __init__(self, root: str | os.PathLike, *, create: bool = False) -> None:
         self.root = Path(root)
         marker = self.root / MARKER
+        if self.root.exists() and not self.root.is_dir():
+            msg = (
+                f"store {self.root} is a file, not a store folder.\nHint: give --store the folder of a store."
+            )
+            raise StoreError(msg)
         if not marker.exists():
             if not create:
                 msg = (
@@ -78,6 +84,9 @@ class Store:
             if self.root.exists() and any(p for p in self.root.iterdir() if not p.name.startswith(".")):
                 msg = f"refusing to create a store in {self.root}: the directory is not empty and holds no {MARKER}."
                 raise StoreError(msg)
+            from tracekit.store.files import check_output_dir
+
+            check_output_dir(self.root, "store")
             self.root.mkdir(parents=True, exist_ok=True)
             _atomic_write_bytes(marker, json.dumps({"format": STORE_FORMAT}).encode())
         self.format = read_marker(marker)
@@ -300,6 +309,19 @@ class Store:
                 if not gone or log.commit(snap, op="forget", add=[], remove=gone):
                     return [self.table_dir(table) / name for name in gone]
 
+    def check_writable(self) -> None:
+        """Raise :class:`~tracekit.errors.OutputError` unless files can be created in the store's
+        folder and in each table's folder and log (a read-only file system, a permission): called
+        before a command writes anything, so that it fails whole instead of half-way."""
+        from tracekit.store.files import check_writable_dir
+        from tracekit.store.log import LOG_DIR
+
+        folders = [self.root]
+        for table in MODELS:
+            folders += [d for d in (self.root / table, self.root / table / LOG_DIR) if d.is_dir()]
+        for folder in folders:
+            check_writable_dir(folder, f"store {self.root}")
+
     def _writable(self) -> None:
         """Migrate a format-1 store before its first write (see :mod:`tracekit.store.legacy`)."""
         if self.format == 1:
@@ -314,6 +336,36 @@ class Store:
         from tracekit.store.check import check_store
 
         return check_store(self, checksums=checksums)
+
+
+@contextmanager
+def created_store(root: str | os.PathLike) -> Iterator[Store]:
+    """``Store(root, create=True)`` for one command: when this call created the store and the
+    block fails before any table holds data, what the call created is removed again (the
+    marker, empty table folders, and the store folder when it was new), so a command that fails
+    on bad input leaves no empty store behind."""
+    root = Path(root)
+    folder_existed, existed = root.exists(), (root / MARKER).exists()
+    store = Store(root, create=True)
+    try:
+        yield store
+    except BaseException:
+        if not existed:
+            _remove_new_store(root, keep_folder=folder_existed)
+        raise
+
+
+def _remove_new_store(root: Path, *, keep_folder: bool) -> None:
+    import shutil
+
+    tables = [root / t for t in MODELS if (root / t).is_dir()]
+    if any(p.is_file() and not p.name.startswith(".") for t in tables for p in t.rglob("*")):
+        return  # data arrived after all (another writer): keep it
+    for table in tables:
+        shutil.rmtree(table, ignore_errors=True)
+    (root / MARKER).unlink(missing_ok=True)
+    if not keep_folder:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def read_marker(marker: Path) -> int:

@@ -208,6 +208,42 @@ class Transaction:
         self._state = "aborted"
 
 
+class Transactions:
+    """One :class:`Transaction` per table, written through one object and committed together at
+    the end (one commit per table, in the order given): a command that fails or is killed before
+    :meth:`commit` leaves every table as it was. :meth:`write` has :meth:`Store.write`'s signature,
+    so a :class:`~tracekit.store.overlap.BackgroundWriter` can write into it.
+    """
+
+    def __init__(self, store, tables: tuple[str, ...]) -> None:
+        self.open = {table: Transaction(store, table) for table in tables}
+        self.rows: dict[str, int] = {}
+
+    def write(self, table: str, frame: pl.DataFrame, *, known_ids: pl.Series | None = None) -> int:
+        if table not in self.open:
+            raise StoreError(f"these transactions write tables {list(self.open)}, not {table!r}.")
+        return self.open[table].write(table, frame, known_ids=known_ids)
+
+    def commit(self) -> dict[str, int]:
+        """Commit every table's transaction; return the rows each published."""
+        for table, txn in self.open.items():
+            self.rows[table] = txn.commit()
+        return self.rows
+
+    def abort(self) -> None:
+        for txn in self.open.values():
+            txn.abort()
+
+    def __enter__(self) -> Transactions:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
 def _delete_stale_temporaries(directory: Path) -> None:
     """Remove temporaries of writers that are provably gone (same host, process ended)."""
     for folder in (directory, directory / LOG_DIR):

@@ -16,6 +16,7 @@ def _is_subsequence(word: str, initials: list[str]) -> bool:
 class Acronym(Task):
     name = "acronym"
     fields = ("words", "length")
+    field_types = {"words": "list[str]", "length": "int"}
     description = (
         "Choose words from the list, keeping their order, so that their first letters spell an English word."
     )

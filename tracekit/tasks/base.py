@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import polars as pl
 
-from tracekit.extract import final_answer
+from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.ids import problem_id, seed_for
 from tracekit.schemas import polars_schema
 
@@ -76,7 +76,10 @@ class Task:
     description: ClassVar[str]
     knobs: ClassVar[dict[str, str]] = {}
     fields: ClassVar[tuple[str, ...]] = ()  # the problem fields its verifier reads (from ``meta``)
+    # the type of each field: "int", "str", "bool", "list[int]", "list[str]" ("a|b": either)
+    field_types: ClassVar[dict[str, str]] = {}
     multi_answer_guard: ClassVar[bool] = True
+    generated: ClassVar[bool] = True  # False: loads an existing dataset (a run config gives its path)
 
     # -- hooks ------------------------------------------------------------------
     def make_item(self, rng: random.Random, **knobs: Any) -> dict[str, Any]:
@@ -90,14 +93,76 @@ class Task:
     def dedup_key(self, item: dict[str, Any]) -> str:
         return item["question"]
 
+    def fields_from_question(self, question: str) -> dict[str, Any] | None:
+        """The verifier's fields read back from a question text written elsewhere (an import of
+        the reference layout), or None when this task cannot read them (the default)."""
+        return None
+
     def demo_solution(self, meta: dict[str, Any], answer: str) -> str:
         """A short worked solution for in-context demonstrations (before the answer tags)."""
         return f"The answer is {answer}."
 
     # -- shared -----------------------------------------------------------------
+    def field_error(self, meta: dict[str, Any]) -> str | None:
+        """What is wrong with the problem fields ``meta`` (a missing field or one of the wrong
+        type, see ``field_types``), or None when the verifier can read them.
+
+        Examples
+        --------
+        >>> from tracekit.tasks import get_task
+        >>> get_task("countdown").field_error({"numbers": ["1", "2"], "target": 3})
+        "field 'numbers' must be a list of integers, got ['1', '2']"
+        >>> get_task("countdown").field_error({"numbers": [1, 2], "target": 3}) is None
+        True
+        """
+        missing = [f for f in self.fields if f not in meta]
+        if missing:
+            return f"missing field(s) {missing} (task {self.name!r} reads {list(self.fields)})"
+        for name, kinds in self.field_types.items():
+            if name in meta and not any(_has_type(meta[name], k) for k in kinds.split("|")):
+                shown = repr(meta[name])
+                shown = shown if len(shown) <= 60 else shown[:57] + "..."
+                return f"field {name!r} must be {' or '.join(_TYPE_WORDS[k] for k in kinds.split('|'))}, got {shown}"
+        return None
+
+    def _check_known(self, knobs: dict[str, Any]) -> None:
+        from tracekit.errors import ConfigError
+
+        unknown = sorted(set(knobs) - set(self.knobs))
+        if unknown:
+            msg = (
+                f"task {self.name!r}: unknown option(s) {unknown}. Known: {sorted(self.knobs)}\n"
+                "Hint: `tracekit tasks list` shows every task's options."
+            )
+            raise ConfigError(msg)
+
+    def check_knobs(self, knobs: dict[str, Any]) -> None:
+        """Raise a :class:`~tracekit.errors.ConfigError` unless ``knobs`` are this task's and
+        make a problem (their values are checked by making one)."""
+        from tracekit.errors import ConfigError
+
+        self._check_known(knobs)
+        if not self.generated:
+            return
+        try:
+            self.make_item(random.Random(0), **knobs)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc}.\nHint: `tracekit tasks list` shows every task's options.") from None
+        except (TypeError, ValueError) as exc:
+            msg = f"task {self.name!r}: invalid option value(s) {knobs}: {exc}.\n"
+            raise ConfigError(msg + "Hint: `tracekit tasks list` shows every task's options.") from None
+
     def score(self, response: str | None, meta: dict[str, Any]) -> Check:
-        """Extract the final answer of ``response`` and verify it. Never raises on model text."""
+        """Extract the final answer of ``response`` and verify it. Never raises on model text.
+
+        A response longer than the extraction window (:data:`tracekit.extract.MAX_SCAN_CHARS`)
+        with no final answer inside the window is ``too_long``, not ``no_answer``: an answer
+        followed by that much text is not read.
+        """
         answer = final_answer(response)
+        if answer is None and response is not None and len(response) > MAX_SCAN_CHARS:
+            self.score_answer(None, meta)  # a problem without the verifier's fields still raises
+            return Check(False, "too_long", None)
         return self.score_answer(answer, meta)
 
     def score_answer(self, answer: str | None, meta: dict[str, Any]) -> Check:
@@ -165,10 +230,7 @@ class Task:
         """
         from tracekit.errors import ConfigError
 
-        unknown = sorted(set(knobs) - set(self.knobs))
-        if unknown:
-            msg = f"task {self.name!r}: unknown option(s) {unknown}. Known: {sorted(self.knobs)}"
-            raise ConfigError(msg)
+        self._check_known(knobs)
         if split not in SPLIT_FRACTIONS:
             raise ConfigError(f"split must be one of {list(SPLIT_FRACTIONS)}, got {split!r}")
         difficulty = json.dumps(knobs, sort_keys=True)
@@ -204,6 +266,26 @@ class Task:
 
     def example(self) -> str:
         return self.generate(1, seed=0)["question"][0]
+
+
+_TYPE_WORDS = {
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+    "list[int]": "a list of integers",
+    "list[str]": "a list of strings",
+}
+
+
+def _has_type(value: Any, kind: str) -> bool:
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    inner = kind[len("list[") : -1]
+    return isinstance(value, list) and all(_has_type(v, inner) for v in value)
 
 
 def parse_integer(text: str) -> int | None:

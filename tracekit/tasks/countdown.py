@@ -64,6 +64,7 @@ def _combine(rng: random.Random, values: list[int]) -> tuple[int, str]:
 class Countdown(Task):
     name = "countdown"
     fields = ("numbers", "target")
+    field_types = {"numbers": "list[int]", "target": "int", "require_all": "bool"}
     description = "Reach the target with + - * / over the given numbers (each used at most once)."
     knobs = {
         "n_numbers": "how many numbers (3 to 6; paper: train 3, test 4-6)",
@@ -108,6 +109,25 @@ class Countdown(Task):
 
     def dedup_key(self, item: dict[str, Any]) -> str:
         return f"{sorted(item['numbers'])}|{item['target']}"
+
+    def fields_from_question(self, question: str) -> dict[str, Any] | None:
+        """``numbers`` and ``target`` read from a Countdown question written elsewhere, or None.
+
+        The numbers are the first bracketed list of integers, or else the integers listed
+        after the word "numbers"; the target is the integer after "equals", "equal to",
+        "make", "reach", "get" or "target" that follows them.
+
+        Examples
+        --------
+        >>> cd = Countdown()
+        >>> cd.fields_from_question("Using the numbers in the list [64, 41, 42], create an equation that equals 147.")
+        {'numbers': [64, 41, 42], 'target': 147}
+        >>> cd.fields_from_question("Puzzle 3: using the numbers 56, 54, 7, make 770. Use each number once.")
+        {'numbers': [56, 54, 7], 'target': 770}
+        >>> cd.fields_from_question("What is 12 * 3?") is None
+        True
+        """
+        return _read_question(question)
 
     def demo_solution(self, meta: dict[str, Any], answer: str) -> str:
         return f"{answer} = {meta['target']}."
@@ -178,6 +198,28 @@ class Countdown(Task):
         if last[0] != target * last[1]:
             return Check(False, "wrong_value", answer)
         return Check(True, "ok", answer)
+
+
+_LIST_RE = re.compile(r"\[\s*(\d{1,12}(?:\s*,\s*\d{1,12})+)\s*\]", re.ASCII)
+_LISTED_RE = re.compile(
+    r"\bnumbers\b[^\d\[]{0,40}?(\d{1,12}(?:\s*(?:,|\band\b)\s*\d{1,12})+)", re.ASCII | re.I
+)
+_TARGET_RE = re.compile(
+    r"\b(?:equals?|equal\s+to|makes?|reach(?:es)?|gets?|target(?:\s+number)?(?:\s+(?:is|of))?)\s*:?\s*(-?\d{1,12})\b",
+    re.ASCII | re.I,
+)
+
+
+def _read_question(question: str) -> dict[str, Any] | None:
+    """See :meth:`Countdown.fields_from_question`."""
+    found = _LIST_RE.search(question) or _LISTED_RE.search(question)
+    if found is None:
+        return None
+    numbers = [int(n) for n in re.findall(r"\d+", found.group(1), re.ASCII)]
+    target = _TARGET_RE.search(question, found.end())
+    if target is None:
+        return None
+    return {"numbers": numbers, "target": int(target.group(1))}
 
 
 def _numbers_reason(literals: tuple[int, ...], numbers: list[int], require_all: bool) -> str | None:

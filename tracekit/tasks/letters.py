@@ -14,6 +14,7 @@ _ALPHABET = "abcdefghijklmnopqrstuvwxyz"
 class LetterCountdown(Task):
     name = "letter_countdown"
     fields = ("letters", "length")
+    field_types = {"letters": "list[str]", "length": "int"}
     description = (
         "Form a valid English word of the given length from the given letters (each used at most once)."
     )

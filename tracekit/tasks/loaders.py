@@ -146,6 +146,8 @@ def _frame(task: str, rows: list[dict[str, Any]], split: str) -> pl.DataFrame:
 class _Loader(Task):
     knobs: dict[str, str] = {}
     fields = ("answer",)
+    field_types = {"answer": "str|int"}
+    generated = False
     multi_answer_guard = False
 
     def make_item(self, rng, **knobs):

@@ -10,6 +10,7 @@ from tracekit.tasks.base import Check, Task, parse_integer
 class Multiplication(Task):
     name = "multiplication"
     fields = ("a", "b")
+    field_types = {"a": "int", "b": "int"}
     description = "Multiply two integers of the given number of digits; the answer is the exact product."
     knobs = {
         "digits": "digits of each operand (2 to 5; default 2)",
