@@ -98,7 +98,10 @@ def run_pipeline(
     written; a run that fails then leaves no new store behind.
     """
     with created_store(cfg.store) as store:
-        return _run(store, cfg, sampler=sampler, dry_run=dry_run, progress=progress, echo=echo)
+        summary = _run(store, cfg, sampler=sampler, dry_run=dry_run, progress=progress, echo=echo)
+    # chunks and backend calls each wrote a part: merge the small ones (rows, ids and views unchanged)
+    summary["compacted_parts"] = {t: store.compact(t) for t in ("samples", "reflections")}
+    return summary
 
 
 def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool, echo) -> dict[str, Any]:
@@ -198,7 +201,7 @@ def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool
                 "samples": samples["sample_id"],
                 "reflections": pl.concat([pl.Series("reflection_id", [], pl.Utf8), *current_reflections]),
             }
-            stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows)
+            stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows, progress=progress)
         rec.add_view("traces", trace_ids)
         rec.add_written("traces", stats["traces/written"])
         rec.drops.update(stats)
