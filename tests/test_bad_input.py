@@ -475,10 +475,11 @@ def test_a_failure_late_in_a_file_writes_nothing(tk, tmp_path, raw, monkeypatch)
     frame.with_columns(
         question=pl.when(pl.int_range(pl.len()) == bad_row).then(pl.lit("")).otherwise(pl.col("question"))
     ).write_parquet(tmp_path / "late.parquet")
+    frame.head(8).write_parquet(tmp_path / "head.parquet")
     st = tmp_path / "st"
-    assert tk("import-skillfactory", raw, "--store", st, "--model", "m", "-q")[0] == 0
+    assert tk("import-skillfactory", tmp_path / "head.parquet", "--store", st, "-q")[0] == 0
     before = tree(st)
-    one_error(
+    one_error(  # the batches before the bad row hold new rows: none of them is written
         tk("import-skillfactory", tmp_path / "late.parquet", "--store", st, "-q"),
         f"row {bad_row + 1}: empty 'question'",
     )
@@ -701,7 +702,7 @@ def test_a_run_without_traces_says_so_and_suggests_no_export(tk, tmp_path, monke
     assert "no traces were built" in out and "Hint:" in out
 
 
-def test_reflection_parts_are_compacted_and_resume_still_works(tmp_path):
+def test_reflection_parts_are_compacted_and_resume_still_works(tmp_path, monkeypatch):
     from tracekit.pipeline.config import RunConfig, _build
     from tracekit.pipeline.run import run_pipeline
     from tracekit.store import Store
@@ -709,9 +710,16 @@ def test_reflection_parts_are_compacted_and_resume_still_works(tmp_path):
     data = edited(store=str(tmp_path / "st"), chunk_problems=1, reflection={"per_sample": 2, "call_size": 1})
     data["tasks"][0]["n"] = 6
     cfg = _build(RunConfig, data, "test")
-    summary = run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
+    import tracekit.store.transaction as txn
+
+    merged = []
+    real = txn.compact
+    monkeypatch.setattr(
+        txn, "compact", lambda store, table, **kw: merged.append((table, real(store, table, **kw)))
+    )
+    run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
     st = Store(tmp_path / "st")
-    assert summary["compacted_parts"]["reflections"] >= 6  # one part per backend call, then merged
+    assert dict(merged)["reflections"] >= 6  # one part per backend call, then merged
     assert len(st.parts("reflections")) == 1 and len(st.parts("samples")) == 1
     before = st.read("reflections").sort("reflection_id")
     again = run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
@@ -776,4 +784,20 @@ def test_info_shows_what_a_store_holds(tk, tmp_path, store, raw):
     Store(store).parts("samples")[0].unlink()  # damage: a part the log names is gone
     code, out, err = tk("info", "--store", store)
     assert code == 0, err  # a damaged store is reported, not refused
-    assert "integrity: " in out and "is missing" in out and "contents not read" in out
+    assert "integrity: 1 problem(s)" in out and "missing" in out and "contents not read" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--seed", str(2**63)], ["seed must be an integer from 0 to 9223372036854775807"]),
+        (["--seed", "-1"], ["seed must be an integer"]),
+        (["--n-max", "0"], ["n_max must be >= 1"]),
+        (["--formats", "*c_full"], ["unknown trace format '*c_full'", "'*C_full'"]),
+        (["--variants", "plian"], ["unknown prompt variant 'plian'", "'plain'"]),
+    ],
+)
+def test_rearrange_options_fail_before_writing(tk, store, args, needles):
+    before = tree(store)
+    one_error(tk("rearrange", "--store", store, "--replace", *args), *needles)
+    assert tree(store) == before

@@ -99,8 +99,11 @@ def run_pipeline(
     """
     with created_store(cfg.store) as store:
         summary = _run(store, cfg, sampler=sampler, dry_run=dry_run, progress=progress, echo=echo)
-    # chunks and backend calls each wrote a part: merge the small ones (rows, ids and views unchanged)
-    summary["compacted_parts"] = {t: store.compact(t) for t in ("samples", "reflections")}
+    for table in (
+        "samples",
+        "reflections",
+    ):  # chunks and backend calls each wrote a part: merge the small ones
+        store.compact(table)  # rows, ids and views unchanged
     return summary
 
 

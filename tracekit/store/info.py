@@ -4,7 +4,7 @@
 :func:`format_info` as text. Everything about rows is about the **current view** (see
 :mod:`tracekit.store.views`) unless it says history: the tasks, splits and models present, the
 traces per format and per rearrangement configuration, the store's size on disk, every run with
-its configuration, and warnings: integrity problems (:meth:`Store.check`), rows outside the
+its configuration, its integrity problems (:meth:`Store.check`), and warnings: rows outside the
 current view (history), ids that may repeat in a table, rows whose problem is missing.
 """
 
@@ -42,7 +42,8 @@ def store_info(store: Store) -> dict[str, Any]:
         "traces_per_format": [],
         "traces_per_configuration": [],
         "runs": _runs(store),
-        "warnings": [f"integrity: {p}" for p in store.check()],
+        "integrity": [str(p) for p in store.check()],
+        "warnings": [],
     }
     for table, n in totals.items():
         ids = view_ids(store, table) if table in TABLES else None
@@ -153,6 +154,9 @@ def format_info(info: dict[str, Any], *, runs: int = 10) -> str:
                 f"  {run['finished_at'][:19]}  {run['command']:<20}{run['seconds']:>8.1f}s  {run['run_id']}"
             )
             lines.append(f"      config {run['config_hash'][:12]}: {config}")
+    problems = info["integrity"]
+    lines.append(f"\nintegrity: {len(problems)} problem(s)" if problems else "\nintegrity: ok")
+    lines += [f"  {p}" for p in problems]
     lines.append(f"\nwarnings: {len(info['warnings'])}" if info["warnings"] else "\nwarnings: none")
     lines += [f"  {w}" for w in info["warnings"]]
     return "\n".join(lines)
