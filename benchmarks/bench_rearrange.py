@@ -52,7 +52,7 @@ def child(raw: str, work: str) -> None:
                 "traces": stats["traces/written"],
                 "samples": counts["samples"],
                 "reflections": counts["reflections"],
-                "sft_bytes": out.stat().st_size,
+                "sft_bytes": sum(p.stat().st_size for p in out.files.values()),
             }
         )
     )
