@@ -3,6 +3,20 @@
 from __future__ import annotations
 
 import typer
+import typer.core
+
+
+def _flag_shows_no_type(display_type_rich):
+    """Typer's help prints a type after every option, ``<bool>`` after flags too (``--replace
+    <bool>``, ``--help <bool>``), which reads as if the flag took a value: flags show none."""
+
+    def display(self, ctx):
+        return None if getattr(self, "is_flag", False) else display_type_rich(self, ctx)
+
+    return display
+
+
+typer.core.TyperOption.display_type_rich = _flag_shows_no_type(typer.core.TyperOption.display_type_rich)
 
 app = typer.Typer(
     help="Build SkillFactory-style silver reasoning traces: sample, verify, self-verify, rearrange, export.",

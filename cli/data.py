@@ -48,6 +48,7 @@ def rearrange(
         "--replace",
         help="Replace the existing traces (in one commit, when the new ones are complete).",
     ),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     **fields,
 ) -> None:
     """Filter reflections and rearrange kept samples into traces.
@@ -59,7 +60,7 @@ def rearrange(
     from tracekit.store import Store
 
     cfg = RearrangeConfig(**given(RearrangeConfig, fields))
-    stats = rearrange_store(Store(store), cfg, replace=replace)
+    stats = rearrange_store(Store(store), cfg, replace=replace, progress=not quiet)
     typer.echo(format_counters(stats))
     typer.echo(f"{stats['traces/written']} new traces in {store}/traces")
 
@@ -101,24 +102,20 @@ def export(
 
 
 @app.command()
-def info(store: Path = StoreOpt) -> None:
-    """Row counts of every table, the store's integrity problems and the last runs."""
+def info(
+    store: Path = StoreOpt,
+    as_json: bool = typer.Option(False, "--json", help="Everything as JSON (every run's config in full)."),
+    runs: int = typer.Option(10, "--runs", help="How many of the last runs to list."),
+) -> None:
+    """What a store holds: rows (all and current view), tasks, splits, models, traces per format and
+    configuration, size, the runs with their configs, and warnings (integrity, history, orphans)."""
     import json
 
     from tracekit.store import Store
+    from tracekit.store.info import format_info, store_info
 
-    st = Store(store)
-    for table, n in st.counts().items():
-        typer.echo(f"{table:<12}{n:>10}")
-    problems = st.check()
-    typer.echo(f"\nintegrity: {len(problems)} problem(s)" if problems else "\nintegrity: ok")
-    for problem in problems:
-        typer.echo(f"  {problem}")
-    runs = st.read("runs", columns=["command", "started_at", "timings_json"]) if st.count("runs") else None
-    if runs is not None:
-        typer.echo("\nruns:")
-        for command, started, timings in runs.tail(10).iter_rows():
-            typer.echo(f"  {started}  {command:<22} {json.loads(timings).get('total', 0):.1f}s")
+    data = store_info(Store(store))
+    typer.echo(json.dumps(data, indent=2, default=str) if as_json else format_info(data, runs=runs))
 
 
 @app.command()

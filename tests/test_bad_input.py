@@ -475,10 +475,11 @@ def test_a_failure_late_in_a_file_writes_nothing(tk, tmp_path, raw, monkeypatch)
     frame.with_columns(
         question=pl.when(pl.int_range(pl.len()) == bad_row).then(pl.lit("")).otherwise(pl.col("question"))
     ).write_parquet(tmp_path / "late.parquet")
+    frame.head(8).write_parquet(tmp_path / "head.parquet")
     st = tmp_path / "st"
-    assert tk("import-skillfactory", raw, "--store", st, "--model", "m", "-q")[0] == 0
+    assert tk("import-skillfactory", tmp_path / "head.parquet", "--store", st, "-q")[0] == 0
     before = tree(st)
-    one_error(
+    one_error(  # the batches before the bad row hold new rows: none of them is written
         tk("import-skillfactory", tmp_path / "late.parquet", "--store", st, "-q"),
         f"row {bad_row + 1}: empty 'question'",
     )
@@ -639,3 +640,164 @@ def test_a_read_only_store_can_still_be_exported(read_only, tmp_path, store):
 def test_how_read_only_places_were_made():
     """Says which of the two ways the read-only tests used on this machine (see ``read_only``)."""
     print("read-only tests use", "a read-only bind mount" if READ_ONLY_MOUNT else "a simulated EROFS")
+
+
+# ---------------------------------------------------------------------------------------- repeats
+@pytest.mark.parametrize("repeats", ["0", "1001", "100000"])
+def test_repeats_are_bounded(tk, store, repeats):
+    before = tree(store)
+    one_error(tk("rearrange", "--store", store, "--repeats", repeats), "repeats must be from 1 to 1000")
+    assert tree(store) == before
+
+
+def test_many_repeats_of_a_small_pool_give_only_its_distinct_traces(tk, store):
+    from tracekit.store import Store
+
+    code, out, err = tk(
+        "rearrange",
+        "--store",
+        store,
+        "--repeats",
+        "1000",
+        "--n-max",
+        "2",
+        "--min-samples",
+        "1",
+        "--replace",
+        "-q",
+    )
+    assert code == 0, err
+    traces = Store(store).read("traces")
+    shown = traces.select("problem_id", "sample_ids", "reflection_ids")
+    assert shown.height == shown.unique().height  # no trace repeats another's samples and reflections
+    assert traces.group_by("problem_id").len()["len"].max() <= 4  # a pool of 2 samples has few traces
+    assert "repeat_duplicate" in out and " 0\n" not in out + "\n"  # no zero counters in the summary
+
+
+# ---------------------------------------------------------------------------------------- showing the work
+def test_help_shows_no_type_after_flags(tk, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
+    for command in ("rearrange", "import-skillfactory", "run", "export"):
+        code, out, _ = tk(command, "--help")
+        assert code == 0 and "--help" in out and "<bool>" not in out, command
+    assert "<int>" in tk("rearrange", "--help")[1]  # options that take a value still show its type
+
+
+def test_import_and_rearrange_show_progress(tk, tmp_path, raw):
+    st = tmp_path / "st"
+    code, _, err = tk("import-skillfactory", raw, "--store", st)
+    assert code == 0 and "import: 100%" in err and "row/s" in err
+    code, _, err = tk("rearrange", "--store", st, "--n-max", "2")
+    assert code == 0 and "rearrange: 100%" in err and "problem/s" in err
+    code, _, err = tk("rearrange", "--store", st, "--n-max", "2", "--quiet")
+    assert code == 0 and "rearrange:" not in err
+
+
+def test_a_run_without_traces_says_so_and_suggests_no_export(tk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("run.yaml").write_text(yaml.safe_dump(edited(rearrange={"min_samples": 50})), encoding="utf-8")
+    code, out, err = tk("run", "run.yaml", "--dry-run", "-q")
+    assert code == 0, err
+    assert "traces per format: none" in out and "tracekit export" not in out
+    assert "no traces were built" in out and "Hint:" in out
+
+
+def test_reflection_parts_are_compacted_and_resume_still_works(tmp_path, monkeypatch):
+    from tracekit.pipeline.config import RunConfig, _build
+    from tracekit.pipeline.run import run_pipeline
+    from tracekit.store import Store
+
+    data = edited(store=str(tmp_path / "st"), chunk_problems=1, reflection={"per_sample": 2, "call_size": 1})
+    data["tasks"][0]["n"] = 6
+    cfg = _build(RunConfig, data, "test")
+    import tracekit.store.transaction as txn
+
+    merged = []
+    real = txn.compact
+    monkeypatch.setattr(
+        txn, "compact", lambda store, table, **kw: merged.append((table, real(store, table, **kw)))
+    )
+    run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
+    st = Store(tmp_path / "st")
+    assert dict(merged)["reflections"] >= 6  # one part per backend call, then merged
+    assert len(st.parts("reflections")) == 1 and len(st.parts("samples")) == 1
+    before = st.read("reflections").sort("reflection_id")
+    again = run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
+    assert again["new_samples"] == again["new_reflections"] == 0  # resume reuses every row
+    assert Store(tmp_path / "st").read("reflections").sort("reflection_id").equals(before)
+    assert not Store(tmp_path / "st").check()
+
+
+def test_few_shot_demonstrations_do_not_grow_with_n(tk, tmp_path, monkeypatch):
+    """The demo config's task with many more problems than the validation split holds."""
+    monkeypatch.chdir(tmp_path)
+    data = edited(sampling={"few_shot": 2, "samples_per_variant": 1}, reflection={"few_shot": 2})
+    data["tasks"][0]["n"] = 200  # 2-digit x 1-digit: about 80 validation problems in all
+    Path("run.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    code, out, err = tk("run", "run.yaml", "--dry-run", "-q")
+    assert code == 0, err
+    assert "problems 200" in out
+
+
+def test_info_shows_what_a_store_holds(tk, tmp_path, store, raw):
+    from tracekit.store import Store
+
+    assert (
+        tk("import-skillfactory", raw, "--store", store, "--task", "countdown", "--model", "m7", "-q")[0] == 0
+    )
+    assert tk("rearrange", "--store", store, "--n-max", "2", "--min-samples", "1", "-q")[0] == 0
+    assert (
+        tk(
+            "rearrange",
+            "--store",
+            store,
+            "--n-max",
+            "3",
+            "--min-samples",
+            "1",
+            "--formats",
+            "*C_full,*CC",
+            "-q",
+        )[0]
+        == 0
+    )
+    code, out, err = tk("info", "--store", store)
+    assert code == 0, err
+    for needle in (
+        "current view",
+        "multiplication  train",
+        "countdown  train",
+        "m7  import",
+        "scripted-dry-run  scripted",
+        "traces by format:",
+        "*CC",
+        "traces by rearrangement configuration:",
+        "runs (4 of 4",
+        '"n_max":3',
+        "row(s) are history, not in the current view",
+    ):
+        assert needle in out, (needle, out)
+    assert " MB in " in out or " KB in " in out
+    data = json.loads(tk("info", "--store", store, "--json")[1])
+    assert [r["command"] for r in data["runs"]] == ["run", "import-skillfactory", "rearrange", "rearrange"]
+    assert data["runs"][0]["config"]["sampling"]["variants"] == ["plain"]
+    Store(store).parts("samples")[0].unlink()  # damage: a part the log names is gone
+    code, out, err = tk("info", "--store", store)
+    assert code == 0, err  # a damaged store is reported, not refused
+    assert "integrity: 1 problem(s)" in out and "missing" in out and "contents not read" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (["--seed", str(2**63)], ["seed must be an integer from 0 to 9223372036854775807"]),
+        (["--seed", "-1"], ["seed must be an integer"]),
+        (["--n-max", "0"], ["n_max must be >= 1"]),
+        (["--formats", "*c_full"], ["unknown trace format '*c_full'", "'*C_full'"]),
+        (["--variants", "plian"], ["unknown prompt variant 'plian'", "'plain'"]),
+    ],
+)
+def test_rearrange_options_fail_before_writing(tk, store, args, needles):
+    before = tree(store)
+    one_error(tk("rearrange", "--store", store, "--replace", *args), *needles)
+    assert tree(store) == before

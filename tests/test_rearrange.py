@@ -290,7 +290,7 @@ def test_rearrange_options_are_the_config_fields():
     command = typer.main.get_command(app).commands["rearrange"]
     options = {p.name: p for p in command.params}
     fields = {f.name for f in dataclasses.fields(RearrangeConfig)}
-    assert set(options) == fields | {"store", "replace"}
+    assert set(options) == fields | {"store", "replace", "quiet"}
     docs = field_docs(RearrangeConfig)
     assert set(docs) == fields
     for name in fields:

@@ -98,3 +98,33 @@ def test_the_specification_covers_every_format_and_layout():
         want = spec.build([problem], cfg, BANK, cfg.digest(BANK))
         assert {row["format"] for row in want} == set(FORMATS)
         assert rearrange_pool(*spec.inputs([problem]), cfg, BANK).select(COLUMNS).to_dicts() == want
+
+
+def test_repeats_stop_where_distinct_traces_run_out():
+    """Repeats beyond a pool's distinct traces are dropped (and the drawing stops), in the
+    specification and in the vectorised stage alike, across several groups of repeats."""
+    from collections import Counter
+
+    small = spec.Problem(
+        "p-small",
+        [spec.Sample(f"s-{i}", "ab"[i], i == 0, f"a{i}", f"r{i}", [(f"r-{i}", f"f{i}")]) for i in range(2)],
+    )
+    big = spec.Problem(
+        "p-big",
+        [
+            spec.Sample(f"t-{i}", "abcd"[i % 4], i % 2 == 0, f"b{i}", f"q{i}", [(f"x-{i}", f"g{i}")])
+            for i in range(8)
+        ],
+    )
+    cfg = RearrangeConfig(formats=("*C_full", "star"), n_max=2, repeats=40, min_samples=1)
+    want = spec.build([small, big], cfg, BANK, cfg.digest(BANK))
+    drops = Counter()
+    got = rearrange_pool(*spec.inputs([small, big]), cfg, BANK, drops=drops).select(COLUMNS).to_dicts()
+    assert got == want
+    per = Counter((row["problem_id"], row["format"]) for row in got)
+    # p-small: one correct sample; *C_full shows it alone (N=1) or after the wrong one (N=2): 2 traces
+    assert per[("p-small", "*C_full")] == 2 and per[("p-small", "star")] == 1 and per[("p-big", "star")] == 4
+    assert 2 < per[("p-big", "*C_full")] < 40 * 2  # more distinct traces, still far fewer than 40 x 2
+    shown = [(r["sample_ids"], r["reflection_ids"]) for r in got if r["problem_id"] == "p-big"]
+    assert len(shown) == len({(tuple(s), tuple(r)) for s, r in shown})
+    assert drops["traces/*C_full:repeat_duplicate"] > 0 and drops["built/star"] == 5

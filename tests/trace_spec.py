@@ -23,6 +23,7 @@ import polars as pl
 from tracekit.ids import hash_strings
 from tracekit.rearrange import draws
 from tracekit.rearrange.draws import problem_key
+from tracekit.rearrange.repeats import REPEAT_GROUP
 
 ANY_SIZE = ("alg1", "star")  # formats that take any problem with one correct sample
 
@@ -261,11 +262,22 @@ def build(problems: list[Problem], cfg, bank, digest: str) -> list[dict]:
     rows = []
     for problem in problems:
         for fmt in sorted(cfg.formats):
+            shown: set[tuple] = set()  # what earlier repeats' traces showed (see tracekit.rearrange.repeats)
+            fresh = True
             for repeat in range(cfg.repeats):
+                if repeat % REPEAT_GROUP == 0:
+                    if not fresh:
+                        break  # a whole group of repeats gave nothing new: this format is done for the problem
+                    fresh = False
                 for trace in plan(problem, fmt, repeat, cfg):
                     lay_out(problem, trace, bank, cfg.layout, cfg.seed)
                     n = len(trace.samples)
                     final = problem.samples[trace.final]
+                    what = (tuple(trace.samples), tuple(trace.reflection_ids), final.answer)
+                    if cfg.repeats > 1 and what in shown:
+                        continue  # the same samples, order and reflections as an earlier trace
+                    shown.add(what)
+                    fresh = True
                     # a trace's id: what it is (problem, format, N, repeat, ordinal, settings) and
                     # what its text is made of (samples, reflections, phrases, the final sample)
                     key = "|".join(

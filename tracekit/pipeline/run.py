@@ -98,7 +98,13 @@ def run_pipeline(
     written; a run that fails then leaves no new store behind.
     """
     with created_store(cfg.store) as store:
-        return _run(store, cfg, sampler=sampler, dry_run=dry_run, progress=progress, echo=echo)
+        summary = _run(store, cfg, sampler=sampler, dry_run=dry_run, progress=progress, echo=echo)
+    for table in (
+        "samples",
+        "reflections",
+    ):  # chunks and backend calls each wrote a part: merge the small ones
+        store.compact(table)  # rows, ids and views unchanged
+    return summary
 
 
 def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool, echo) -> dict[str, Any]:
@@ -198,7 +204,7 @@ def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool
                 "samples": samples["sample_id"],
                 "reflections": pl.concat([pl.Series("reflection_id", [], pl.Utf8), *current_reflections]),
             }
-            stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows)
+            stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows, progress=progress)
         rec.add_view("traces", trace_ids)
         rec.add_written("traces", stats["traces/written"])
         rec.drops.update(stats)

@@ -93,15 +93,20 @@ def format_summary(s: dict[str, Any], timings: dict[str, float]) -> str:
     lines.append("timings (s): " + json.dumps(timings))
     if s["traces"]:
         lines.append(f"export: tracekit export --store {s['store']} --to trl-sft --out {s['store']}-sft")
+    else:
+        lines.append(
+            "no traces were built: see the filter drops above. Hint: more samples per variant or reflections "
+            "per sample, a lower rearrange.min_samples or n_max, an easier task, or few_shot demonstrations."
+        )
     return "\n".join(lines)
 
 
 def format_counters(stats: Counter) -> str:
-    """Group ``"<what>/<reason>"`` counters into an aligned text block.
+    """Group ``"<what>/<reason>"`` counters into an aligned text block (zero counters left out).
 
     Examples
     --------
-    >>> print(format_counters(Counter({"samples/truncated": 3, "built/0C": 10})))
+    >>> print(format_counters(Counter({"samples/truncated": 3, "built/0C": 10, "samples/none": 0})))
     built
       0C                           10
     samples
@@ -109,6 +114,8 @@ def format_counters(stats: Counter) -> str:
     """
     groups: dict[str, list[tuple[str, int]]] = {}
     for key, value in sorted(stats.items()):
+        if not value:
+            continue
         group, _, reason = key.partition("/")
         groups.setdefault(group, []).append((reason or group, value))
     lines = []

@@ -143,6 +143,14 @@ class Layout:
         segments = self.segments[np.repeat(seg_start, lengths) + ragged_arange(lengths)]
         return Layout(self.frame.filter(pl.Series(keep)), self.pieces, segments, lengths)
 
+    def pieces_of(self, rows: int) -> list[Layout]:
+        """This layout cut into layouts of at most ``rows`` traces, in order (none when empty)."""
+        n = self.frame.height
+        if n <= rows:
+            return [self] if n else []
+        starts = range(0, n, rows)
+        return [self.select((np.arange(n) >= s) & (np.arange(n) < s + rows)) for s in starts]
+
     def render(self) -> pl.DataFrame:
         """The ``traces`` rows: gather the pieces of every trace and join them with newlines."""
         pieces = pl.concat(self.pieces, rechunk=False)

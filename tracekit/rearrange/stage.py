@@ -43,6 +43,7 @@ polars gathers the pieces and joins them, so trace text is written exactly once.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -63,7 +64,10 @@ from tracekit.rearrange.render import (
     ragged_arange,
     template_digest,
 )
+from tracekit.rearrange.repeats import MAX_REPEATS, REPEAT_GROUP, new_traces
 from tracekit.schemas import ID_COLUMNS, empty_frame
+
+RENDER_ROWS = 16_384  # traces rendered and written at a time (a few tens of MB of text)
 
 
 @dataclass(frozen=True)
@@ -156,10 +160,12 @@ class RearrangeConfig:
                 f"compared with), but n_max is {self.n_max}.\nHint: use n_max >= 2, or leave out {', '.join(two)}."
             )
             raise ConfigError(msg)
-        if self.repeats < 1:
-            raise ConfigError(
-                f"rearrange: repeats must be >= 1, got {self.repeats}.\nHint: repeats 1 draws each format once."
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            msg = (
+                f"rearrange: repeats must be from 1 to {MAX_REPEATS}, got {self.repeats}.\nHint: repeats draws each "
+                "format again per problem; a problem's distinct traces run out long before (repeated ones are dropped)."
             )
+            raise ConfigError(msg)
         if self.seed is not None:
             from tracekit.ids import check_seed
 
@@ -204,12 +210,21 @@ class RearrangeConfig:
 
 
 # ------------------------------------------------------------------------ planning
-def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> TraceBatch | None:
-    """Plan every format and repeat for the problems of ``pool`` (sorted by problem, then
-    prompt variant) and order the traces by (problem, format, repeat, ordinal). Problems
-    with fewer samples than a format needs (:meth:`RearrangeConfig.min_samples_for`) are
-    left out of it; skipped problems and built traces are counted in ``drops``; ``None``
-    when nothing was planned."""
+def plan_batch(
+    pool: pl.DataFrame,
+    cfg: RearrangeConfig,
+    drops: Counter,
+    *,
+    repeats: range | None = None,
+    done: set[tuple[str, str]] | frozenset = frozenset(),
+) -> TraceBatch | None:
+    """Plan every format and repeat (those of ``repeats``; default all) for the problems of
+    ``pool`` (sorted by problem, then prompt variant) and order the traces by (problem, format,
+    repeat, ordinal). Problems with fewer samples than a format needs
+    (:meth:`RearrangeConfig.min_samples_for`) are left out of it, and so are the
+    ``(problem_id, format)`` pairs of ``done``; skipped problems and built traces are counted in
+    ``drops``; ``None`` when nothing was planned."""
+    repeats = range(cfg.repeats) if repeats is None else repeats
     sizes = pool.group_by("problem_id", maintain_order=True).len()
     problem_ids = sizes["problem_id"]
     pools = Pools.from_rows(
@@ -221,13 +236,15 @@ def plan_batch(pool: pl.DataFrame, cfg: RearrangeConfig, drops: Counter) -> Trac
     parts = []
     for fmt in cfg.formats:
         big_enough = pools.size >= cfg.min_samples_for(fmt)
-        if not big_enough.all():
+        if not big_enough.all() and repeats.start == 0:
             drops[f"traces/{fmt}:too_few_samples"] += int((~big_enough).sum())
-            if not big_enough.any():
-                continue
+        if done:
+            big_enough &= np.array([(pid, fmt) not in done for pid in ids], dtype=bool)
+        if not big_enough.any():
+            continue
         fmt_pools, problem_of, row_of = pools.select(big_enough)
         fmt_ids = ids if len(problem_of) == len(ids) else [ids[i] for i in problem_of]
-        for repeat in range(cfg.repeats):
+        for repeat in repeats:
             keys = np.array([problem_key(seed, pid, fmt, repeat) for pid in fmt_ids], dtype=np.uint64)
             plans, skipped = FORMATS[fmt](fmt_pools, keys, cfg)
             for reason, count in skipped.items():
@@ -286,28 +303,52 @@ def rearrange_pool(
     ``questions`` maps ``problem_id`` to ``question``. Returns a frame in the ``traces``
     table schema, ordered by problem, format, repeat and ordinal (for ``*C_full``: N).
     """
-    layout = _lay_out(
-        pool, kept, responses, reflection_texts, questions, cfg, bank, Counter() if drops is None else drops
-    )
-    return empty_frame("traces") if layout is None else layout.render()
+    drops = Counter() if drops is None else drops
+    layouts = _layouts(pool, kept, responses, reflection_texts, questions, cfg, bank, drops)
+    frames = [layout.render() for layout in layouts]
+    if not frames:
+        return empty_frame("traces")
+    if len(frames) == 1:
+        return frames[0]
+    # groups of repeats come one after the other: back to (problem, format, repeat, ordinal) order
+    rank = pool.select(pl.col("problem_id").unique(maintain_order=True)).with_row_index("_rank")
+    out = pl.concat(frames).join(rank, on="problem_id", how="left", maintain_order="left")
+    return out.sort("_rank", "format", "repeat", maintain_order=True).drop("_rank")
 
 
-def _lay_out(pool, kept, responses, reflection_texts, questions, cfg, bank, drops) -> Layout | None:
-    batch = plan_batch(pool, cfg, drops) if pool.height else None
-    if batch is None:
-        return None
-    return lay_out(
-        batch,
-        pool,
-        kept,
-        responses,
-        reflection_texts,
-        questions,
-        sorted(cfg.formats),
-        bank,
-        cfg.digest(bank),
-        layout=cfg.layout,
-    )
+def _layouts(pool, kept, responses, reflection_texts, questions, cfg, bank, drops) -> Iterator[Layout]:
+    """The traces of ``pool`` laid out, one :class:`Layout` per group of repeats (see
+    :mod:`tracekit.rearrange.repeats`): repeated traces dropped, saturated problems stopped."""
+    if not pool.height:
+        return
+    done: set[tuple[str, str]] = set()  # (problem, format) pairs whose distinct traces ran out
+    seen = np.empty(0, dtype=np.uint64)
+    pairs = {(pid, fmt) for pid in pool["problem_id"].unique().to_list() for fmt in cfg.formats}
+    for start in range(0, cfg.repeats, REPEAT_GROUP):
+        repeats = range(start, min(cfg.repeats, start + REPEAT_GROUP))
+        batch = plan_batch(pool, cfg, drops, repeats=repeats, done=done)
+        if batch is None:
+            return
+        layout = lay_out(
+            batch,
+            pool,
+            kept,
+            responses,
+            reflection_texts,
+            questions,
+            sorted(cfg.formats),
+            bank,
+            cfg.digest(bank),
+            layout=cfg.layout,
+        )
+        if cfg.repeats > 1:
+            keep, seen = new_traces(layout.frame, seen, drops)
+            layout = layout if keep.all() else layout.select(keep)
+            done |= pairs - set(layout.frame.select("problem_id", "format").unique().iter_rows())
+        if layout.frame.height:
+            yield layout
+        if done >= pairs:
+            return
 
 
 # ------------------------------------------------------------------------ the stage
@@ -400,6 +441,7 @@ def build_traces(
     rows: dict[str, pl.Series | None],
     replace: bool = False,
     target_bytes: int | None = None,
+    progress: bool = False,
 ) -> tuple[Counter, pl.Series]:
     """The stage: filter + rearrangement over the given rows of a store; write the traces it lacks.
 
@@ -425,6 +467,12 @@ def build_traces(
         _check_variants(store, cfg.variants)
     if cfg.group_by_question:  # problems of one question may lie in different buckets: read one piece
         target_bytes = 2**62
+    import sys
+
+    from tqdm import tqdm
+
+    n_problems = store.count("problems") if rows.get("problems") is None else rows["problems"].len()
+    bar = tqdm(total=n_problems, desc="rearrange", unit="problem", disable=not progress, file=sys.stderr)
     rows = {t: narrowing(store, t, ids) for t, ids in rows.items()}
     # replace: every trace goes into one transaction whose commit swaps the table (old ones stay
     # visible till then); otherwise traces the store already holds are not written again
@@ -435,27 +483,18 @@ def build_traces(
     columns = {"problems": ["problem_id", "question"], "samples": _SAMPLE_COLS, "reflections": _REFL_COLS}
     buckets = iter_problem_buckets(store, columns, target_bytes=target_bytes or TARGET_BYTES)
     # three threads: read + filter bucket i+2 | plan and lay out bucket i+1 | join the text of bucket i and write it
-    with target as sink:
+    with target as sink, bar:
         with BackgroundWriter(sink) as writer:
             for bucket, pool, kept, counts in prefetch(_filtered(buckets, cfg, rows)):
+                bar.update(bucket["problems"].height)
                 stats.update(counts)
-                layout = _lay_out(
-                    pool,
-                    kept,
-                    bucket["samples"]["response"],
-                    bucket["reflections"]["text"],
-                    bucket["problems"],
-                    cfg,
-                    bank,
-                    stats,
-                )
-                if layout is None:
-                    continue
-                trace_ids.append(layout.frame["trace_id"])
-                if existing.len():
-                    layout = layout.select(~layout.frame["trace_id"].is_in(existing.implode()).to_numpy())
-                if layout.frame.height:
-                    writer.submit("traces", layout.render)
+                texts = (bucket["samples"]["response"], bucket["reflections"]["text"], bucket["problems"])
+                for layout in _layouts(pool, kept, *texts, cfg, bank, stats):
+                    trace_ids.append(layout.frame["trace_id"])
+                    if existing.len():
+                        layout = layout.select(~layout.frame["trace_id"].is_in(existing.implode()).to_numpy())
+                    for piece in layout.pieces_of(RENDER_ROWS):  # rendered text stays small: flat memory
+                        writer.submit("traces", piece.render)
         stats["traces/written"] = writer.written[
             "traces"
         ]  # rows the table took (another writer may have been first)
@@ -464,14 +503,20 @@ def build_traces(
 
 
 def rearrange_store(
-    store, cfg: RearrangeConfig, *, replace: bool = False, target_bytes: int | None = None
+    store,
+    cfg: RearrangeConfig,
+    *,
+    replace: bool = False,
+    target_bytes: int | None = None,
+    progress: bool = False,
 ) -> Counter:
     """The ``rearrange`` command: rebuild the traces of the store's current view of samples and
     reflections (see :mod:`tracekit.store.views`) and record the run and the traces it defines.
 
     Re-running the same configuration writes nothing; after any change to a problem's kept
     samples or reflections, only that problem's changed traces are written, and the traces
-    view is exactly what a rearrangement from scratch would give. Returns the counters.
+    view is exactly what a rearrangement from scratch would give. ``progress`` shows a bar
+    (problems, problems/s, ETA) on stderr. Returns the counters.
     """
     from tracekit.store.manifest import recording
     from tracekit.store.views import view_ids
@@ -480,7 +525,9 @@ def rearrange_store(
     with recording(store, "rearrange", asdict(cfg), seed=cfg.seed) as rec:
         rows = {t: view_ids(store, t) for t in ("problems", "samples", "reflections")}
         with rec.stage("rearrange"):
-            stats, trace_ids = build_traces(store, cfg, rows=rows, replace=replace, target_bytes=target_bytes)
+            stats, trace_ids = build_traces(
+                store, cfg, rows=rows, replace=replace, target_bytes=target_bytes, progress=progress
+            )
         rec.add_view("traces", trace_ids)
         rec.add_written("traces", stats["traces/written"])
         rec.drops.update(stats)

@@ -10,7 +10,8 @@
 * :mod:`~tracekit.store.overlap`: a background writer and a read-ahead iterator;
 * :mod:`~tracekit.store.manifest`: the ``runs`` table (one row per command that wrote) and
   :func:`~tracekit.store.manifest.recording`, the one way a command records itself;
-* :mod:`~tracekit.store.views`: the current view (which rows a store means now).
+* :mod:`~tracekit.store.views`: the current view (which rows a store means now);
+* :mod:`~tracekit.store.info`: what ``tracekit info`` reports (contents, runs, warnings).
 """
 
 from tracekit.store.check import StoreProblem

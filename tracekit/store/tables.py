@@ -309,6 +309,13 @@ class Store:
                 if not gone or log.commit(snap, op="forget", add=[], remove=gone):
                     return [self.table_dir(table) / name for name in gone]
 
+    def compact(self, table: str) -> int:
+        """Merge the small parts of ``table`` into a few bigger ones, in one commit (rows and ids
+        unchanged); return how many parts were merged. See :func:`tracekit.store.transaction.compact`."""
+        from tracekit.store.transaction import compact
+
+        return compact(self, table)
+
     def check_writable(self) -> None:
         """Raise :class:`~tracekit.errors.OutputError` unless files can be created in the store's
         folder and in each table's folder and log (a read-only file system, a permission): called

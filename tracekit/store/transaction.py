@@ -244,6 +244,56 @@ class Transactions:
             self.abort()
 
 
+COMPACT_BELOW = 8 * 1024 * 1024  # parts smaller than this are merged by :func:`compact`
+COMPACT_INTO = 64 * 1024 * 1024  # about the size of each merged part
+
+
+def compact(store, table: str, *, below: int = COMPACT_BELOW, into: int = COMPACT_INTO) -> int:
+    """Merge the small parts of ``table`` (each under ``below`` bytes) into parts of about
+    ``into`` bytes, published in one commit that adds the merged parts and removes the small
+    ones; return how many parts were merged (0: fewer than two small parts).
+
+    Rows and ids are unchanged, so views, resume and readers are unaffected: readers of an
+    older snapshot keep reading the removed parts (they stay on disk for the grace period, as
+    after a replace), and a compaction killed before its commit leaves the table as it was. A
+    writer that removed one of the small parts meanwhile wins: the compaction then does nothing.
+    """
+    directory = store.table_dir(table)
+    snap = store.snapshot(table)
+    small = [p for p in snap.parts if p.bytes < below]
+    if len(small) < 2:
+        return 0
+    store._writable()
+    groups: list[list[PartEntry]] = [[]]
+    for part in small:  # consecutive small parts, about ``into`` bytes per merged part
+        if groups[-1] and sum(p.bytes for p in groups[-1]) + part.bytes > into:
+            groups.append([])
+        groups[-1].append(part)
+    txn = Transaction(store, table, replace=True)  # replace: no id check (the rows are the table's own)
+    try:
+        for group in groups:
+            frame = pl.concat([pl.read_parquet(directory / p.name) for p in group], how="vertical")
+            if not all(p.checked for p in group):
+                frame = frame.unique(ID_COLUMNS[table], keep="first", maintain_order=True)
+            txn._pending.append(txn._stage(conform(table, frame), frozenset()))
+        log = store._log(table)
+        names = {p.name for p in small}
+        with log.lock():
+            while True:
+                now = log.snapshot()
+                if not names <= {p.name for p in now.parts}:
+                    txn.abort()  # another writer replaced or compacted them: nothing to do
+                    return 0
+                txn._publish(directory)
+                if log.commit(now, op="compact", add=[p.entry for p in txn._pending], remove=sorted(names)):
+                    txn._state = "committed"
+                    break
+        _best_effort(lambda: txn._after_commit(log))
+        return len(small)
+    finally:
+        txn.abort()
+
+
 def _delete_stale_temporaries(directory: Path) -> None:
     """Remove temporaries of writers that are provably gone (same host, process ended)."""
     for folder in (directory, directory / LOG_DIR):

@@ -1,0 +1,162 @@
+"""What a store holds, for ``tracekit info``: contents, configurations, runs and warnings.
+
+:func:`store_info` gathers it as plain data (``tracekit info --json`` prints it as is) and
+:func:`format_info` as text. Everything about rows is about the **current view** (see
+:mod:`tracekit.store.views`) unless it says history: the tasks, splits and models present, the
+traces per format and per rearrangement configuration, the store's size on disk, every run with
+its configuration, its integrity problems (:meth:`Store.check`), and warnings: rows outside the
+current view (history), ids that may repeat in a table, rows whose problem is missing.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import polars as pl
+
+from tracekit.errors import StoreError
+from tracekit.store.tables import Store
+from tracekit.store.views import view, view_ids
+
+TABLES = ("problems", "samples", "reflections", "traces")  # the tables with a current view
+
+
+def _counts(frame: pl.LazyFrame, *keys: str) -> list[dict[str, Any]]:
+    return frame.group_by(*keys).len("rows").sort(*keys).collect().to_dicts()
+
+
+def store_info(store: Store) -> dict[str, Any]:
+    """Everything ``tracekit info`` reports about ``store``, as plain data. A damaged store is
+    reported too: what cannot be read becomes a warning (the integrity problems say why)."""
+    files = [p for p in store.root.rglob("*") if p.is_file()]
+    totals = store.counts()
+    info: dict[str, Any] = {
+        "store": str(store.root),
+        "format": store.format,
+        "size_bytes": sum(p.stat().st_size for p in files),
+        "files": len(files),
+        "rows": {},
+        "problems": [],
+        "samples": [],
+        "traces_per_format": [],
+        "traces_per_configuration": [],
+        "runs": _runs(store),
+        "integrity": [str(p) for p in store.check()],
+        "warnings": [],
+    }
+    for table, n in totals.items():
+        ids = view_ids(store, table) if table in TABLES else None
+        info["rows"][table] = {
+            "all": n,
+            "current_view": n if ids is None else ids.n_unique(),
+            "parts": len(store.snapshot(table).parts),
+        }
+    try:
+        problems, samples, traces = view(store, "problems"), view(store, "samples"), view(store, "traces")
+        info["problems"] = _counts(problems, "task", "split")
+        info["samples"] = _counts(samples, "model", "source")
+        info["traces_per_format"] = _counts(traces, "format")
+        info["traces_per_configuration"] = _counts(traces, "config_hash", "format")
+        info["warnings"] += _warnings(store, info, problems, samples, traces)
+    except StoreError as exc:
+        info["warnings"].append(f"contents not read: {str(exc).splitlines()[0]}")
+    return info
+
+
+def _runs(store: Store) -> list[dict[str, Any]]:
+    if not store.count("runs"):
+        return []
+    runs = store.read(
+        "runs", columns=["run_id", "command", "finished_at", "config_hash", "config_json", "timings_json"]
+    )
+    out = []
+    for row in runs.sort("finished_at").iter_rows(named=True):
+        out.append(
+            {
+                "run_id": row["run_id"],
+                "command": row["command"],
+                "finished_at": row["finished_at"],
+                "config_hash": row["config_hash"],
+                "seconds": json.loads(row["timings_json"]).get("total", 0.0),
+                "config": json.loads(row["config_json"]),
+            }
+        )
+    return out
+
+
+def _warnings(store, info, problems, samples, traces) -> list[str]:
+    out = []
+    for table, rows in info["rows"].items():
+        if table in TABLES and rows["all"] > rows["current_view"]:
+            out.append(
+                f"{table}: {rows['all'] - rows['current_view']} row(s) are history, not in the current view "
+                "(earlier configurations; reports and exports leave them out)"
+            )
+        if rows["all"] and table in TABLES and not store.snapshot(table).all_checked:
+            out.append(
+                f"{table}: some parts were written without an id check; repeated ids are dropped on read"
+            )
+    ids = problems.select("problem_id")
+    for table, frame in (("samples", samples), ("traces", traces)):
+        orphans = frame.join(ids, on="problem_id", how="anti").select(pl.len()).collect().item()
+        if orphans:
+            out.append(f"{table}: {orphans} row(s) in the current view name a problem outside it")
+    if info["rows"]["samples"]["current_view"] and not info["rows"]["traces"]["current_view"]:
+        out.append("traces: none in the current view (build them with `tracekit rearrange --store ST`)")
+    return out
+
+
+def _brief(value: Any) -> Any:
+    """``value`` without its empty, false and null settings (the text shows what was set)."""
+    if isinstance(value, dict):
+        kept = {k: _brief(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (None, False, [], {}, "")}
+    if isinstance(value, list):
+        return [_brief(v) for v in value]
+    return value
+
+
+def format_info(info: dict[str, Any], *, runs: int = 10) -> str:
+    """``info`` as text: one section per kind of content, the last ``runs`` runs, the warnings."""
+    size = info["size_bytes"]
+    unit = next(u for u, f in (("GB", 1e9), ("MB", 1e6), ("KB", 1e3), ("B", 1)) if size >= f or f == 1)
+    scale = {"GB": 1e9, "MB": 1e6, "KB": 1e3, "B": 1}[unit]
+    lines = [
+        f"store {info['store']}  (format {info['format']}, {size / scale:.1f} {unit} in {info['files']} files)"
+    ]
+    lines.append(f"\n{'table':<12}{'rows':>10}{'current view':>14}{'parts':>8}")
+    for table, rows in info["rows"].items():
+        lines.append(f"{table:<12}{rows['all']:>10}{rows['current_view']:>14}{rows['parts']:>8}")
+    sections = [
+        ("problems by task and split", info["problems"], ("task", "split")),
+        ("samples by model and source", info["samples"], ("model", "source")),
+        ("traces by format", info["traces_per_format"], ("format",)),
+        (
+            "traces by rearrangement configuration",
+            info["traces_per_configuration"],
+            ("config_hash", "format"),
+        ),
+    ]
+    for title, rows, keys in sections:
+        if rows:
+            lines.append(f"\n{title}:")
+            lines += [f"  {'  '.join(str(r[k]) for k in keys):<48}{r['rows']:>10}" for r in rows]
+    if info["runs"]:
+        shown = info["runs"][-runs:]
+        lines.append(
+            f"\nruns ({len(shown)} of {len(info['runs'])}, oldest first; --json shows every config in full):"
+        )
+        for run in shown:
+            config = json.dumps(_brief(run["config"]), sort_keys=True, separators=(",", ":"), default=str)
+            config = config if len(config) <= 160 else config[:157] + "..."
+            lines.append(
+                f"  {run['finished_at'][:19]}  {run['command']:<20}{run['seconds']:>8.1f}s  {run['run_id']}"
+            )
+            lines.append(f"      config {run['config_hash'][:12]}: {config}")
+    problems = info["integrity"]
+    lines.append(f"\nintegrity: {len(problems)} problem(s)" if problems else "\nintegrity: ok")
+    lines += [f"  {p}" for p in problems]
+    lines.append(f"\nwarnings: {len(info['warnings'])}" if info["warnings"] else "\nwarnings: none")
+    lines += [f"  {w}" for w in info["warnings"]]
+    return "\n".join(lines)
