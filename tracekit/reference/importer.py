@@ -170,10 +170,10 @@ def import_skillfactory(
             for raw in prefetch(raw_file.batches()):  # batch i+1 is decoded while batch i is converted
                 counts["raw_rows"] += raw.height
                 fields = _question_fields(raw, reader, unreadable)
-                problems, samples, reflections = _convert(
+                problems, samples, reflections, rows = _convert(
                     raw, task=task, model=model, split=split, occurrences=occurrences, fields=fields
                 )
-                _check_model(raw_file, samples, named, model)
+                _check_model(raw_file, samples, rows, named, model)
                 new = [pid not in seen_problems for pid in problems["problem_id"].to_list()]
                 problems = problems.filter(pl.Series(new, dtype=pl.Boolean))
                 seen_problems.update(problems["problem_id"].to_list())
@@ -206,15 +206,18 @@ def _other_model_samples(store: Store, model: str) -> pl.DataFrame:
     )
 
 
-def _check_model(raw_file: RawFile, samples: pl.DataFrame, named: pl.DataFrame, model: str) -> None:
-    """Refuse responses the store already holds under another model name (they would keep it)."""
+def _check_model(
+    raw_file: RawFile, samples: pl.DataFrame, rows: pl.Series, named: pl.DataFrame, model: str
+) -> None:
+    """Refuse responses the store already holds under another model name (they would keep it);
+    ``rows``: each sample's row in the raw file."""
     if not named.height:
         return
-    clash = samples.select("sample_id", "sample_index").join(named, on="sample_id")
+    clash = samples.select("sample_id").with_columns(row=rows).join(named, on="sample_id")
     if clash.height:
         other = clash["model"][0]
         msg = (
-            f"{raw_file.where(clash['sample_index'][0] // 1000)}: this response is already in the store, "
+            f"{raw_file.where(clash['row'][0])}: this response is already in the store, "
             f"imported as model {other!r}, not {model!r} ({clash.height} such responses in this batch).\n"
             f"Hint: import into another store to keep both names, or give --model {other} to add to that import."
         )
@@ -298,14 +301,22 @@ def _convert(
             .then(pl.col("refl"))
             .otherwise(pl.lit([], dtype=pl.List(pl.Utf8)))
         )
-    # id: the content (problem, variant, response) and its index among identical contents of the file
+    # id: the content (problem, variant, response and the reflections the file gives it) and its index
+    # among identical contents of the file: the same rows in any order or in several files are the same
+    # samples with the same reflections (two copies of a response with other reflections are two samples)
     content = long.select(
         pl.concat_str(
-            [pl.col("problem_id"), pl.col("prompt_variant").fill_null(""), pl.col("response")],
+            [
+                pl.col("problem_id"),
+                pl.col("prompt_variant").fill_null(""),
+                pl.col("response"),
+                pl.col("refl").list.join("\x1e").fill_null(""),
+            ],
             separator="\x1f",
         )
     ).to_series()
-    long = long.with_columns(sample_id=_content_ids("s-", content, occurrences))
+    sample_ids, occurrence = _content_ids("s-", content, occurrences)
+    long = long.with_columns(sample_id=sample_ids, occurrence=occurrence)
     long = long.with_columns(is_correct=pl.col("is_correct").fill_null(False))
     answer = pl.col("extracted_answer")
     samples = long.select(
@@ -313,7 +324,7 @@ def _convert(
         pl.col("sample_id").alias("sample_key"),
         "problem_id",
         pl.col("prompt_variant").fill_null("unknown"),
-        sample_index=(pl.col("row") * 1000 + pl.col("pos")).cast(pl.Int64),
+        sample_index=pl.col("occurrence").cast(pl.Int64),  # not the row: the order of a file is no identity
         model=pl.lit(model),
         max_tokens=pl.lit(None, dtype=pl.Int64),
         prompt=pl.lit(None, dtype=pl.Utf8),
@@ -337,10 +348,9 @@ def _convert(
     )
     parsed = parse_verdicts(refl["refl"])
     refl = refl.with_columns(parsed)
-    # id: the sample, the text and its index among identical texts of that sample (one raw row holds them all)
     # id: the sample, the text and its index among identical texts of that sample (all in one raw row)
     text = refl.select(pl.concat_str(["sample_id", "refl"], separator="\x1f")).to_series()
-    refl = refl.with_columns(reflection_id=_content_ids("r-", text, Occurrences()))
+    refl = refl.with_columns(reflection_id=_content_ids("r-", text, Occurrences())[0])
     reflections = refl.select(
         "reflection_id",
         sample_id="sample_id",
@@ -352,11 +362,12 @@ def _convert(
         verdict="verdict",
         verdict_reason="verdict_reason",
     ).cast(dict(polars_schema("reflections")))
-    return problems, samples, reflections
+    return problems, samples, reflections, long["row"]
 
 
-def _content_ids(prefix: str, content: pl.Series, occurrences: Occurrences) -> pl.Series:
-    """``prefix`` + a stable hash of each content and its index among identical contents so far.
+def _content_ids(prefix: str, content: pl.Series, occurrences: Occurrences) -> tuple[pl.Series, pl.Series]:
+    """``prefix`` + a stable hash of each content and its index among identical contents so far;
+    and that index.
 
     Equal contents are found with polars' fast (process-local) hash; the id is xxh3
     (:func:`tracekit.ids.hash_strings`), stable across versions and machines: the content's own
@@ -369,4 +380,4 @@ def _content_ids(prefix: str, content: pl.Series, occurrences: Occurrences) -> p
             pl.concat_str([ids.gather(repeat), occurrence.gather(repeat).cast(pl.Utf8)], separator="#")
         )
         ids = ids.scatter(repeat, pl.Series(hash_strings(again.to_series()), dtype=pl.Utf8))
-    return pl.select(pl.lit(prefix) + ids).to_series()
+    return pl.select(pl.lit(prefix) + ids).to_series(), occurrence

@@ -17,7 +17,7 @@ import polars as pl
 
 from tracekit.errors import StoreError
 from tracekit.store.tables import Store
-from tracekit.store.views import view, view_ids
+from tracekit.store.views import view, view_count
 
 TABLES = ("problems", "samples", "reflections", "traces")  # the tables with a current view
 
@@ -46,12 +46,11 @@ def store_info(store: Store) -> dict[str, Any]:
         "warnings": [],
     }
     for table, n in totals.items():
-        ids = view_ids(store, table) if table in TABLES else None
-        info["rows"][table] = {
-            "all": n,
-            "current_view": n if ids is None else ids.n_unique(),
-            "parts": len(store.snapshot(table).parts),
-        }
+        try:
+            current = view_count(store, table)
+        except StoreError:  # a damaged table: the integrity problems say why
+            current = None
+        info["rows"][table] = {"all": n, "current_view": current, "parts": len(store.snapshot(table).parts)}
     try:
         problems, samples, traces = view(store, "problems"), view(store, "samples"), view(store, "traces")
         info["problems"] = _counts(problems, "task", "split")
@@ -88,7 +87,7 @@ def _runs(store: Store) -> list[dict[str, Any]]:
 def _warnings(store, info, problems, samples, traces) -> list[str]:
     out = []
     for table, rows in info["rows"].items():
-        if table in TABLES and rows["all"] > rows["current_view"]:
+        if table in TABLES and rows["current_view"] is not None and rows["all"] > rows["current_view"]:
             out.append(
                 f"{table}: {rows['all'] - rows['current_view']} row(s) are history, not in the current view "
                 "(earlier configurations; reports and exports leave them out)"
@@ -127,7 +126,8 @@ def format_info(info: dict[str, Any], *, runs: int = 10) -> str:
     ]
     lines.append(f"\n{'table':<12}{'rows':>10}{'current view':>14}{'parts':>8}")
     for table, rows in info["rows"].items():
-        lines.append(f"{table:<12}{rows['all']:>10}{rows['current_view']:>14}{rows['parts']:>8}")
+        current = "?" if rows["current_view"] is None else rows["current_view"]
+        lines.append(f"{table:<12}{rows['all']:>10}{current:>14}{rows['parts']:>8}")
     sections = [
         ("problems by task and split", info["problems"], ("task", "split")),
         ("samples by model and source", info["samples"], ("model", "source")),

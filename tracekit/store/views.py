@@ -142,16 +142,16 @@ def narrowing(store: Store, table: str, ids: pl.Series | None) -> pl.Series | No
     return None if bool(store.ids(table).is_in(ids.implode()).all()) else ids
 
 
+def view_count(store: Store, table: str) -> int:
+    """Rows of ``table`` in the current view (a table without views: every row)."""
+    if table not in VIEW_TABLES or view_ids(store, table) is None:
+        return store.count(table)
+    return view(store, table).select(pl.len()).collect().item()
+
+
 def view_counts(store: Store) -> dict[str, int]:
     """Rows per table in the current view (tables without views: every row)."""
-    out = {}
-    for table in store.counts():
-        out[table] = (
-            view(store, table).select(pl.len()).collect().item()
-            if table in VIEW_TABLES
-            else store.count(table)
-        )
-    return out
+    return {table: view_count(store, table) for table in store.counts()}
 
 
 def view(store: Store, table: str, *, run: str | None = None) -> pl.LazyFrame:
