@@ -23,6 +23,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help is plain text: `pip install 'tracekit[train]'` keeps its brackets
 )
 
 StoreOpt = typer.Option(..., "--store", "-s", help="Store directory (a folder of parquet tables).")

@@ -8,7 +8,9 @@ import typer
 
 from tracekit.cli.app import app
 
-tasks_app = typer.Typer(help="The task registry: generators and exact verifiers.", no_args_is_help=True)
+tasks_app = typer.Typer(
+    help="The task registry: generators and exact verifiers.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(tasks_app, name="tasks")
 
 

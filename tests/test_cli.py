@@ -49,3 +49,8 @@ def test_errors_are_clean(tmp_path):
     assert r.returncode == 2 and "error:" in r.stderr and "Traceback" not in r.stderr
     r = runner.invoke(app, ["schema", "traces"])
     assert "completion" in r.output
+
+
+def test_help_is_plain_text_and_keeps_brackets():
+    r = runner.invoke(app, ["train", "--help"])
+    assert r.exit_code == 0 and "tracekit[train]" in r.output  # rich markup ate "[train]"
