@@ -174,8 +174,9 @@ def test_truncated_samples_stay_out(filled_store):
     marked = samples.with_columns(finish_reason=pl.lit("length"))
     filled_store.clear("samples")
     filled_store.write("samples", marked)
-    traces, stats = build(filled_store, formats=("0C",), n_max=1)
-    assert traces.height == 0 and stats["samples/truncated"] == samples.height
+    # every sample truncated: no trace, which the rearrange command refuses (the traces stay as they were)
+    with pytest.raises(ConfigError, match=rf"built no traces .*samples/truncated {samples.height}"):
+        build(filled_store, formats=("0C",), n_max=1)
     traces, _ = build(filled_store, formats=("0C",), n_max=1, include_truncated=True)
     assert traces.height > 0
 
@@ -313,3 +314,15 @@ def test_rearrange_command_with_a_recipe_and_the_reference_layout(filled_store):
     assert (
         '"recipe": "no-reflections"' in run["config_json"] and '"layout": "reference"' in run["config_json"]
     )
+
+
+def test_a_rearrangement_that_builds_nothing_leaves_the_view(filled_store):
+    """Settings that build no trace are refused instead of emptying the current view of traces."""
+    from tracekit.store.views import view
+
+    build(filled_store, formats=("*C_full",), n_max=2)
+    before = view(filled_store, "traces").collect().height
+    runs = filled_store.count("runs")
+    with pytest.raises(ConfigError, match="built no traces.*too_few_samples"):
+        rearrange_store(filled_store, RearrangeConfig(formats=("*C_full",), n_max=5, min_samples=500))
+    assert view(filled_store, "traces").collect().height == before > 0 and filled_store.count("runs") == runs

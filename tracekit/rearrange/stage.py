@@ -412,8 +412,10 @@ def _selected(samples, reflections, problems, cfg: RearrangeConfig, counts: Coun
 
 
 def _check_variants(store, variants: tuple[str, ...]) -> None:
-    """Every named prompt variant exists in the store's samples (a typo would select nothing)."""
-    present = store.scan("samples").select("prompt_variant").unique().collect()["prompt_variant"].to_list()
+    """Every named prompt variant exists in the current samples (a typo would select nothing)."""
+    from tracekit.store.views import view
+
+    present = view(store, "samples").select("prompt_variant").unique().collect()["prompt_variant"].to_list()
     for name in variants:
         if name not in present:
             err = unknown_name("prompt variant", name, sorted(v for v in present if v is not None))
@@ -502,6 +504,25 @@ def build_traces(
     return stats, ids
 
 
+def _refuse_empty(store, stats: Counter) -> None:
+    """A rearrangement that builds no trace would make the current view of traces empty: refuse it."""
+    drops = sorted(
+        (
+            (k, v)
+            for k, v in stats.items()
+            if v and not k.endswith(("/total", "/kept", "/survived", "/usable"))
+        ),
+        key=lambda kv: -kv[1],
+    )
+    top = ", ".join(f"{k} {v}" for k, v in drops[:4]) or "no samples in the current view"
+    msg = (
+        f"rearrange built no traces from {store.root} ({top}); the current traces are left as they were.\n"
+        "Hint: lower --min-samples or --n-max, pick other --formats or --variants, or check the filter "
+        "drops with `tracekit info`."
+    )
+    raise ConfigError(msg)
+
+
 def rearrange_store(
     store,
     cfg: RearrangeConfig,
@@ -528,6 +549,8 @@ def rearrange_store(
             stats, trace_ids = build_traces(
                 store, cfg, rows=rows, replace=replace, target_bytes=target_bytes, progress=progress
             )
+        if trace_ids.len() == 0:
+            _refuse_empty(store, stats)
         rec.add_view("traces", trace_ids)
         rec.add_written("traces", stats["traces/written"])
         rec.drops.update(stats)
