@@ -69,6 +69,15 @@ def load_train_config(path: str | Path, kind: str) -> TrainConfig:
     for key in ("model", "data"):
         if not data.get(key):
             raise ConfigError(f"{path}: {key!r} is required.\nHint: add `{key}: ...` to the file.")
+    if not Path(str(data["data"])).exists():
+        msg = f"{path}: data {data['data']!r} does not exist.\n"
+        raise ConfigError(msg + "Hint: point `data:` at a `tracekit export` folder or file.")
+    for key in ("model", "tokenizer"):  # a path that is not there (a Hub id is left to the loader)
+        value = str(data.get(key) or "")
+        if value.startswith(("/", ".", "~")) and not Path(value).expanduser().exists():
+            raise ConfigError(
+                f"{path}: {key} {value!r} does not exist.\nHint: give a model folder or a Hub model id."
+            )
     rewards = tuple(data.get("rewards") or TrainConfig.rewards)
     trl_args = {k: v for k, v in data.items() if k not in own}
     return TrainConfig(kind, str(data["model"]), str(data["data"]), data.get("tokenizer"), rewards, trl_args)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracekit.errors import require
+from tracekit.sampling.hf import load_pretrained
 from tracekit.trainers.config import load_train_config
 
 
@@ -17,7 +18,7 @@ def run_training(kind: str, config: str | Path, *, drop_no_signal: bool = False,
     """Run one training job described by ``config``; return the trainer."""
     cfg = load_train_config(config, kind)
     transformers = require("transformers", "train")
-    tokenizer = transformers.AutoTokenizer.from_pretrained(cfg.tokenizer or cfg.model)
+    tokenizer = load_pretrained(transformers.AutoTokenizer, cfg.tokenizer or cfg.model, "tokenizer")
     if cfg.kind == "sft":
         from tracekit.trainers.sft import DEFAULT_MAX_LENGTH, length_report, load_sft_dataset, train_sft
 

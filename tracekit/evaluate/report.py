@@ -24,6 +24,7 @@ from tracekit.evaluate.problems import difficulty_label, read_table
 from tracekit.evaluate.results import current_evals, results_long, results_wide
 from tracekit.evaluate.skills import skill_rows, skill_tables
 from tracekit.store import Store, atomic_write_text
+from tracekit.store.files import check_output_file
 from tracekit.store.views import view_counts
 
 _TAG_RE = re.compile(r"&lt;(/?)(think|sample|reflect|answer|verdict)&gt;")
@@ -279,5 +280,6 @@ def build_report(store: Store, *, examples: int = 3) -> str:
 
 def write_report(store: Store, out: str | Path, *, examples: int = 3) -> Path:
     """Write :func:`build_report` to ``out`` atomically; return the path."""
+    check_output_file(out, "report --out")  # before the work: a folder that is not there is one error line
     atomic_write_text(Path(out), build_report(store, examples=examples))
     return Path(out)

@@ -225,6 +225,10 @@ def skill_tables(store, *, source: str = "traces", tokenizer: str | None = None)
         names, unit, top = ["label", "condition", "task", "difficulty"], "tokens", 2
     else:
         raise ConfigError(f"skills: --source must be 'traces' or 'evals', got {source!r}")
+    if not keys:
+        make = "tracekit run or tracekit rearrange" if source == "traces" else "tracekit eval CONFIG.yaml"
+        msg = f"skills: store {store.root} has no {source} in its current view.\nHint: build them with `{make}`."
+        raise ConfigError(msg)
     overall = _grouped([k[:top] if top else () for k in keys], records, names[:top] if top else [])
     return {
         "source": source,

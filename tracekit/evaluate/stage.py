@@ -37,6 +37,7 @@ from tracekit.sampling.registry import make_sampler
 from tracekit.schemas import polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
+from tracekit.store.tables import created_store
 from tracekit.tasks import get_task
 
 LINEAGE_FILE = "tracekit-lineage.json"  # a checkpoint's training lineage, copied into every eval row
@@ -192,9 +193,13 @@ def run_eval(
     ``samplers`` maps a model's position in ``cfg.models`` (as a string) or its label to a
     ready backend (tests; otherwise each is built from the config, one at a time).
     """
+    with created_store(cfg.store) as store:  # a failed first eval into a new store leaves no store behind
+        return _run_eval(store, cfg, samplers=samplers, progress=progress, echo=echo)
+
+
+def _run_eval(store: Store, cfg: EvalConfig, *, samplers, progress: bool, echo) -> dict[str, Any]:
     from tqdm import tqdm
 
-    store = Store(cfg.store, create=True)
     cfg_dict = json.loads(cfg.to_json())
     cfg_hash = stable_hash(cfg_dict)
     with recording(store, "eval", cfg_dict, seed=cfg.seed) as rec:

@@ -40,6 +40,25 @@ def embedded_model() -> tuple[Path, str]:
     return folder, files[0]
 
 
+def load_pretrained(loader, source: str, what: str, **kw):
+    """``loader.from_pretrained(source, **kw)``, or a :class:`ConfigError` naming the model when
+    it cannot be loaded (a folder that does not exist, no network for a Hub id, a broken folder).
+    The command line and the trainer adapters load models through this."""
+    path = Path(source)
+    if (path.is_absolute() or source.startswith(".")) and not path.exists():
+        msg = f"{what} {source!r} does not exist.\nHint: give a model folder (with config.json) or a Hub model id."
+        raise ConfigError(msg)
+    try:
+        return loader.from_pretrained(source, **kw)
+    except (OSError, ValueError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = (
+            f"cannot load {what} {source!r}: {first}\n"
+            "Hint: a local folder needs config.json and the weights; a Hub id needs the network or a cached copy."
+        )
+        raise ConfigError(msg) from None
+
+
 class TransformersSampler:
     """Sample with ``transformers``.
 
@@ -84,13 +103,12 @@ class TransformersSampler:
         self.threads = threads or ((os.cpu_count() or 1) if device == "cpu" else None)
         torch_dtype = getattr(torch, dtype or ("float32" if device == "cpu" else "bfloat16"))
         kw = {"gguf_file": gguf_file} if gguf_file else {}
-        self.tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kw)
+        self.tokenizer = load_pretrained(transformers.AutoTokenizer, source, "tokenizer", **kw)
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = transformers.AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype, **kw).to(
-            device
-        )
+        model_cls = transformers.AutoModelForCausalLM
+        self.model = load_pretrained(model_cls, source, "model", dtype=torch_dtype, **kw).to(device)
         self.model.eval()
         self.device = device
         self.batch_size = batch_size
