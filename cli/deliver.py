@@ -33,6 +33,8 @@ def push(
 ) -> None:
     """Push every config of a store to the Hub, with a generated dataset card. The token comes from
     HF_TOKEN or `hf auth login` and is never printed or stored."""
+    import time
+
     from tracekit.export import record_run
     from tracekit.export.hub import push as push_store
     from tracekit.store import Store
@@ -46,9 +48,11 @@ def push(
         "max_length": max_length,
         "tokenizer": tokenizer,
     }
+    started = time.perf_counter()
     result = push_store(st, repo, echo=typer.echo, **options)
     counts = {f"{c}/{s}": n for c, splits in result["counts"].items() for s, n in splits.items()}
-    record_run(st, "push", {"repo_id": result["repo_id"], "endpoint": result["endpoint"], **options}, counts)
+    config = {"repo_id": result["repo_id"], "endpoint": result["endpoint"], **options}
+    record_run(st, "push", config, counts, seconds=time.perf_counter() - started)
     typer.echo(f"pushed {len(result['counts'])} configs to datasets/{result['repo_id']}")
 
 

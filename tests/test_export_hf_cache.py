@@ -7,7 +7,10 @@ first one's cached rows (a regression found by a review).
 
 from __future__ import annotations
 
+import json
+
 import datasets
+import polars as pl
 
 from tracekit.export import run_export
 from tracekit.rearrange import RearrangeConfig, rearrange_store
@@ -32,6 +35,9 @@ def test_same_folder_name_loads_its_own_rows(tmp_path):
         store = _store(root, questions, seed=i)
         written = run_export(store, "hf", root / "hf", tables=["problems", "sft"])
         counts.append((written.counts, root / "hf"))
+        row = store.read("runs").filter(pl.col("command") == "export").row(-1, named=True)
+        assert json.loads(row["timings_json"])["export"] > 0  # the runs row times the export itself
+        assert json.loads(row["config_json"])["exported"] == written.counts
     for wrote, folder in counts * 2:  # each twice, after the other was cached
         sft = datasets.load_dataset(str(folder), "sft")
         problems = datasets.load_dataset(str(folder), "problems")

@@ -8,6 +8,7 @@ is what a command calls: the export, its manifest beside the data and the store'
 from __future__ import annotations
 
 import inspect
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,19 @@ EXPORTERS = {
 }
 
 
-def record_run(store: Store, command: str, config: dict[str, Any], counts: dict[str, int]) -> None:
+def record_run(
+    store: Store,
+    command: str,
+    config: dict[str, Any],
+    counts: dict[str, int],
+    *,
+    seconds: float | None = None,
+) -> None:
     """Append the command's ``runs`` row (the one place exports and pushes record themselves).
 
     The config names the runs whose rows were read (``views``) and the rows written (``exported``);
     the config hash covers the options only, so the same export has the same hash every time.
+    ``seconds``: how long the command's work took (its ``timings``).
     """
     from tracekit.ids import stable_hash
     from tracekit.store.manifest import recording
@@ -43,8 +52,9 @@ def record_run(store: Store, command: str, config: dict[str, Any], counts: dict[
 
     views = {t: view_runs(store, t) for t in ("problems", "samples", "traces")}
     full = {**config, "views": views, "exported": dict(counts)}
-    with recording(store, command, full, config_hash=stable_hash(config)):
-        pass
+    with recording(store, command, full, config_hash=stable_hash(config)) as rec:
+        if seconds is not None:
+            rec.timings[command] = round(seconds, 3)
 
 
 def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Written:
@@ -69,11 +79,13 @@ def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Writte
     except OutputError as exc:  # a read-only store can still be exported; its runs table cannot grow
         recordable = False
         reason = str(exc).split("\n")[0]
+    started = time.perf_counter()
     written = exporter(store, out, **options)
     manifest = write_manifest(written, store)
+    seconds = time.perf_counter() - started
     config = {"to": to, "out": str(Path(out).resolve()), **written.options}
     if recordable:
-        record_run(store, "export", config, written.counts)
+        record_run(store, "export", config, written.counts, seconds=seconds)
     else:
         warn(f"the export is not recorded in the store's runs table: {reason}")
     return Written(
