@@ -348,9 +348,18 @@ def _convert(
     )
     parsed = parse_verdicts(refl["refl"])
     refl = refl.with_columns(parsed)
-    # id: the sample, the text and its index among identical texts of that sample (all in one raw row)
-    text = refl.select(pl.concat_str(["sample_id", "refl"], separator="\x1f")).to_series()
-    refl = refl.with_columns(reflection_id=_content_ids("r-", text, Occurrences())[0])
+    # id: the sample and the reflection's position in its list: the sample's id already covers the
+    # whole ordered list of its reflection texts, so this is content too (and no text is hashed twice)
+    refl = refl.with_columns(
+        reflection_id=pl.concat_str(
+            [
+                pl.lit("r-"),
+                pl.col("sample_id").str.slice(2),
+                pl.lit("-"),
+                pl.col("reflection_index").cast(pl.Utf8),
+            ]
+        )
+    )
     reflections = refl.select(
         "reflection_id",
         sample_id="sample_id",
