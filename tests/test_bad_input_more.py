@@ -58,6 +58,25 @@ def test_eval_of_a_missing_model_folder_leaves_no_store(tk, tmp_path):
     assert not (tmp_path / "ev").exists()
 
 
+@pytest.mark.parametrize(
+    ("content", "needles"),
+    [
+        (b"", ["eval config", "is empty", "'models'"]),
+        (b"- store: x\n", ["eval config", "expected a mapping", "got a list"]),
+        (b"store: x\nk: [1\n", ["eval config", "not valid YAML", "line "]),
+        (b"store: x\n# \xff\n", ["eval config", "line 2", "not UTF-8"]),
+    ],
+)
+def test_eval_config_that_cannot_be_read(tk, tmp_path, content, needles):
+    config = tmp_path / "e.yaml"
+    config.write_bytes(content)
+    one_error(tk("eval", config), *needles)
+
+
+def test_eval_config_that_is_a_folder(tk, tmp_path):
+    one_error(tk("eval", tmp_path), "is a directory")
+
+
 @pytest.mark.parametrize(("key", "needle"), [("data", "data"), ("model", "model")])
 def test_train_names_a_missing_path(tk, tmp_path, key, needle):
     (tmp_path / "data").mkdir()

@@ -119,3 +119,22 @@ def test_eval_skips_contaminated_problems(tmp_path):
     assert planted["problem_id"][0] not in evals["problem_id"].to_list() and evals.height == 3
     drops = json.loads(store.read("runs").filter(pl.col("command") == "eval")["drops_json"][0])
     assert drops == {"decontaminate/exact_key": 1}
+
+
+def test_eval_into_a_store_without_training_problems_warns(tmp_path):
+    import pytest
+
+    from tracekit.errors import TracekitWarning
+
+    cfg = EvalConfig(
+        store=str(tmp_path / "fresh"),
+        models=(EvalModel(label="m", backend="scripted"),),
+        tasks=(EvalTask(name="multiplication", n=2, options={"digits": 2, "digits_b": 1}),),
+        k=1,
+        params=SamplingParams(max_tokens=20),
+    )
+    with pytest.warns(TracekitWarning, match="no training problems in .*fresh: nothing was checked"):
+        out = run_eval(
+            cfg, samplers={"m": ScriptedSampler(model_id="m")}, progress=False, echo=lambda *_: None
+        )
+    assert out["decontamination"]["training_problems"] == 0 and out["problems"] == 2

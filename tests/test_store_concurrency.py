@@ -196,3 +196,27 @@ def test_writer_checks_ids_at_commit_time(tmp_path):
     assert tx.rows == 2  # p-2 was dropped from a's part when it committed
     assert sorted(a.ids("problems").to_list()) == ["p-1", "p-2", "p-3", "p-4"]
     assert raw_rows(a, "problems") == 4
+
+
+@pytest.mark.parametrize("collide", [False, True])
+def test_a_transaction_stages_each_id_once(tmp_path, monkeypatch, collide):
+    """Ids a transaction staged already are dropped from its later writes; the 64-bit hashes
+    only pick candidates, so even if every hash collided no new row would be dropped."""
+    import numpy as np
+    from test_store import problems
+
+    from tracekit.ids import HashSet
+
+    if collide:  # every staged hash "matches": the exact string check alone decides
+        monkeypatch.setattr(HashSet, "contains", lambda self, values: np.ones(len(values), dtype=bool))
+    store = Store(tmp_path / "st", create=True)
+    with store.transaction("problems") as tx:
+        staged = [
+            tx.write("problems", problems(["p-1", "p-2"])),
+            tx.write("problems", problems(["p-2", "p-3"])),
+            tx.write("problems", problems(["p-3", "p-4", "p-1"])),
+            tx.write("problems", problems(["p-5"])),
+        ]
+    assert staged == [2, 1, 1, 1] and tx.rows == 5
+    assert sorted(store.ids("problems").to_list()) == ["p-1", "p-2", "p-3", "p-4", "p-5"]
+    assert raw_rows(store, "problems") == 5

@@ -12,10 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tracekit.errors import ConfigError
-from tracekit.pipeline.config import _build
+from tracekit.pipeline.config import _build, read_yaml_mapping
 from tracekit.sampling.base import SamplingParams
 
 
@@ -138,11 +136,8 @@ class EvalConfig:
 def load_eval_config(path: str | Path, **overrides: Any) -> EvalConfig:
     """Read an evaluation configuration from YAML (``overrides`` replace top-level keys)."""
     p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read config {p}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
+    data = read_yaml_mapping(
+        p, "eval config", "an eval config needs at least 'store', 'models' and 'tasks' (see configs/eval/)"
+    )
     data.update({k: v for k, v in overrides.items() if v is not None})
     return _build(EvalConfig, data, p.name)

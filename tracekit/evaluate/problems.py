@@ -16,7 +16,7 @@ import polars as pl
 from tracekit.evaluate.config import EvalConfig
 from tracekit.store import Store
 from tracekit.store.views import view
-from tracekit.tasks import get_task
+from tracekit.tasks import task_problems
 
 
 def scan_table(store: Store, table: str) -> pl.LazyFrame:
@@ -55,13 +55,15 @@ def difficulty_label(difficulty: str) -> str:
 
 def eval_problems(cfg: EvalConfig) -> pl.DataFrame:
     """The held-out problems of ``cfg``: ``n`` per task and difficulty, in config order."""
-    frames = []
-    for spec in cfg.tasks:
-        task = get_task(spec.name)
-        if spec.path:
-            frames.append(task.load(spec.path, split=spec.split).head(spec.n))
-            continue
-        for knobs in spec.difficulties():
-            frames.append(task.generate(spec.n, seed=cfg.seed, split=spec.split, **knobs))
-    problems = pl.concat(frames)
+    problems = pl.concat(
+        task_problems(
+            spec.name,
+            spec.n,
+            seed=cfg.seed,
+            split=spec.split,
+            path=spec.path,
+            difficulties=spec.difficulties(),
+        )
+        for spec in cfg.tasks
+    )
     return problems.unique("problem_id", keep="first", maintain_order=True)

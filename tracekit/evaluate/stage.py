@@ -22,6 +22,7 @@ from typing import Any
 
 import polars as pl
 
+from tracekit.errors import warn
 from tracekit.evaluate.budget import Start, force_budget
 from tracekit.evaluate.config import EvalConfig, EvalModel
 from tracekit.evaluate.decontaminate import decontaminate
@@ -212,6 +213,13 @@ def _run_eval(store: Store, cfg: EvalConfig, *, samplers, progress: bool, echo) 
                 rec.drops.update(f"decontaminate/{r['rule']}" for r in report.removed)
         if report is not None:
             echo(report.format())
+            if report.training_problems == 0:
+                where = ", ".join(cfg.decontaminate.against) or cfg.store
+                warn(
+                    f"decontamination found no training problems in {where}: nothing was checked. "
+                    "Evaluate into the store that holds the training data, or name it in "
+                    "decontaminate.against."
+                )
         variants = pick_variants([cfg.variant], load_variants(cfg.variants_file))
         bar_opts = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True}
         new_rows: Counter = Counter()

@@ -231,9 +231,12 @@ def _kind(data: Any) -> str:
     return {list: "a list", dict: "a mapping", str: "a string"}.get(type(data), type(data).__name__)
 
 
-def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
+def read_yaml_mapping(
+    path: str | Path, what: str, example: str = "a run config needs at least 'store' and 'tasks'"
+) -> dict[str, Any]:
     """The top-level mapping of a YAML file; a :class:`ConfigError` naming the file (and line)
-    when it cannot be read, is not UTF-8, is empty or is not a mapping."""
+    when it cannot be read, is not UTF-8, is empty or is not a mapping. ``example`` is the hint
+    an empty file gets (what such a file needs at least, and where one is)."""
     p = Path(path)
     try:
         raw = p.read_bytes()
@@ -256,9 +259,7 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
         raise ConfigError(msg + "\nHint: check the indentation and brackets at that line.") from None
     if data is None:
         msg = f"{what} {p} is empty."
-        raise ConfigError(
-            msg + "\nHint: a run config needs at least 'store' and 'tasks' (see configs/demo-cpu.yaml)."
-        )
+        raise ConfigError(msg + f"\nHint: {example}.")
     if not isinstance(data, dict):
         msg = f"{what} {p}: expected a mapping of keys to values at the top level, got {_kind(data)}."
         raise ConfigError(msg + "\nHint: write 'key: value' lines (store: ..., tasks: ...), not a list.")
@@ -268,7 +269,9 @@ def read_yaml_mapping(path: str | Path, what: str) -> dict[str, Any]:
 def load_config(path: str | Path, **overrides: Any) -> RunConfig:
     """Read a run configuration from YAML (``overrides`` replace top-level keys) and check all of
     it (tasks, variants and their file, backend and options, every value) before anything runs."""
-    data = read_yaml_mapping(path, "run config")
+    data = read_yaml_mapping(
+        path, "run config", "a run config needs at least 'store' and 'tasks' (see configs/demo-cpu.yaml)"
+    )
     data.update({k: v for k, v in overrides.items() if v is not None})
     return _build(RunConfig, data, f"{Path(path).name}: ")
 

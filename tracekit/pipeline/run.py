@@ -35,18 +35,16 @@ from tracekit.sampling.registry import make_sampler
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
-from tracekit.tasks import get_task
+from tracekit.tasks import get_task, task_problems
 
 
 def make_problems(cfg: RunConfig) -> pl.DataFrame:
-    frames = []
-    for spec in cfg.tasks:
-        task = get_task(spec.name)
-        if spec.path:
-            frames.append(task.load(spec.path, split=spec.split).head(spec.n))
-        else:
-            frames.append(task.generate(spec.n, seed=cfg.seed, split=spec.split, **spec.options))
-    return pl.concat(frames)
+    return pl.concat(
+        task_problems(
+            spec.name, spec.n, seed=cfg.seed, split=spec.split, path=spec.path, difficulties=[spec.options]
+        )
+        for spec in cfg.tasks
+    )
 
 
 def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:

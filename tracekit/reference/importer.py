@@ -35,7 +35,7 @@ import polars as pl
 
 from tracekit.errors import InputFormatError, unknown_name
 from tracekit.extract import parse_verdicts
-from tracekit.ids import hash_strings
+from tracekit.ids import HashSet, hash_strings
 from tracekit.ids import problem_id as make_problem_id
 from tracekit.reference.raw import EXTRACTED, IS_CORRECT, REFLECTIONS, RESPONSES, RawFile
 from tracekit.schemas import polars_schema
@@ -52,8 +52,8 @@ class Occurrences:
     """How often each content was seen before, across the batches of one file (flat memory).
 
     ``take(hashes)`` returns, for each row of a batch (64-bit content hashes), how many rows
-    with the same content came before it in the file. Seen hashes are kept in sorted numpy
-    arrays, and only contents that repeat get a dictionary entry.
+    with the same content came before it in the file. Seen hashes are kept in a
+    :class:`~tracekit.ids.HashSet`; only contents that repeat get a dictionary entry.
 
     Examples
     --------
@@ -63,17 +63,8 @@ class Occurrences:
     """
 
     def __init__(self) -> None:
-        self.sorted = np.empty(0, dtype=np.uint64)
-        self.pending: list[np.ndarray] = []
+        self.seen = HashSet()
         self.extra: dict[int, int] = {}  # times seen beyond the first, for contents that repeat
-
-    def _seen(self, values: np.ndarray) -> np.ndarray:
-        found = np.zeros(len(values), dtype=bool)
-        for arr in (self.sorted, *self.pending):
-            if len(arr):
-                at = np.minimum(np.searchsorted(arr, values), len(arr) - 1)
-                found |= arr[at] == values
-        return found
 
     def take(self, hashes: np.ndarray) -> np.ndarray:
         order = np.argsort(hashes, kind="stable")
@@ -84,7 +75,7 @@ class Occurrences:
         group = np.cumsum(first) - 1
         within = np.arange(len(ordered)) - starts[group]
         unique, counts = ordered[first], np.diff(np.append(starts, len(ordered)))
-        seen = self._seen(unique)
+        seen = self.seen.contains(unique)
         prior = np.zeros(len(unique), dtype=np.int64)
         for i in np.flatnonzero(seen):  # contents met in an earlier batch (rare)
             h = int(unique[i])
@@ -94,10 +85,7 @@ class Occurrences:
         if repeated.any():
             self.extra.update(zip(unique[repeated].tolist(), (counts[repeated] - 1).tolist()))
         if (~seen).any():
-            self.pending.append(unique[~seen])
-        if sum(len(a) for a in self.pending) > len(self.sorted) // 2 + 4096:
-            self.sorted = np.sort(np.concatenate([self.sorted, *self.pending]))
-            self.pending = []
+            self.seen.add(unique[~seen], sorted_unique=True)
         out = np.empty(len(ordered), dtype=np.int64)
         out[order] = prior[group] + within
         return out

@@ -21,9 +21,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from tracekit.errors import StoreError
+from tracekit.ids import HashSet
 from tracekit.schemas import ID_COLUMNS, polars_schema, validate
 from tracekit.store.files import (
     TMP_PREFIX,
@@ -85,6 +87,7 @@ class Transaction:
         self.store, self.table, self.replace = store, table, replace
         self.rows = 0
         self._pending: list[_Pending] = []
+        self._staged = HashSet()  # hashes of the staged ids (see :meth:`_drop_staged`)
         self._state = "open"
 
     def __enter__(self) -> Transaction:
@@ -107,17 +110,39 @@ class Transaction:
         frame = conform(table, frame)
         if known_ids is not None:
             frame = drop_ids(frame, id_col, known_ids)
-        for pending in self._pending:
-            frame = drop_ids(frame, id_col, pending.ids)
+        hashes = frame[id_col].hash(seed=0).to_numpy()
+        if self._pending and frame.height:
+            frame, hashes = self._drop_staged(frame, id_col, hashes)
         seen: frozenset[str] = frozenset()
         if not self.replace and frame.height:
             snap = self.store.snapshot(table)
-            frame = drop_ids(frame, id_col, self.store._ids_of(table, snap.parts))
+            known = self.store._ids_of(table, snap.parts)
+            if known.len():
+                frame = drop_ids(frame, id_col, known)
+                hashes = frame[id_col].hash(seed=0).to_numpy()
             seen = frozenset(p.name for p in snap.parts)
         if not frame.height:
             return 0
         self._pending.append(self._stage(frame, seen))
+        self._staged.add(np.sort(hashes), sorted_unique=True)  # ids are unique within a frame
         return frame.height
+
+    def _drop_staged(
+        self, frame: pl.DataFrame, id_col: str, hashes: np.ndarray
+    ) -> tuple[pl.DataFrame, np.ndarray]:
+        """``frame`` (and its ids' ``hashes``) without the rows this transaction staged already.
+        The 64-bit hashes find the candidates (a write costs O(its rows log staged), not O(all
+        staged rows)); candidates are then compared as strings, so a collision never drops a row."""
+        maybe = self._staged.contains(hashes)
+        if not maybe.any():
+            return frame, hashes
+        suspects = frame[id_col].filter(pl.Series(maybe))
+        staged = pl.Series(id_col, [], dtype=pl.Utf8)
+        for pending in self._pending:
+            staged.append(pending.ids.filter(pending.ids.is_in(suspects.implode())))
+        keep = ~maybe
+        keep[maybe] = ~suspects.is_in(staged.implode()).to_numpy()
+        return frame.filter(pl.Series(keep)), hashes[keep]
 
     def _stage(self, frame: pl.DataFrame, seen: frozenset[str]) -> _Pending:
         directory = self.store.table_dir(self.table)

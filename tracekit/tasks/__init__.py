@@ -8,6 +8,12 @@ verifier per task, used by the data filter, SFT validation, GRPO rewards and eva
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
 from tracekit.errors import unknown_name
 from tracekit.tasks.acronym import Acronym
 from tracekit.tasks.base import Check, Task
@@ -48,4 +54,22 @@ def get_task(name: str) -> Task:
         raise unknown_name("task", name, list(TASKS)) from None
 
 
-__all__ = ["TASKS", "Check", "Task", "get_task"]
+def task_problems(
+    name: str,
+    n: int,
+    *,
+    seed: int,
+    split: str,
+    path: str | Path | None = None,
+    difficulties: Iterable[Mapping[str, Any]] = ({},),
+) -> pl.DataFrame:
+    """The problems a config asks of task ``name``: the first ``n`` rows of the local file
+    ``path`` (dataset tasks), or else ``n`` generated problems at each difficulty in turn.
+    The run pipeline and evaluation both build their problems here."""
+    task = get_task(name)
+    if path:
+        return task.load(path, split=split).head(n)
+    return pl.concat([task.generate(n, seed=seed, split=split, **knobs) for knobs in difficulties])
+
+
+__all__ = ["TASKS", "Check", "Task", "get_task", "task_problems"]
