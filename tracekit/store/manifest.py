@@ -129,23 +129,20 @@ class RunRecorder:
     def finish(self) -> str:
         """Write the views, then the ``runs`` row; return the run id."""
         self.timings["total"] = round(time.perf_counter() - self._t0, 3)
-        view_counts = {}
-        rows = []
-        for table, (extends, parts) in self._views.items():
-            ids = pl.concat(parts) if parts else pl.Series("id", [], pl.Utf8)
-            view_counts[table] = ids.len()
-            for part, start in enumerate(range(0, max(ids.len(), 1), VIEW_ROW_IDS)):
-                rows.append(
-                    pl.select(
-                        view_id=pl.lit("v-" + stable_hash(self.run_id, table, part)),
-                        run_id=pl.lit(self.run_id),
-                        table=pl.lit(table),
-                        extends=pl.lit(extends),
-                        ids=ids.slice(start, VIEW_ROW_IDS).implode(),
-                    )
-                )
-        if rows:  # list columns built from the Series as they are (no Python object per id)
-            self.store.write("views", pl.concat(rows).cast(dict(polars_schema("views"))))
+        view_counts = {table: sum(p.len() for p in parts) for table, (_, parts) in self._views.items()}
+        if self._views:  # one commit; one views row (and part) per VIEW_ROW_IDS ids, built as it is written
+            with self.store.transaction("views") as views:
+                for table, (extends, parts) in self._views.items():
+                    for number, ids in enumerate(_slices(parts, VIEW_ROW_IDS)):
+                        row = pl.select(  # a list column built from the Series (no Python object per id)
+                            view_id=pl.lit("v-" + stable_hash(self.run_id, table, number)),
+                            run_id=pl.lit(self.run_id),
+                            table=pl.lit(table),
+                            extends=pl.lit(extends),
+                            ids=ids.implode(),
+                        )
+                        views.write("views", row.cast(dict(polars_schema("views"))))
+            self._views = {}
         counts = {
             "store": self.store.counts(),
             "view": view_counts,
@@ -170,6 +167,36 @@ class RunRecorder:
         }
         self.store.write("runs", pl.DataFrame([row], schema=polars_schema("runs")))
         return self.run_id
+
+
+def _slices(parts: list[pl.Series], size: int) -> Iterator[pl.Series]:
+    """The ids of ``parts`` in order, cut into Series of ``size`` (the last may be shorter; no
+    ids: one empty Series). Parts are consumed as they are cut, so the ids exist once, not twice.
+
+    Examples
+    --------
+    >>> parts = [pl.Series("id", ["a", "b", "c"]), pl.Series("id", ["d"]), pl.Series("id", ["e", "f"])]
+    >>> [s.to_list() for s in _slices(parts, 4)], parts
+    ([['a', 'b', 'c', 'd'], ['e', 'f']], [])
+    >>> [s.to_list() for s in _slices([], 4)]
+    [[]]
+    """
+    buffer: list[pl.Series] = []
+    held = emitted = 0
+    parts.reverse()
+    while parts:
+        part = parts.pop()
+        while held + part.len() >= size:
+            take = size - held
+            buffer.append(part.slice(0, take))
+            part = part.slice(take)
+            yield pl.concat(buffer)
+            buffer, held, emitted = [], 0, emitted + 1
+        if part.len():
+            buffer.append(part)
+            held += part.len()
+    if held or not emitted:
+        yield pl.concat(buffer) if buffer else pl.Series("id", [], pl.Utf8)
 
 
 @contextmanager
