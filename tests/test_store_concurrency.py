@@ -183,10 +183,17 @@ def test_threads_writing_overlapping_rows(tmp_path, shared):
     assert store.check() == []
 
 
-def test_writer_checks_ids_at_commit_time(tmp_path):
-    """Rows another writer committed after this one read the table are dropped at commit."""
+@pytest.mark.parametrize("collide", [False, True])
+def test_writer_checks_ids_at_commit_time(tmp_path, monkeypatch, collide):
+    """Rows another writer committed after this one read the table are dropped at commit (ids
+    are compared by hash first: with every hash equal, the strings alone decide)."""
+    import numpy as np
     from test_store import problems
 
+    if collide:
+        monkeypatch.setattr(
+            pl.Series, "hash", lambda self, seed=0: pl.Series(np.zeros(self.len(), np.uint64))
+        )
     a = Store(tmp_path / "st", create=True)
     b = Store(tmp_path / "st")
     assert a.ids("problems").len() == 0 and b.ids("problems").len() == 0  # both read an empty table
@@ -220,3 +227,16 @@ def test_a_transaction_stages_each_id_once(tmp_path, monkeypatch, collide):
     assert staged == [2, 1, 1, 1] and tx.rows == 5
     assert sorted(store.ids("problems").to_list()) == ["p-1", "p-2", "p-3", "p-4", "p-5"]
     assert raw_rows(store, "problems") == 5
+
+
+def test_a_hash_collision_with_another_writer_drops_nothing(tmp_path, monkeypatch):
+    import numpy as np
+    from test_store import problems
+
+    monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series(np.zeros(self.len(), np.uint64)))
+    a = Store(tmp_path / "st", create=True)
+    b = Store(tmp_path / "st")
+    with a.transaction("problems") as tx:
+        assert tx.write("problems", problems(["p-1", "p-2"])) == 2
+        assert b.write("problems", problems(["p-3"])) == 1  # every hash "matches", no id does
+    assert tx.rows == 2 and sorted(a.ids("problems").to_list()) == ["p-1", "p-2", "p-3"]

@@ -66,6 +66,27 @@ def test_a_failed_command_changes_no_view(store):
     assert ids(store) == pids[:2] and store.count("runs") == 1
 
 
+def test_a_big_view_is_written_as_it_is_named(store, monkeypatch):
+    """Views rows are staged every VIEW_ROW_IDS ids (a command holds at most that many) and
+    appear together at the end; a command that fails after staging some leaves none."""
+    import tracekit.store.manifest as manifest
+
+    monkeypatch.setattr(manifest, "VIEW_ROW_IDS", 2)
+    pids = sorted(store.read("problems")["problem_id"].to_list())
+    with recording(store, "run", {}) as rec:
+        for start in (0, 3, 4):  # pieces of 3, 1 and 2 ids
+            rec.add_view("problems", pl.Series(pids[start : {0: 3, 3: 4, 4: 5}[start]]))
+        assert store.count("views") == 0  # staged, not yet committed
+    rows = store.read("views")
+    assert rows["ids"].to_list() == [pids[0:2], pids[2:4], pids[4:5]]
+    assert ids(store) == pids[:5]
+    with pytest.raises(RuntimeError), recording(store, "run", {}) as rec:
+        rec.add_view("problems", pl.Series(pids[1:]))
+        raise RuntimeError("killed")
+    assert ids(store) == pids[:5] and store.count("views") == 3
+    assert not [p for p in (store.root / "views").iterdir() if p.name.startswith(".")]  # no temporaries left
+
+
 def test_unknown_run_and_table(store):
     define(store, "run", ["p-x"])
     with pytest.raises(StoreError, match="no run has the id or configuration hash 'nope'.*\nHint"):

@@ -30,6 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -39,6 +40,7 @@ import polars as pl
 from tracekit.ids import stable_hash
 from tracekit.schemas import polars_schema
 from tracekit.store.tables import Store
+from tracekit.store.transaction import Transaction
 
 _PACKAGES = ("tracekit", "polars", "pyarrow", "pandera", "datasets", "transformers", "torch", "trl", "vllm")
 VIEW_ROW_IDS = 1_000_000  # ids per ``views`` row (a run's view of a big table spans several rows)
@@ -93,7 +95,8 @@ class RunRecorder:
         self.timings: dict[str, float] = {}
         self.drops: Counter = Counter()
         self.written: Counter = Counter()
-        self._views: dict[str, tuple[bool, list[pl.Series]]] = {}
+        self._views: dict[str, _View] = {}
+        self._view_rows: Transaction | None = None  # the views rows written so far, committed by finish
         self._t0 = time.perf_counter()
 
     @contextmanager
@@ -115,34 +118,55 @@ class RunRecorder:
 
         ``extends``: the rows add to the current view of ``table`` (an import) instead of
         replacing it (a run, a rearrangement).
+
+        Every :data:`VIEW_ROW_IDS` ids are staged as a ``views`` row as soon as they are named,
+        so a command holds at most that many ids of a view, whatever its size; the rows appear
+        together when :meth:`finish` commits them.
         """
-        mode, parts = self._views.setdefault(table, (extends, []))
-        if mode != extends:
+        view = self._views.setdefault(table, _View(extends))
+        if view.extends != extends:
             msg = f"run recorder: the view of {table!r} cannot both extend and replace"
             raise ValueError(msg)
-        parts.append(ids.cast(pl.Utf8).rename("id"))
+        view.parts.append(ids.cast(pl.Utf8).rename("id"))
+        view.held += ids.len()
+        view.total += ids.len()
+        while view.held >= VIEW_ROW_IDS:
+            self._write_view_row(table, view, _cut(view.parts, VIEW_ROW_IDS))
+            view.held -= VIEW_ROW_IDS
+
+    def _write_view_row(self, table: str, view: _View, ids: pl.Series) -> None:
+        if self._view_rows is None:
+            self._view_rows = self.store.transaction("views")
+        row = pl.select(  # a list column built from the Series (no Python object per id)
+            view_id=pl.lit("v-" + stable_hash(self.run_id, table, view.rows)),
+            run_id=pl.lit(self.run_id),
+            table=pl.lit(table),
+            extends=pl.lit(view.extends),
+            ids=ids.implode(),
+        )
+        self._view_rows.write("views", row.cast(dict(polars_schema("views"))))
+        view.rows += 1
 
     def add_written(self, table: str, n: int) -> None:
         """Count rows the command wrote to ``table`` (new rows only)."""
         self.written[table] += n
 
+    def abort(self) -> None:
+        """Delete the staged views rows (the command failed: it records nothing)."""
+        if self._view_rows is not None:
+            self._view_rows.abort()
+        self._views, self._view_rows = {}, None
+
     def finish(self) -> str:
         """Write the views, then the ``runs`` row; return the run id."""
         self.timings["total"] = round(time.perf_counter() - self._t0, 3)
-        view_counts = {table: sum(p.len() for p in parts) for table, (_, parts) in self._views.items()}
-        if self._views:  # one commit; one views row (and part) per VIEW_ROW_IDS ids, built as it is written
-            with self.store.transaction("views") as views:
-                for table, (extends, parts) in self._views.items():
-                    for number, ids in enumerate(_slices(parts, VIEW_ROW_IDS)):
-                        row = pl.select(  # a list column built from the Series (no Python object per id)
-                            view_id=pl.lit("v-" + stable_hash(self.run_id, table, number)),
-                            run_id=pl.lit(self.run_id),
-                            table=pl.lit(table),
-                            extends=pl.lit(extends),
-                            ids=ids.implode(),
-                        )
-                        views.write("views", row.cast(dict(polars_schema("views"))))
-            self._views = {}
+        view_counts = {table: view.total for table, view in self._views.items()}
+        for table, view in self._views.items():
+            if view.held or not view.rows:  # the last ids (a view of no rows is one empty row)
+                self._write_view_row(table, view, _cut(view.parts, view.held))
+        if self._view_rows is not None:
+            self._view_rows.commit()
+        self._views, self._view_rows = {}, None
         counts = {
             "store": self.store.counts(),
             "view": view_counts,
@@ -169,34 +193,40 @@ class RunRecorder:
         return self.run_id
 
 
-def _slices(parts: list[pl.Series], size: int) -> Iterator[pl.Series]:
-    """The ids of ``parts`` in order, cut into Series of ``size`` (the last may be shorter; no
-    ids: one empty Series). Parts are consumed as they are cut, so the ids exist once, not twice.
+@dataclass
+class _View:
+    """The ids a command names for the view of one table, until they fill a ``views`` row."""
+
+    extends: bool
+    parts: list[pl.Series] = field(default_factory=list)
+    held: int = 0  # ids in ``parts``
+    rows: int = 0  # views rows written
+    total: int = 0  # ids named
+
+
+def _cut(parts: list[pl.Series], size: int) -> pl.Series:
+    """Remove the first ``size`` ids from ``parts`` and return them as one Series.
 
     Examples
     --------
-    >>> parts = [pl.Series("id", ["a", "b", "c"]), pl.Series("id", ["d"]), pl.Series("id", ["e", "f"])]
-    >>> [s.to_list() for s in _slices(parts, 4)], parts
-    ([['a', 'b', 'c', 'd'], ['e', 'f']], [])
-    >>> [s.to_list() for s in _slices([], 4)]
-    [[]]
+    >>> parts = [pl.Series("id", ["a", "b", "c"]), pl.Series("id", ["d", "e"])]
+    >>> _cut(parts, 4).to_list(), [p.to_list() for p in parts]
+    (['a', 'b', 'c', 'd'], [['e']])
+    >>> _cut(parts, 1).to_list(), parts, _cut(parts, 0).to_list()
+    (['e'], [], [])
     """
-    buffer: list[pl.Series] = []
-    held = emitted = 0
-    parts.reverse()
-    while parts:
-        part = parts.pop()
-        while held + part.len() >= size:
-            take = size - held
-            buffer.append(part.slice(0, take))
-            part = part.slice(take)
-            yield pl.concat(buffer)
-            buffer, held, emitted = [], 0, emitted + 1
-        if part.len():
-            buffer.append(part)
-            held += part.len()
-    if held or not emitted:
-        yield pl.concat(buffer) if buffer else pl.Series("id", [], pl.Utf8)
+    taken: list[pl.Series] = []
+    need = size
+    while parts and need:
+        part = parts[0]
+        if part.len() <= need:
+            taken.append(parts.pop(0))
+            need -= part.len()
+        else:
+            taken.append(part.slice(0, need))
+            parts[0] = part.slice(need)
+            need = 0
+    return pl.concat(taken) if taken else pl.Series("id", [], pl.Utf8)
 
 
 @contextmanager
@@ -213,5 +243,9 @@ def recording(
     written (read-only) fails here, before the command does any work."""
     store.check_writable()
     rec = RunRecorder(store, command, config, seed=seed, config_hash=config_hash)
-    yield rec
+    try:
+        yield rec
+    except BaseException:
+        rec.abort()
+        raise
     rec.finish()

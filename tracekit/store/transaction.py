@@ -49,9 +49,12 @@ class _Pending:
 
     path: Path  # a temporary name until published, then the part's own name
     entry: PartEntry
-    ids: pl.Series
+    hashes: np.ndarray  # 64-bit hashes of its ids (8 bytes a row; the ids are read back when a hash matches)
     seen: frozenset[str]  # parts whose ids it was checked against
     published: bool = False
+
+    def ids(self, id_col: str) -> pl.Series:
+        return pl.read_parquet(self.path, columns=[id_col]).to_series()
 
 
 def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -123,7 +126,7 @@ class Transaction:
             seen = frozenset(p.name for p in snap.parts)
         if not frame.height:
             return 0
-        self._pending.append(self._stage(frame, seen))
+        self._pending.append(self._stage(frame, seen, hashes))
         self._staged.add(np.sort(hashes), sorted_unique=True)  # ids are unique within a frame
         return frame.height
 
@@ -139,12 +142,14 @@ class Transaction:
         suspects = frame[id_col].filter(pl.Series(maybe))
         staged = pl.Series(id_col, [], dtype=pl.Utf8)
         for pending in self._pending:
-            staged.append(pending.ids.filter(pending.ids.is_in(suspects.implode())))
+            if np.isin(hashes[maybe], pending.hashes).any():  # rare: a repeated id (or a collision)
+                ids = pending.ids(id_col)
+                staged.append(ids.filter(ids.is_in(suspects.implode())))
         keep = ~maybe
         keep[maybe] = ~suspects.is_in(staged.implode()).to_numpy()
         return frame.filter(pl.Series(keep)), hashes[keep]
 
-    def _stage(self, frame: pl.DataFrame, seen: frozenset[str]) -> _Pending:
+    def _stage(self, frame: pl.DataFrame, seen: frozenset[str], hashes: np.ndarray) -> _Pending:
         directory = self.store.table_dir(self.table)
         directory.mkdir(parents=True, exist_ok=True)
         name = new_part_name()
@@ -157,7 +162,7 @@ class Transaction:
             tmp.unlink(missing_ok=True)
             raise
         entry = PartEntry(name, entry.rows, entry.bytes, entry.xxh3)
-        return _Pending(tmp, entry, frame[ID_COLUMNS[self.table]], seen)
+        return _Pending(tmp, entry, hashes, seen)
 
     # ------------------------------------------------------------------ committing
     def commit(self) -> int:
@@ -192,7 +197,7 @@ class Transaction:
 
     def _after_commit(self, log) -> None:
         new = log.snapshot()
-        self.store._remember_ids(self.table, new, {p.entry.name: p.ids for p in self._pending})
+        self.store._remember_ids(self.table, new, {})  # forget removed parts; new ones are read when needed
         log.delete_retired(new)
 
     def _recheck(self, snap: Snapshot) -> None:
@@ -203,14 +208,15 @@ class Transaction:
         for pending in self._pending:
             new = [p for p in snap.parts if p.name not in pending.seen and p.name != pending.entry.name]
             committed = self.store._ids_of(self.table, new) if new else None
-            if committed is None or not committed.filter(committed.is_in(pending.ids.implode())).len():
-                pending.seen = names
-                kept.append(pending)
-                continue
-            frame = drop_ids(pl.read_parquet(pending.path), id_col, committed)  # rare: a real race
-            pending.path.unlink(missing_ok=True)
-            if frame.height:
-                kept.append(self._stage(frame, names))
+            if committed is not None and np.isin(committed.hash(seed=0).to_numpy(), pending.hashes).any():
+                frame = drop_ids(pl.read_parquet(pending.path), id_col, committed)  # rare: a real race
+                if frame.height < pending.entry.rows:  # (equal: only a hash collision)
+                    pending.path.unlink(missing_ok=True)
+                    if frame.height:
+                        kept.append(self._stage(frame, names, frame[id_col].hash(seed=0).to_numpy()))
+                    continue
+            pending.seen = names
+            kept.append(pending)
         self._pending = kept
 
     def _publish(self, directory: Path) -> None:
@@ -300,7 +306,10 @@ def compact(store, table: str, *, below: int = COMPACT_BELOW, into: int = COMPAC
             frame = pl.concat([pl.read_parquet(directory / p.name) for p in group], how="vertical")
             if not all(p.checked for p in group):
                 frame = frame.unique(ID_COLUMNS[table], keep="first", maintain_order=True)
-            txn._pending.append(txn._stage(conform(table, frame), frozenset()))
+            frame = conform(table, frame)
+            txn._pending.append(
+                txn._stage(frame, frozenset(), frame[ID_COLUMNS[table]].hash(seed=0).to_numpy())
+            )
         log = store._log(table)
         names = {p.name for p in small}
         with log.lock():
