@@ -87,8 +87,8 @@ def test_grpo_runs_real_steps_with_verifier_rewards(tmp_path, tiny_model):
 
     store = Store(tmp_path / "st", create=True)
     store.write("problems", get_task("countdown").generate(4, seed=0, n_numbers=3))
-    data = export_trl_grpo(store, tmp_path / "grpo").files["train"]
-    df = pl.read_parquet(data)
+    data = export_trl_grpo(store, tmp_path / "grpo")  # the export itself (path-like) is accepted
+    df = pl.read_parquet(data.files["train"])
     assert df["prompt"][0][0]["role"] == "user" and json.loads(df["meta"][0])["target"]
     seen = []
 

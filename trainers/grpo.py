@@ -9,6 +9,7 @@ reward, so the advantage is zero): :func:`signal_report` counts them from the ex
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -63,14 +64,14 @@ def train_grpo(
 ):
     """Run TRL's ``GRPOTrainer`` with tracekit's verifier rewards; ``config`` goes to ``GRPOConfig``.
 
-    ``data`` is an export path or an already loaded ``datasets.Dataset`` (e.g. after
-    :func:`drop_no_signal`).
+    ``data`` is an export (what ``export_trl_grpo`` returns, or its path) or an already loaded
+    ``datasets.Dataset`` (e.g. after :func:`drop_no_signal`).
     """
     trl = require("trl", "train")
     from tracekit.trainers.rewards import correctness_reward, format_reward
 
     args = trl.GRPOConfig(output_dir=str(output_dir), **{"report_to": "none", **config})
-    dataset = load_grpo_dataset(data) if isinstance(data, str | Path) else data
+    dataset = load_grpo_dataset(data) if isinstance(data, str | os.PathLike) else data
     trainer = trl.GRPOTrainer(
         model=model,
         args=args,
