@@ -205,10 +205,14 @@ class Transaction:
         id_col = ID_COLUMNS[self.table]
         names = frozenset(p.name for p in snap.parts)
         kept = []
+        hashed: dict[tuple[str, ...], np.ndarray] = {}  # pending parts usually saw the same parts
         for pending in self._pending:
             new = [p for p in snap.parts if p.name not in pending.seen and p.name != pending.entry.name]
-            committed = self.store._ids_of(self.table, new) if new else None
-            if committed is not None and np.isin(committed.hash(seed=0).to_numpy(), pending.hashes).any():
+            key = tuple(p.name for p in new)
+            if new and key not in hashed:
+                hashed[key] = np.sort(self.store._ids_of(self.table, new).hash(seed=0).to_numpy())
+            if new and _any_in(pending.hashes, hashed[key]):
+                committed = self.store._ids_of(self.table, new)
                 frame = drop_ids(pl.read_parquet(pending.path), id_col, committed)  # rare: a real race
                 if frame.height < pending.entry.rows:  # (equal: only a hash collision)
                     pending.path.unlink(missing_ok=True)
@@ -326,6 +330,14 @@ def compact(store, table: str, *, below: int = COMPACT_BELOW, into: int = COMPAC
         return len(small)
     finally:
         txn.abort()
+
+
+def _any_in(values: np.ndarray, sorted_values: np.ndarray) -> bool:
+    """Does any of ``values`` occur in ``sorted_values`` (sorted)? O(len(values) log n)."""
+    if not len(sorted_values) or not len(values):
+        return False
+    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
+    return bool((sorted_values[at] == values).any())
 
 
 def _delete_stale_temporaries(directory: Path) -> None:
