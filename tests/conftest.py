@@ -35,3 +35,11 @@ def filled_store(tmp_path, raw_frame):
     store = Store(tmp_path / "st", create=True)
     import_skillfactory(raw, store)
     return store
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A tiny local chat model folder (see tests/tiny_model.py)."""
+    from tiny_model import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny"))
