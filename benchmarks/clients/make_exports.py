@@ -11,16 +11,20 @@ from tracekit.export import run_export
 from tracekit.rearrange import RearrangeConfig, rearrange_store
 from tracekit.reference import import_skillfactory
 from tracekit.store import Store
+from tracekit.store.manifest import recording
 from tracekit.tasks import get_task
 
 root = Path(sys.argv[1])
 example = Path(__file__).resolve().parents[2] / "examples" / "skillfactory_raw_example.jsonl"
 store = Store(root / "store", create=True)
-import_skillfactory(example, store)
+import_skillfactory(example, store, task="countdown")  # numbers and target read from each question: rewardable
 rearrange_store(store, RearrangeConfig(formats=("*C_full", "*C*IC", "*CC"), n_max=3))
 task = get_task("multiplication")
-for split in ("train", "test"):
-    store.write("problems", task.generate(12, seed=0, split=split, digits=2, digits_b=1))
+with recording(store, "add-problems", {"multiplication": 12}) as rec:  # added to the store's current view
+    for split in ("train", "test"):
+        problems = task.generate(12, seed=0, split=split, digits=2, digits_b=1)
+        store.write("problems", problems)
+        rec.add_view("problems", problems["problem_id"], extends=True)
 run_export(store, "verl", root / "verl")
 run_export(store, "llamafactory", root / "lf")
 counts = {
