@@ -17,7 +17,9 @@ from tracekit.tasks import get_task
 root = Path(sys.argv[1])
 example = Path(__file__).resolve().parents[2] / "examples" / "skillfactory_raw_example.jsonl"
 store = Store(root / "store", create=True)
-import_skillfactory(example, store, task="countdown")  # numbers and target read from each question: rewardable
+import_skillfactory(
+    example, store, task="countdown"
+)  # numbers and target read from each question: rewardable
 rearrange_store(store, RearrangeConfig(formats=("*C_full", "*C*IC", "*CC"), n_max=3))
 task = get_task("multiplication")
 with recording(store, "add-problems", {"multiplication": 12}) as rec:  # added to the store's current view
