@@ -14,26 +14,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tracekit.cli import main
-
-
-@pytest.fixture
-def tk(capsys, monkeypatch):
-    """Run ``tracekit ARGS...`` as the console script does; return (status, stdout, stderr)."""
-
-    def invoke(*args: str) -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["tracekit", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
 
 def one_error(result, *needles: str) -> str:
     """Check a clean failure: status 2, exactly one ``error:`` line, a hint, no traceback; return it."""

@@ -6,35 +6,8 @@ reports and skill analytics.
 
 from __future__ import annotations
 
-import sys
-
 import pytest
-
-from tracekit.cli import main
-
-
-@pytest.fixture
-def tk(capsys, monkeypatch):
-    def invoke(*args) -> tuple[int, str, str]:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["tracekit", *map(str, args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return invoke
-
-
-def one_error(result, *needles):
-    code, _, err = result
-    assert code == 2, err
-    assert err.count("error:") == 1 and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
+from test_bad_input import one_error
 
 
 @pytest.fixture

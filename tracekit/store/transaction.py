@@ -76,7 +76,20 @@ def drop_ids(frame: pl.DataFrame, id_col: str, known: pl.Series) -> pl.DataFrame
     return frame.filter(~pl.col(id_col).is_in(hits.implode())) if hits.len() else frame
 
 
-class Transaction:
+class _CommitOnExit:
+    """``with`` support: commit when the block ends normally, abort when it raises."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+
+class Transaction(_CommitOnExit):
     """Writes to ``table`` of ``store`` that one commit publishes (see :meth:`Store.transaction`).
 
     ``write(table, frame)`` has the signature of :meth:`Store.write`, so code that writes to a
@@ -92,15 +105,6 @@ class Transaction:
         self._pending: list[_Pending] = []
         self._staged = HashSet()  # hashes of the staged ids (see :meth:`_drop_staged`)
         self._state = "open"
-
-    def __enter__(self) -> Transaction:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
     # ------------------------------------------------------------------ writing
     def write(self, table: str, frame: pl.DataFrame, *, known_ids: pl.Series | None = None) -> int:
@@ -243,7 +247,7 @@ class Transaction:
         self._state = "aborted"
 
 
-class Transactions:
+class Transactions(_CommitOnExit):
     """One :class:`Transaction` per table, written through one object and committed together at
     the end (one commit per table, in the order given): a command that fails or is killed before
     :meth:`commit` leaves every table as it was. :meth:`write` has :meth:`Store.write`'s signature,
@@ -268,15 +272,6 @@ class Transactions:
     def abort(self) -> None:
         for txn in self.open.values():
             txn.abort()
-
-    def __enter__(self) -> Transactions:
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
 
 
 COMPACT_BELOW = 8 * 1024 * 1024  # parts smaller than this are merged by :func:`compact`
