@@ -78,17 +78,52 @@ def test_interrupted_write_leaves_readable_store(tmp_path, monkeypatch):
     assert not list((tmp_path / "st" / "problems").glob(".tmp-*")), "the writer removes its own temporary"
     # temporaries of a hard kill: ignored by readers; removed by a later commit only when provably dead
     folder = tmp_path / "st" / "problems"
-    from tracekit.store.files import temporary_path
-
-    alive = temporary_path(folder / "part-x.parquet")  # this process: alive
-    dead = alive.with_name(alive.name.replace(f"~{os.getpid()}@", f"~{_dead_pid()}@"))
+    alive = _temporary_of_other_writer(tmp_path / "st", stay=True)  # another live process holds its lock
+    dead = _temporary_of_other_writer(tmp_path / "st", stay=False)  # its writer exited: its lock is free
+    mine = st.fs._temporary(folder / "part-y.parquet")  # this process: alive
+    pid_style = folder / f".tmp-part-x.parquet~{_dead_pid()}@{os.uname().nodename}~abcdef"  # old naming: kept
     old_style = folder / ".tmp-part-000002.parquet.999"  # format-1 name: its writer cannot be known
-    for path in (alive, dead, old_style):
+    for path in (mine, pid_style, old_style):
         path.write_bytes(b"PAR1garbage")
     assert st.count("problems") == 1 and st.check() == []
     st.write("problems", problems(["p-2"]))
     assert st.count("problems") == 2
-    assert alive.exists() and old_style.exists() and not dead.exists()
+    assert alive[0].exists() and mine.exists() and pid_style.exists() and old_style.exists()
+    assert not dead[0].exists()
+    alive[1].kill()
+    alive[1].wait()
+    st.write("problems", problems(["p-3"]))  # now that writer is gone too
+    assert not alive[0].exists() and mine.exists()
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from tracekit.store.fs import LocalFS
+fs = LocalFS(sys.argv[1])
+tmp = fs._temporary(Path(sys.argv[1]) / "problems" / "part-z.parquet")
+tmp.write_bytes(b"PAR1partial")
+print(tmp, flush=True)
+if sys.argv[2] == "stay":
+    time.sleep(600)
+"""
+
+
+def _temporary_of_other_writer(root, *, stay: bool):
+    """A temporary written by another process (which keeps running when ``stay``)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(root), "stay" if stay else "go"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    path = Path(proc.stdout.readline().strip())
+    if not stay:
+        proc.wait()
+    return path, proc
 
 
 def _dead_pid() -> int:

@@ -62,7 +62,7 @@ def test_unknown_and_orphan_files_are_reported(st):
 
 
 def test_dotfiles_are_ignored(st):
-    for folder in (st.root, st.table_dir("problems"), st.table_dir("problems") / "_log"):
+    for folder in (st.root, st.table_dir("problems"), st.root / "_log"):
         if not folder.exists():
             continue
         (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
@@ -87,10 +87,10 @@ def test_changed_part_is_reported(st):
 
 
 def test_damaged_log_is_reported(st):
-    first = st.table_dir("problems") / "_log" / "0000000001.json"
+    first = st.root / "_log" / "0000000001.json"
     first.unlink()
     assert [p.path for p in Store(st.root).check()] == [first]
-    with pytest.raises(StoreError, match=r"lacks commit\(s\) \[1\]"):
+    with pytest.raises(StoreError, match=r"commit\(s\) \[1\] are missing"):
         Store(st.root).read("problems")
 
 
@@ -100,7 +100,7 @@ def test_checkpoints_shortcut_the_log(tmp_path):
     store = Store(tmp_path / "st", create=True)
     for i in range(log.CHECKPOINT_EVERY + 3):
         store.write("problems", problems([f"p-{i}"]))
-    checkpoint = store.table_dir("problems") / "_log" / f"{log.CHECKPOINT_EVERY:010d}.checkpoint.json"
+    checkpoint = store.root / "_log" / f"{log.CHECKPOINT_EVERY:010d}.checkpoint.json"
     assert checkpoint.exists()
     fresh = Store(tmp_path / "st")
     assert fresh.snapshot("problems") == store.snapshot("problems")
@@ -133,15 +133,15 @@ def test_format1_store_is_read_as_it_is_then_migrated_by_the_first_write(tmp_pat
     assert sorted(st.ids("problems").to_list()) == ["p-1", "p-2", "p-3"]
     assert st.count("problems") == 3 and st.read("problems").height == 3
     assert st.write("problems", problems(["p-3", "p-4"])) == 1  # migrates, then appends
-    assert json.loads((root / "tracekit-store.json").read_text()) == {"format": 2}
-    adopt = json.loads((root / "problems" / "_log" / "0000000001.json").read_text())
+    assert json.loads((root / "tracekit-store.json").read_text())["format"] == 3
+    adopt = json.loads((root / "_log" / "0000000001.json").read_text())
     assert adopt["op"] == "adopt"
-    assert [(p["name"], p["checked"]) for p in adopt["add"]] == [
+    assert [(p["name"], p["checked"]) for p in adopt["tables"]["problems"]["add"]] == [
         ("part-000001.parquet", True),
         ("part-000002.parquet", False),  # repeats an id: readers keep dropping the repeat
     ]
     fresh = Store(root)
-    assert fresh.format == 2
+    assert fresh.format == 3
     assert fresh.read("problems")["problem_id"].to_list() == ["p-1", "p-2", "p-3", "p-4"]
     assert [(p.path.name, p.problem) for p in fresh.check()] == [
         ("part-000003.parquet", "a copy of part part-000001.parquet, not in the commit log (not read)")

@@ -30,11 +30,17 @@ def define(store, command, pids, *, extends=False, config=None):
     return rec.run_id
 
 
-def test_no_view_recorded_means_every_row(store):
-    assert ids(store) is None and view(store, "problems").collect().height == 6
+def test_rows_no_finished_command_named_are_not_current(store):
+    """Issue 17 item 4: rows written outside any finished command (a first command killed
+    half-way leaves exactly this) are in no view, and ``info`` says so."""
+    from tracekit.store.info import store_info
+    from tracekit.store.views import outside_views
+
+    assert ids(store) == [] and view(store, "problems").collect().height == 0
     with recording(store, "export", {}):  # a command that defines nothing
         pass
-    assert ids(store) is None
+    assert ids(store) == [] and outside_views(store, "problems") == 6
+    assert any("6 row(s) are in no view" in w for w in store_info(store)["warnings"])
 
 
 def test_replace_and_extend(store):

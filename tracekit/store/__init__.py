@@ -1,10 +1,13 @@
 """The store: the only owner of tables on disk.
 
 * :mod:`~tracekit.store.tables`: :class:`Store`, a directory of validated parquet tables;
-* :mod:`~tracekit.store.log`: each table's commit log (which parts make up the table);
+* :mod:`~tracekit.store.fs`: the file system under a store (:class:`~tracekit.store.fs.LocalFS`;
+  object stores in :mod:`~tracekit.store.remote`);
+* :mod:`~tracekit.store.parts`: the marker and part files (names, schema check);
+* :mod:`~tracekit.store.log`: the store's commit log (which parts make up every table);
 * :mod:`~tracekit.store.transaction`: writes that appear in one commit, safe with concurrent writers;
 * :mod:`~tracekit.store.check`: the integrity check (missing, changed or unknown parts);
-* :mod:`~tracekit.store.legacy`: format-1 stores (read as they are, migrated on the first write);
+* :mod:`~tracekit.store.legacy`: format-1 and format-2 stores (read as they are, migrated on the first write);
 * :mod:`~tracekit.store.files`: all-or-nothing files and tracekit's parquet settings;
 * :mod:`~tracekit.store.buckets`: splitting big tables into buckets of whole problems;
 * :mod:`~tracekit.store.overlap`: a background writer and a read-ahead iterator;
@@ -16,7 +19,7 @@
 
 from tracekit.store.check import StoreProblem
 from tracekit.store.files import atomic_write, atomic_write_text, sink_parquet, write_parquet
-from tracekit.store.log import PartEntry, Snapshot
+from tracekit.store.log import PartEntry, Snapshot, StoreSnapshot
 from tracekit.store.tables import Store
 from tracekit.store.transaction import Transaction
 
@@ -25,6 +28,7 @@ __all__ = [
     "Snapshot",
     "Store",
     "StoreProblem",
+    "StoreSnapshot",
     "Transaction",
     "atomic_write",
     "atomic_write_text",

@@ -38,13 +38,15 @@ BATCH_ROWS = 32_768
 
 
 def iter_problem_buckets(
-    store: Store, columns: dict[str, list[str]], *, target_bytes: int = TARGET_BYTES
+    store: Store, columns: dict[str, list[str]], *, target_bytes: int = TARGET_BYTES, snapshot=None
 ) -> Iterator[dict[str, pl.DataFrame]]:
     """Yield ``{table: frame}`` bucket by bucket; each problem's rows land in one bucket.
 
-    ``columns`` maps each table to the columns to load (``problem_id`` among them).
+    ``columns`` maps each table to the columns to load (``problem_id`` among them);
+    ``snapshot``: the store snapshot to read (the newest by default).
     """
-    snaps = {table: store.snapshot(table) for table in columns}
+    snapshot = snapshot or store.snapshot()
+    snaps = {table: snapshot.table(table) for table in columns}
     parts = {table: store.parts(table, snapshot=snaps[table]) for table in columns}
     scans = {t: store.scan(t, snapshot=snaps[t]) for t in columns}  # checks every part before the long pass
     groups = _row_groups(parts)
@@ -158,7 +160,7 @@ def _pack_components(parts, groups, target_bytes: int):
 
 
 def _hash_buckets(store: Store, parts, columns, n_buckets: int) -> Iterator[dict[str, pl.DataFrame]]:
-    tmp = Path(tempfile.mkdtemp(prefix=".tmp-buckets-", dir=store.root))
+    tmp = Path(tempfile.mkdtemp(prefix="tracekit-buckets-"))  # local scratch space, never the store
     try:
         for table, cols in columns.items():
             for p_i, path in enumerate(parts[table]):

@@ -15,24 +15,27 @@ Dotfiles (``.DS_Store``, editor swap files, writers' temporaries, locks) are ign
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from tracekit.errors import StoreError
 from tracekit.schemas import MODELS, polars_schema
-from tracekit.store.files import file_digest
-from tracekit.store.legacy import PART_RE as LEGACY_PART_RE
+from tracekit.store.fs import file_digest
 from tracekit.store.log import LOG_DIR
+from tracekit.store.parts import LEGACY_PART_RE, MARKER, check_part
 
 
 @dataclass(frozen=True)
 class StoreProblem:
     """One problem of a store: where, and what is wrong."""
 
-    path: Path
+    path: object  # a Path for local stores, a URL string for object stores
     problem: str
 
     def __str__(self) -> str:
         return f"{self.path}: {self.problem}"
+
+
+def _where(store, path: str):
+    return store.where(path)
 
 
 def check_store(store, *, checksums: bool = False) -> list[StoreProblem]:
@@ -41,69 +44,74 @@ def check_store(store, *, checksums: bool = False) -> list[StoreProblem]:
     ``checksums=True`` also re-reads every part and compares its xxh3 with the log's
     (slower: it reads the whole store).
     """
-    from tracekit.store.tables import MARKER
-
     problems = []
-    for path in sorted(store.root.iterdir()):
-        if not path.name.startswith(".") and path.name != MARKER and path.name not in MODELS:
-            problems.append(StoreProblem(path, "not part of a tracekit store (ignored)"))
+    for entry in store.fs.list(""):
+        if not entry.name.startswith(".") and entry.name not in (MARKER, LOG_DIR, *MODELS):
+            problems.append(StoreProblem(_where(store, entry.name), "not part of a tracekit store (ignored)"))
+    if store.format >= 3:
+        problems += [StoreProblem(_where(store, path), what) for path, what in store.log.problems()]
+    try:
+        snap = store.snapshot()
+    except StoreError as exc:
+        return problems or [StoreProblem(_where(store, LOG_DIR), str(exc).splitlines()[0])]
     for table in MODELS:
-        directory = store.table_dir(table)
-        if directory.is_dir():
-            problems.extend(_check_table(store, table, directory, checksums=checksums))
+        if store.fs.is_dir(table):
+            problems.extend(_check_table(store, table, snap.table(table), checksums=checksums))
     return problems
 
 
-def _check_table(store, table: str, directory: Path, *, checksums: bool) -> list[StoreProblem]:
-    log = store._log(table)
-    problems = [StoreProblem(path, what) for path, what in log.problems()]
-    try:
-        snap = store.snapshot(table)
-    except StoreError as exc:
-        return problems or [StoreProblem(log.dir, str(exc).splitlines()[0])]
+def _check_table(store, table: str, snap, *, checksums: bool) -> list[StoreProblem]:
+    problems = []
+    url = store.url.rstrip("/")
     schema = polars_schema(table)
     by_size: dict[int, list] = {}
     for part in snap.parts:
-        path = directory / part.name
+        path = f"{table}/{part.name}"
         by_size.setdefault(part.bytes, []).append(part)
-        if not path.exists():
+        size = store.fs.size(path)
+        if size is None:
             problems.append(
-                StoreProblem(path, f"missing: the commit log says this part holds {part.rows} rows")
+                StoreProblem(
+                    _where(store, path), f"missing: the commit log says this part holds {part.rows} rows"
+                )
             )
             continue
-        size = path.stat().st_size
         if size != part.bytes:
-            problems.append(StoreProblem(path, f"changed: {size} bytes, the commit log says {part.bytes}"))
+            problems.append(
+                StoreProblem(_where(store, path), f"changed: {size} bytes, the commit log says {part.bytes}")
+            )
             continue
         try:
-            store._check_part(table, path, schema)
-        except StoreError as exc:
+            check_part(store.fs, table, path, schema)
+        except (StoreError, FileNotFoundError) as exc:
+            text = str(exc).splitlines()[0].replace(f"{url}/{path}", "it")
+            problems.append(StoreProblem(_where(store, path), "unreadable: " + text))
+            continue
+        if checksums and part.xxh3 and file_digest(store.fs.scan_source(path)) != part.xxh3:
             problems.append(
-                StoreProblem(path, "unreadable: " + str(exc).splitlines()[0].replace(str(path), "it"))
+                StoreProblem(_where(store, path), "changed: its checksum differs from the commit log's")
             )
-            continue
-        if checksums and part.xxh3 and file_digest(path) != part.xxh3:
-            problems.append(StoreProblem(path, "changed: its checksum differs from the commit log's"))
     known = {p.name for p in snap.parts} | set(snap.retired)
-    for path in sorted(directory.iterdir()):
-        if path.name.startswith(".") or path.name == LOG_DIR or path.name in known:
-            continue
-        problems.append(StoreProblem(path, _unknown(path, by_size, directory)))
+    for entry in store.fs.list(table):
+        if entry.name.startswith(".") or entry.name == LOG_DIR or entry.name in known:
+            continue  # (a table's own _log folder: format 2's, no longer read)
+        problems.append(
+            StoreProblem(_where(store, f"{table}/{entry.name}"), _unknown(store, table, entry, by_size))
+        )
     return problems
 
 
-def _unknown(path: Path, by_size: dict[int, list], directory: Path) -> str:
-    if path.is_file():
-        size = path.stat().st_size
-        if size in by_size:
-            digest = file_digest(path)
-            for part in by_size[size]:
-                if digest == (part.xxh3 or file_digest(directory / part.name)):
+def _unknown(store, table: str, entry, by_size: dict[int, list]) -> str:
+    if not entry.is_dir:
+        if entry.size in by_size:
+            digest = file_digest(store.fs.scan_source(f"{table}/{entry.name}"))
+            for part in by_size[entry.size]:
+                if digest == (part.xxh3 or file_digest(store.fs.scan_source(f"{table}/{part.name}"))):
                     return f"a copy of part {part.name}, not in the commit log (not read)"
         if (
-            path.name.startswith("part-")
-            and path.name.endswith(".parquet")
-            and not LEGACY_PART_RE.match(path.name)
+            entry.name.startswith("part-")
+            and entry.name.endswith(".parquet")
+            and not LEGACY_PART_RE.match(entry.name)
         ):
             return "a part no commit names (an interrupted commit, or copied in): not read"
     return "not a part of the table (not read)"

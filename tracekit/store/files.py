@@ -4,8 +4,8 @@
 hidden temporary name, flushed to disk and renamed into place, so readers never see a torn file.
 
 Temporary names are unique to the writer (``.tmp-NAME~PID@HOST~TOKEN``), so two writers never
-share or delete each other's temporaries; :func:`is_stale_temporary` tells a leftover of a dead
-writer (same host, process gone) from one still being written.
+share each other's temporaries. (Store parts and commit records are written through the
+store's file system, :mod:`tracekit.store.fs`, whose temporaries prove their writer alive.)
 
 ``check_output_dir``, ``check_output_file`` and ``check_input_file`` say, before any work is
 done, whether a command can write (or read) where the user pointed it: a file where a folder
@@ -16,17 +16,17 @@ name the path, and nothing is created to find out.
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
-import xxhash
 
-TMP_PREFIX = ".tmp-"
-_TMP_RE = re.compile(r"^\.tmp-.*~(\d+)@([^~/]+)~[0-9a-f]+$")
+from tracekit.store.fs import TMP_PREFIX, file_digest, fsync_dir, fsync_file
+
+__all__ = ["file_digest", "fsync_dir", "fsync_file", "atomic_write", "atomic_write_text", "write_parquet"]
+
 HOST = socket.gethostname() or "localhost"
 
 ROW_GROUP_BYTES = 16 * 1024 * 1024
@@ -63,63 +63,11 @@ def temporary_path(path: str | os.PathLike) -> Path:
 
     Examples
     --------
-    >>> temporary_path("/st/samples/part-x.parquet").name.startswith(".tmp-part-x.parquet~")
+    >>> temporary_path("/out/train.parquet").name.startswith(".tmp-train.parquet~")
     True
     """
     path = Path(path)
     return path.with_name(f"{TMP_PREFIX}{path.name}~{os.getpid()}@{HOST}~{secrets.token_hex(6)}")
-
-
-def is_stale_temporary(path: Path) -> bool:
-    """True when ``path`` is a temporary of a writer that is provably gone: written on this
-    host by a process that no longer exists. Anything else (another host, an old-style name,
-    a live process) may still be in use and is left alone."""
-    match = _TMP_RE.match(path.name)
-    if match is None or match.group(2) != HOST:
-        return False
-    pid = int(match.group(1))
-    if pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, owned by someone else
-        return False
-    return False
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """xxh3-128 of a file's bytes, in hex (fast: about memory speed)."""
-    h = xxhash.xxh3_128()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def fsync_dir(path: Path) -> None:
-    """Make the names in directory ``path`` (a rename, a new file) durable."""
-    _fsync_dir(path)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
@@ -129,54 +77,22 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     tmp = temporary_path(path)
     try:
         write(tmp)
-        _fsync_file(tmp)
+        fsync_file(tmp)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     finally:
         tmp.unlink(missing_ok=True)
     return path
 
 
-def create_exclusive(path: str | os.PathLike, data: bytes) -> bool:
-    """Create ``path`` holding ``data``, all or nothing, unless it exists (then return False).
-
-    The bytes are written and flushed under a temporary name, then hard-linked to ``path``:
-    the link fails when another writer (thread, process or machine on a shared file system)
-    created ``path`` first, and readers never see a partial file. Where the file system has
-    no hard links, an exclusive create (``O_EXCL``) is used instead.
-    """
-    path = Path(path)
-    tmp = temporary_path(path)
-    try:
-        tmp.write_bytes(data)
-        _fsync_file(tmp)
-        try:
-            os.link(tmp, path)
-        except FileExistsError:
-            return False
-        except OSError:  # pragma: no cover - file systems without hard links
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            except FileExistsError:
-                return False
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-    finally:
-        tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-    return True
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write a file atomically (temporary name, fsync, rename)."""
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (temporary name, fsync, rename)."""
-    _atomic_write_bytes(Path(path), text.encode("utf-8"))
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
 # ------------------------------------------------------------------ where a command may write

@@ -16,8 +16,9 @@ from typing import Any
 import polars as pl
 
 from tracekit.errors import StoreError
+from tracekit.schemas import ID_COLUMNS
 from tracekit.store.tables import Store
-from tracekit.store.views import view, view_count
+from tracekit.store.views import outside_views, view, view_count
 
 TABLES = ("problems", "samples", "reflections", "traces")  # the tables with a current view
 
@@ -26,49 +27,78 @@ def _counts(frame: pl.LazyFrame, *keys: str) -> list[dict[str, Any]]:
     return frame.group_by(*keys).len("rows").sort(*keys).collect().to_dicts()
 
 
+def _files(store: Store, folder: str = "") -> tuple[int, int]:
+    """Files and bytes under ``folder`` (a file that vanishes while it is listed is left out)."""
+    files = size = 0
+    for entry in store.fs.list(folder):
+        if entry.is_dir:
+            sub = _files(store, f"{folder}/{entry.name}" if folder else entry.name)
+            files, size = files + sub[0], size + sub[1]
+        else:
+            files, size = files + 1, size + entry.size
+    return files, size
+
+
 def store_info(store: Store) -> dict[str, Any]:
     """Everything ``tracekit info`` reports about ``store``, as plain data. A damaged store is
     reported too: what cannot be read becomes a warning (the integrity problems say why)."""
-    files = [p for p in store.root.rglob("*") if p.is_file()]
-    totals = store.counts()
+    n_files, size = _files(store)
     info: dict[str, Any] = {
         "store": str(store.root),
         "format": store.format,
-        "size_bytes": sum(p.stat().st_size for p in files),
-        "files": len(files),
+        "size_bytes": size,
+        "files": n_files,
         "rows": {},
         "problems": [],
         "samples": [],
         "traces_per_format": [],
         "traces_per_configuration": [],
-        "runs": _runs(store),
+        "runs": [],
         "integrity": [str(p) for p in store.check()],
         "warnings": [],
     }
-    for table, n in totals.items():
+    try:
+        snap = store.snapshot()
+    except StoreError as exc:
+        info["warnings"].append(f"contents not read: {str(exc).splitlines()[0]}")
+        return info
+    try:
+        info["runs"] = _runs(store, snap)
+    except StoreError as exc:
+        info["warnings"].append(f"runs not read: {str(exc).splitlines()[0]}")
+    for table in _tables():
         try:
-            current = view_count(store, table)
+            n = store.count(table, snapshot=snap)
+        except StoreError:
+            n = None
+        try:
+            current = view_count(store, table, snapshot=snap) if n is not None else None
         except StoreError:  # a damaged table: the integrity problems say why
             current = None
-        info["rows"][table] = {"all": n, "current_view": current, "parts": len(store.snapshot(table).parts)}
+        info["rows"][table] = {"all": n, "current_view": current, "parts": len(snap.table(table).parts)}
     try:
-        problems, samples, traces = view(store, "problems"), view(store, "samples"), view(store, "traces")
+        problems, samples, traces = (view(store, t, snapshot=snap) for t in ("problems", "samples", "traces"))
         info["problems"] = _counts(problems, "task", "split")
         info["samples"] = _counts(samples, "model", "source")
         info["traces_per_format"] = _counts(traces, "format")
         info["traces_per_configuration"] = _counts(traces, "config_hash", "format")
-        info["warnings"] += _warnings(store, info, problems, samples, traces)
+        info["warnings"] += _warnings(store, snap, info, problems, samples, traces)
     except StoreError as exc:
         info["warnings"].append(f"contents not read: {str(exc).splitlines()[0]}")
     return info
 
 
-def _runs(store: Store) -> list[dict[str, Any]]:
-    if not store.count("runs"):
+def _tables() -> list[str]:
+    from tracekit.schemas import MODELS
+
+    return list(MODELS)
+
+
+def _runs(store: Store, snap) -> list[dict[str, Any]]:
+    if not store.count("runs", snapshot=snap):
         return []
-    runs = store.read(
-        "runs", columns=["run_id", "command", "finished_at", "config_hash", "config_json", "timings_json"]
-    )
+    columns = ["run_id", "command", "finished_at", "config_hash", "config_json", "timings_json"]
+    runs = store.scan("runs", snapshot=snap).select(columns).collect()
     out = []
     for row in runs.sort("finished_at").iter_rows(named=True):
         out.append(
@@ -84,18 +114,37 @@ def _runs(store: Store) -> list[dict[str, Any]]:
     return out
 
 
-def _warnings(store, info, problems, samples, traces) -> list[str]:
+def _warnings(store, snap, info, problems, samples, traces) -> list[str]:
     out = []
+    if not snap.sound:
+        out.append(
+            "the commit log holds records that do not continue this store's log; repeated ids are dropped on read"
+        )
     for table, rows in info["rows"].items():
+        if rows["all"] is None:
+            continue
         if table in TABLES and rows["current_view"] is not None and rows["all"] > rows["current_view"]:
-            out.append(
-                f"{table}: {rows['all'] - rows['current_view']} row(s) are history, not in the current view "
-                "(earlier configurations; reports and exports leave them out)"
-            )
-        if rows["all"] and table in TABLES and not store.snapshot(table).all_checked:
+            outside = outside_views(store, table, snapshot=snap)
+            history = rows["all"] - rows["current_view"] - outside
+            if history:
+                out.append(
+                    f"{table}: {history} row(s) are history, not in the current view "
+                    "(earlier configurations; reports and exports leave them out)"
+                )
+            if outside:
+                out.append(
+                    f"{table}: {outside} row(s) are in no view: written by a command that did not finish "
+                    "(it was killed or failed; running it again reuses them) or by library code outside "
+                    "`recording`; reports and exports leave them out"
+                )
+        if rows["all"] and not snap.table(table).all_checked:
             out.append(
                 f"{table}: some parts were written without an id check; repeated ids are dropped on read"
             )
+        elif rows["all"]:
+            repeated = _repeated_ids(store, table, snap)
+            if repeated:
+                out.append(f"{table}: {repeated} id(s) occur more than once; readers keep the first of each")
     ids = problems.select("problem_id")
     for table, frame in (("samples", samples), ("traces", traces)):
         orphans = frame.join(ids, on="problem_id", how="anti").select(pl.len()).collect().item()
@@ -104,6 +153,12 @@ def _warnings(store, info, problems, samples, traces) -> list[str]:
     if info["rows"]["samples"]["current_view"] and not info["rows"]["traces"]["current_view"]:
         out.append("traces: none in the current view (build them with `tracekit rearrange --store ST`)")
     return out
+
+
+def _repeated_ids(store, table: str, snap) -> int:
+    """Ids that occur more than once in the parts of ``table`` (compared as 64-bit hashes)."""
+    hashes = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0)).collect()
+    return hashes.height - hashes.n_unique()
 
 
 def _brief(value: Any) -> Any:
@@ -127,7 +182,8 @@ def format_info(info: dict[str, Any], *, runs: int = 10) -> str:
     lines.append(f"\n{'table':<12}{'rows':>10}{'current view':>14}{'parts':>8}")
     for table, rows in info["rows"].items():
         current = "?" if rows["current_view"] is None else rows["current_view"]
-        lines.append(f"{table:<12}{rows['all']:>10}{current:>14}{rows['parts']:>8}")
+        total = "?" if rows["all"] is None else rows["all"]
+        lines.append(f"{table:<12}{total:>10}{current:>14}{rows['parts']:>8}")
     sections = [
         ("problems by task and split", info["problems"], ("task", "split")),
         ("samples by model and source", info["samples"], ("model", "source")),

@@ -5,9 +5,15 @@ Every command that changes a store (``run``, ``import-skillfactory``, ``rearrang
 tracekit's and its key dependencies' versions, the model and sampling parameters, the
 seed, row counts, drop counts by reason and stage timings, so a dataset can be traced
 back to how it was made. A command that defines rows (see :mod:`tracekit.store.views`)
-also names them; its views are written just before its ``runs`` row, which is what
-makes them count: a command that fails or is killed leaves no ``runs`` row and so
-changes no view.
+also names them. Its ``views`` rows, its ``runs`` row and whatever it staged with
+:meth:`RunRecorder.transaction` (``rearrange --replace``'s new traces, an import's rows) are
+published by **one commit** at the end: readers see the command's effect whole or not at
+all, and a command that fails or is killed changes no view.
+
+When that commit finds that a concurrent command removed rows this command's views name
+(another ``rearrange --replace`` took the traces it counted on), it refuses: nothing is
+recorded, and the error says to run the command again. So of two racing rearrangements, the
+one that commits last defines the view, and its view never names a row the store lacks.
 
 Examples
 --------
@@ -37,10 +43,12 @@ from typing import Any
 
 import polars as pl
 
+from tracekit.errors import StoreError
 from tracekit.ids import stable_hash
-from tracekit.schemas import polars_schema
+from tracekit.schemas import ID_COLUMNS, polars_schema
+from tracekit.store.log import StoreSnapshot
 from tracekit.store.tables import Store
-from tracekit.store.transaction import Transaction
+from tracekit.store.transaction import Transaction, Transactions
 
 _PACKAGES = ("tracekit", "polars", "pyarrow", "pandera", "datasets", "transformers", "torch", "trl", "vllm")
 VIEW_ROW_IDS = 1_000_000  # ids per ``views`` row (a run's view of a big table spans several rows)
@@ -96,7 +104,9 @@ class RunRecorder:
         self.drops: Counter = Counter()
         self.written: Counter = Counter()
         self._views: dict[str, _View] = {}
-        self._view_rows: Transaction | None = None  # the views rows written so far, committed by finish
+        store.ensure_current_format()
+        self.base = store.snapshot().commit  # rows removed after this are checked at finish
+        self.final = Transactions(store, ("views", "runs"))  # with staged rows: one commit at finish
         self._t0 = time.perf_counter()
 
     @contextmanager
@@ -134,9 +144,12 @@ class RunRecorder:
             self._write_view_row(table, view, _cut(view.parts, VIEW_ROW_IDS))
             view.held -= VIEW_ROW_IDS
 
+    def transaction(self, table: str, *, replace: bool = False) -> Transaction:
+        """A transaction of ``table`` published by this command's last commit, with its ``runs``
+        row and views (see the module docstring); nothing of it appears if the command fails."""
+        return self.final.add(table, replace=replace)
+
     def _write_view_row(self, table: str, view: _View, ids: pl.Series) -> None:
-        if self._view_rows is None:
-            self._view_rows = self.store.transaction("views")
         row = pl.select(  # a list column built from the Series (no Python object per id)
             view_id=pl.lit("v-" + stable_hash(self.run_id, table, view.rows)),
             run_id=pl.lit(self.run_id),
@@ -144,7 +157,7 @@ class RunRecorder:
             extends=pl.lit(view.extends),
             ids=ids.implode(),
         )
-        self._view_rows.write("views", row.cast(dict(polars_schema("views"))))
+        self.final.add("views").write("views", row.cast(dict(polars_schema("views"))))
         view.rows += 1
 
     def add_written(self, table: str, n: int) -> None:
@@ -152,21 +165,19 @@ class RunRecorder:
         self.written[table] += n
 
     def abort(self) -> None:
-        """Delete the staged views rows (the command failed: it records nothing)."""
-        if self._view_rows is not None:
-            self._view_rows.abort()
-        self._views, self._view_rows = {}, None
+        """Delete everything staged for the last commit (the command failed: it records nothing)."""
+        self.final.abort()
+        self._views = {}
 
     def finish(self) -> str:
-        """Write the views, then the ``runs`` row; return the run id."""
+        """Publish the views, the ``runs`` row and the staged rows in one commit; return the run id."""
         self.timings["total"] = round(time.perf_counter() - self._t0, 3)
         view_counts = {table: view.total for table, view in self._views.items()}
         for table, view in self._views.items():
             if view.held or not view.rows:  # the last ids (a view of no rows is one empty row)
                 self._write_view_row(table, view, _cut(view.parts, view.held))
-        if self._view_rows is not None:
-            self._view_rows.commit()
-        self._views, self._view_rows = {}, None
+        viewed = sorted(self._views)
+        self._views = {}
         counts = {
             "store": self.store.counts(),
             "view": view_counts,
@@ -189,8 +200,35 @@ class RunRecorder:
             "started_at": self.started,
             "finished_at": now(),
         }
-        self.store.write("runs", pl.DataFrame([row], schema=polars_schema("runs")))
+        self.final.add("runs").write("runs", pl.DataFrame([row], schema=polars_schema("runs")))
+        self.final.commit(check=lambda snap: self._check_named_rows(snap, viewed))
         return self.run_id
+
+    def _check_named_rows(self, snap: StoreSnapshot, tables: list[str]) -> None:
+        """Refuse the commit when a command that finished meanwhile removed rows this one's
+        views name (see the module docstring)."""
+        removals = [r for r in self.store.log.removals_since(self.base) if r[1] in tables]
+        for table in sorted({r[1] for r in removals}):
+            id_col = ID_COLUMNS[table]
+            views = self.final.open["views"]
+            named = pl.concat(
+                [views.read_pending(p, ["table", "ids"]) for p in views.pending], how="vertical"
+            ).filter(pl.col("table") == table)
+            named = named.select(pl.col("ids").explode().alias(id_col)).drop_nulls()
+            have = [self.store.ids_of(table, snap.table(table).parts)]
+            if table in self.final.open:
+                own = self.final.open[table]
+                have += [own.read_pending(p, [id_col]).to_series() for p in own.pending]
+            lost = named.filter(~pl.col(id_col).is_in(pl.concat(have).implode())).height
+            if lost:
+                number, _, op, _ = removals[-1]
+                msg = (
+                    f"{self.command}: {lost} row(s) of table {table!r} that this command counted on were "
+                    f"removed by a command that finished while it ran (commit {number}, {op}); nothing was "
+                    "recorded and the current view is unchanged.\n"
+                    "Hint: run the command again (it reuses every row it can)."
+                )
+                raise StoreError(msg)
 
 
 @dataclass

@@ -1,26 +1,27 @@
-"""The store: a directory of parquet tables, the only owner of tables on disk.
+"""The store: a folder (or bucket prefix) of parquet tables, the only owner of tables on disk.
 
-Layout (store format 2)::
+Layout (store format 3)::
 
     STORE/
-      tracekit-store.json                marker: {"format": 2}
+      tracekit-store.json                marker: {"format": 3, "id": "..."}
+      _log/0000000001.json               the store's commit log (see tracekit.store.log)
       problems/part-<token>.parquet      part files, written once, never changed
-      problems/_log/0000000001.json      the table's commit log (see tracekit.store.log)
-      samples/ reflections/ traces/ runs/
+      samples/ reflections/ traces/ runs/ views/ evals/
 
 * **Validated**: every write is checked against the table's schema
   (:func:`tracekit.schemas.validate`); every read checks each part's size against the
   log and its columns and types, and :meth:`Store.read` validates the rows too.
-* **Committed**: a table is exactly the parts its commit log names. A writer fills its
-  parts under temporary names of its own, then publishes them in one commit record; a
-  killed writer leaves the table as it was. Files the log does not name are never read
+* **Committed**: the store is exactly the parts its commit log names. A writer fills its
+  parts first, then publishes them in one commit record (which may change several tables);
+  a killed writer leaves the store as it was. Files the log does not name are never read
   (:meth:`Store.check` reports them); dotfiles are ignored.
-* **Several writers**: any number of threads and processes may write one store at once.
-  Part names are unique, nobody touches another writer's temporaries, and ids are checked
-  against the table at commit time, under the table's lock, so no id is written twice.
-* **Format 1** stores (``part-NNNNNN.parquet`` files, no log) are read as they are (with
-  repeated ids dropped on read) and migrated by their first write (see
-  :mod:`tracekit.store.legacy`).
+* **Several writers**: any number of threads and processes (and machines) may write one store
+  at once. Part names are unique, nobody touches another live writer's temporaries, and ids
+  are checked against the table at commit time, so no id is written twice.
+* **Older formats** (1: part files, no log; 2: one log per table) are read as they are and
+  migrated by their first write (see :mod:`tracekit.store.legacy`).
+* **Where**: a local folder, or any fsspec URL such as ``s3://bucket/prefix``
+  (:mod:`tracekit.store.remote`).
 """
 
 from __future__ import annotations
@@ -33,30 +34,38 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import polars as pl
-import pyarrow.parquet as pq
 
 from tracekit.errors import StoreError
 from tracekit.schemas import ID_COLUMNS, MODELS, polars_schema, validate
-from tracekit.store.files import _atomic_write_bytes
-from tracekit.store.log import CommitLog, PartEntry, Snapshot
+from tracekit.store.fs import LocalFS, StoreFS
+from tracekit.store.log import LOG_DIR, CommitLog, PartEntry, Snapshot, StoreSnapshot
+from tracekit.store.parts import MARKER, STORE_FORMAT, check_part, new_marker, read_marker
 
-STORE_FORMAT = 2
-READS_FORMATS = (1, 2)
-MARKER = "tracekit-store.json"
+
+def open_fs(root: str | os.PathLike, storage_options: dict | None = None) -> StoreFS:
+    """The file system of a store at ``root``: a local folder, or an fsspec URL (``s3://...``)."""
+    text = os.fspath(root)
+    if "://" in text and not text.startswith("file://"):
+        from tracekit.store.remote import remote_fs
+
+        return remote_fs(text, storage_options)
+    return LocalFS(text.removeprefix("file://"))
 
 
 class Store:
-    """A tracekit store rooted at ``root``.
+    """A tracekit store rooted at ``root`` (a folder, or a URL such as ``s3://bucket/prefix``).
 
     Parameters
     ----------
     root
-        The store directory.
+        The store folder or URL.
     create
-        Create the directory (and its marker) when it does not exist yet.
+        Create the store (its marker) when it does not exist yet.
+    storage_options
+        Options of the object store (endpoint, region, ...; see :mod:`tracekit.store.remote`).
 
     A ``Store`` object may be shared by threads. It caches what it has read of the commit
-    logs and the ids of the parts it has read or written (to check new rows against them).
+    log and the ids of the parts it has read (to check new rows against them).
 
     Examples
     --------
@@ -66,82 +75,113 @@ class Store:
     0
     """
 
-    def __init__(self, root: str | os.PathLike, *, create: bool = False) -> None:
-        self.root = Path(root)
-        marker = self.root / MARKER
-        if self.root.exists() and not self.root.is_dir():
-            msg = (
-                f"store {self.root} is a file, not a store folder.\nHint: give --store the folder of a store."
-            )
+    def __init__(
+        self, root: str | os.PathLike, *, create: bool = False, storage_options: dict | None = None
+    ) -> None:
+        self.fs = open_fs(root, storage_options)
+        self.root = Path(root) if not self.fs.remote else self.fs.url
+        self.url = self.fs.url
+        if not self.fs.remote and Path(root).exists() and not Path(root).is_dir():
+            msg = f"store {root} is a file, not a store folder.\nHint: give --store the folder of a store."
             raise StoreError(msg)
-        if not marker.exists():
+        try:
+            marker = read_marker(self.fs)
+        except FileNotFoundError:
             if not create:
                 msg = (
-                    f"{self.root} is not a tracekit store (no {MARKER}).\n"
+                    f"{self.url} is not a tracekit store (no {MARKER}).\n"
                     "Hint: create one with `tracekit import-skillfactory ... --store DIR` or `tracekit run`."
                 )
-                raise StoreError(msg)
-            if self.root.exists() and any(p for p in self.root.iterdir() if not p.name.startswith(".")):
-                msg = f"refusing to create a store in {self.root}: the directory is not empty and holds no {MARKER}."
-                raise StoreError(msg)
-            from tracekit.store.files import check_output_dir
-
-            check_output_dir(self.root, "store")
-            self.root.mkdir(parents=True, exist_ok=True)
-            _atomic_write_bytes(marker, json.dumps({"format": STORE_FORMAT}).encode())
-        self.format = read_marker(marker)
+                raise StoreError(msg) from None
+            self._create()
+            marker = read_marker(self.fs)
+        self.format = marker["format"]
+        self.id = marker.get("id", "")
         self._mutex = threading.RLock()
-        self._logs: dict[str, CommitLog] = {}
+        self._log = CommitLog(self.fs, self.id)
         self._ids: dict[str, dict[str, pl.Series]] = {}
         self._verified: set[tuple[str, str, int]] = set()
 
+    def _create(self) -> None:
+        if any(not e.name.startswith(".") for e in self.fs.list("")):
+            msg = f"refusing to create a store in {self.url}: the folder is not empty and holds no {MARKER}."
+            raise StoreError(msg)
+        if not self.fs.remote:
+            from tracekit.store.files import check_output_dir
+
+            check_output_dir(self.root, "store")
+        if not self.fs.put_if_absent(MARKER, json.dumps(new_marker()).encode()):
+            return  # another writer created it first: use theirs
+
     # ------------------------------------------------------------------ paths
     def table_dir(self, table: str) -> Path:
+        """The local folder of ``table`` (local stores)."""
+        self.check_table(table)
+        return Path(self.root) / table
+
+    def check_table(self, table: str) -> None:
         if table not in MODELS:
             from tracekit.errors import unknown_name
 
             raise unknown_name("table", table, list(MODELS))
-        return self.root / table
 
-    def _log(self, table: str) -> CommitLog:
-        with self._mutex:
-            if table not in self._logs:
-                self._logs[table] = CommitLog(self.table_dir(table))
-            return self._logs[table]
+    def where(self, path: str = ""):
+        """``path`` (relative to the store root) as users see it: a Path in a local store, a URL
+        in an object store."""
+        if self.fs.remote:
+            return f"{self.url.rstrip('/')}/{path}" if path else self.url
+        return Path(self.root) / path if path else Path(self.root)
 
-    def snapshot(self, table: str) -> Snapshot:
-        """``table`` as of its newest commit: the parts that make it up (see :class:`Snapshot`).
+    def part_path(self, table: str, name: str) -> str:
+        """The path of a part relative to the store root."""
+        return f"{table}/{name}"
 
-        Pass it to :meth:`parts` and :meth:`scan` to read one consistent state while other
-        writers commit.
+    @property
+    def log(self) -> CommitLog:
+        """The store's commit log (see :mod:`tracekit.store.log`)."""
+        return self._log
+
+    def snapshot(self, table: str | None = None) -> Snapshot | StoreSnapshot:
+        """The store (or one ``table``) as of the newest commit (see :class:`StoreSnapshot`).
+
+        Pass a store snapshot to :meth:`scan` (and to :func:`tracekit.store.views.view`) to
+        read one consistent state of several tables while other writers commit.
         """
-        log = self._log(table)
-        if log.exists():
-            snap = log.snapshot()
-            if snap.commit:
-                return snap
-        if self.format == 1:
+        if self.format < STORE_FORMAT:
             from tracekit.store.legacy import legacy_snapshot
 
-            return legacy_snapshot(self, table)
-        return Snapshot(0)
+            snap = legacy_snapshot(self)
+        else:
+            snap = self._log.snapshot()
+        if table is None:
+            return snap
+        self.check_table(table)
+        return snap.table(table)
 
-    def parts(self, table: str, *, snapshot: Snapshot | None = None) -> list[Path]:
-        """The part files of ``table`` in commit order (those of ``snapshot`` when given)."""
-        snap = snapshot or self.snapshot(table)
+    def _table_snapshot(self, table: str, snapshot: Snapshot | StoreSnapshot | None) -> Snapshot:
+        if snapshot is None:
+            return self.snapshot(table)
+        if isinstance(snapshot, StoreSnapshot):
+            return snapshot.table(table)
+        return snapshot
+
+    def parts(self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None) -> list[Path]:
+        """The part files of ``table`` in commit order (local stores; those of ``snapshot`` when given)."""
+        snap = self._table_snapshot(table, snapshot)
         return [self.table_dir(table) / p.name for p in snap.parts]
 
     # ------------------------------------------------------------------ reads
-    def scan(self, table: str, *, snapshot: Snapshot | None = None) -> pl.LazyFrame:
+    def scan(self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None) -> pl.LazyFrame:
         """A lazy frame over every committed part of ``table`` (each part's size and schema checked,
         rows not re-validated). Repeated ids are dropped (first kept) in the rare tables that may
         hold them (see :attr:`Snapshot.all_checked`); other tables are read as they are."""
-        snap = snapshot or self.snapshot(table)
+        self.check_table(table)
+        snap = self._table_snapshot(table, snapshot)
         schema = polars_schema(table)
         if not snap.parts:
             return pl.LazyFrame(schema=schema)
-        paths = [str(self._verified_path(table, p, schema)) for p in snap.parts]
-        frame = pl.scan_parquet(paths, schema=schema)
+        sources = [self.fs.scan_source(self.verified_part(table, p, schema)) for p in snap.parts]
+        frame = pl.scan_parquet(sources, schema=schema, storage_options=self.fs.storage_options())
         if not snap.all_checked:
             frame = frame.unique(ID_COLUMNS[table], keep="first", maintain_order=True)
         return frame
@@ -152,74 +192,51 @@ class Store:
         if columns is not None:
             return frame.select(list(columns)).collect()
         df = frame.collect()
-        return validate(table, df, source=str(self.table_dir(table)))
+        return validate(table, df, source=f"{self.url}/{table}")
 
-    def ids(self, table: str) -> pl.Series:
+    def ids(self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None) -> pl.Series:
         """The id column of ``table`` (each id once)."""
-        snap = self.snapshot(table)
-        ids = self._ids_of(table, snap.parts).alias(ID_COLUMNS[table])
+        snap = self._table_snapshot(table, snapshot)
+        ids = self.ids_of(table, snap.parts).alias(ID_COLUMNS[table])
         return ids if snap.all_checked else ids.unique(maintain_order=True)
 
-    def count(self, table: str) -> int:
+    def count(self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None) -> int:
         """Rows of ``table``, from its commit log (no file is read unless ids may repeat)."""
-        snap = self.snapshot(table)
-        return snap.rows if snap.all_checked else self.ids(table).len()
+        snap = self._table_snapshot(table, snapshot)
+        return snap.rows if snap.all_checked else self.ids(table, snapshot=snap).len()
 
-    def counts(self) -> dict[str, int]:
-        return {table: self.count(table) for table in MODELS}
+    def counts(self, *, snapshot: StoreSnapshot | None = None) -> dict[str, int]:
+        snapshot = snapshot or self.snapshot()
+        return {table: self.count(table, snapshot=snapshot) for table in MODELS}
 
-    def _verified_path(self, table: str, part: PartEntry, schema: pl.Schema) -> Path:
-        """The path of ``part`` after checking it is there, has the size the log says and the table's schema."""
-        path = self.table_dir(table) / part.name
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
+    def verified_part(self, table: str, part: PartEntry, schema: pl.Schema | None = None) -> str:
+        """The path of ``part`` after checking it is there, has the size the log says and the
+        table's schema (checked once per part and size)."""
+        path = self.part_path(table, part.name)
+        size = self.fs.size(path)
+        where = f"{self.url}/{path}"
+        if size is None:
             msg = (
-                f"part {path} of table {table!r} is missing (the commit log says it holds {part.rows} rows).\n"
+                f"part {where} of table {table!r} is missing (the commit log says it holds {part.rows} rows).\n"
                 "Hint: restore it from a backup, or drop it from the table with `Store(DIR).forget_missing(TABLE)` "
                 "and re-run the command that wrote it; `tracekit info --store DIR` lists every problem of the store."
             )
-            raise StoreError(msg) from None
+            raise StoreError(msg)
         key = (table, part.name, size)
         if key in self._verified:
             return path
         if size != part.bytes:
             msg = (
-                f"part {path} of table {table!r} has {size} bytes, the commit log says {part.bytes}: "
+                f"part {where} of table {table!r} has {size} bytes, the commit log says {part.bytes}: "
                 "the file was changed after it was written.\n"
                 "Hint: restore it from a backup; `tracekit info --store DIR` lists every problem of the store."
             )
             raise StoreError(msg)
-        self._check_part(table, path, schema)
+        check_part(self.fs, table, path, schema or polars_schema(table))
         self._verified.add(key)
         return path
 
-    def _check_part(self, table: str, path: Path, schema: pl.Schema) -> int:
-        try:
-            meta = pq.read_metadata(path)
-            found = pl.read_parquet_schema(path)
-        except Exception as exc:  # pyarrow raises several types for bad files
-            msg = (
-                f"cannot read {path} (table {table!r}): the file is corrupt or truncated ({exc}).\n"
-                "Hint: restore it from a backup or delete it and re-run the command that wrote it."
-            )
-            raise StoreError(msg) from None
-        if dict(found) != dict(schema):
-            expected = {k: str(v) for k, v in schema.items()}
-            got = {k: str(v) for k, v in found.items()}
-            missing = sorted(set(expected) - set(got))
-            extra = sorted(set(got) - set(expected))
-            wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-            msg = (
-                f"{path} does not belong to table {table!r}: "
-                f"missing columns {missing}, unexpected columns {extra}, wrong types "
-                f"{[(k, got[k], expected[k]) for k in wrong]}.\n"
-                "Hint: a file written by another tool or another table was put in this directory."
-            )
-            raise StoreError(msg)
-        return meta.num_rows
-
-    def _ids_of(self, table: str, parts: Iterable[PartEntry]) -> pl.Series:
+    def ids_of(self, table: str, parts: Iterable[PartEntry]) -> pl.Series:
         """The ids of ``parts`` (read once per part and cached), concatenated without copying."""
         parts = list(parts)
         id_col = ID_COLUMNS[table]
@@ -228,10 +245,11 @@ class Store:
             missing = [p for p in parts if p.name not in cache]
         if missing:
             schema = polars_schema(table)
-            paths = [str(self._verified_path(table, p, schema)) for p in missing]
-            column = pl.scan_parquet(paths, schema=schema).select(id_col).collect().to_series()
+            sources = [self.fs.scan_source(self.verified_part(table, p, schema)) for p in missing]
+            scan = pl.scan_parquet(sources, schema=schema, storage_options=self.fs.storage_options())
+            column = scan.select(id_col).collect().to_series()
             if column.len() != sum(p.rows for p in missing):
-                msg = f"table {table!r}: the parts {paths} hold {column.len()} rows, the commit log says otherwise."
+                msg = f"table {table!r}: the parts {sources} hold {column.len()} rows, the commit log says otherwise."
                 raise StoreError(msg)
             offset = 0
             with self._mutex:
@@ -244,26 +262,25 @@ class Store:
             return pl.Series(id_col, [], dtype=pl.Utf8)
         return pl.concat(pieces, rechunk=False)
 
-    def _remember_ids(self, table: str, snap: Snapshot, written: dict[str, pl.Series]) -> None:
+    def forget_ids(self, snapshot: StoreSnapshot) -> None:
+        """Drop cached ids of parts that ``snapshot`` no longer holds."""
         with self._mutex:
-            cache = self._ids.setdefault(table, {})
-            cache.update(written)
-            live = {p.name for p in snap.parts}
-            for name in [n for n in cache if n not in live]:
-                del cache[name]
+            for table, cache in self._ids.items():
+                live = {p.name for p in snapshot.table(table).parts}
+                for name in [n for n in cache if n not in live]:
+                    del cache[name]
 
     # ----------------------------------------------------------------- writes
-    def write(self, table: str, frame: pl.DataFrame, *, known_ids: pl.Series | None = None) -> int:
+    def write(self, table: str, frame: pl.DataFrame) -> int:
         """Validate ``frame`` and append the rows whose ids ``table`` lacks, in one commit; return how many.
 
         Safe with any number of concurrent writers: ids are checked again at commit time
-        against what other writers committed meanwhile. ``known_ids`` (ids the caller knows
-        the table holds) only saves writing rows that would be dropped at commit anyway.
+        against what other writers committed meanwhile.
         """
         from tracekit.store.transaction import Transaction
 
         with Transaction(self, table) as tx:
-            tx.write(table, frame, known_ids=known_ids)
+            tx.write(table, frame)
         return tx.rows
 
     def transaction(self, table: str, *, replace: bool = False):
@@ -294,20 +311,23 @@ class Store:
             pass
         return n
 
-    def forget_missing(self, table: str) -> list[Path]:
+    def forget_missing(self, table: str) -> list[str]:
         """Drop from ``table`` the parts whose files are gone, in one commit; return their paths.
 
         The way back to a readable table when a part was deleted and no backup exists: the
         rows it held are gone, and re-running the command that wrote them writes them again.
         """
-        self._writable()
-        log = self._log(table)
-        with log.lock():
+        self.ensure_current_format()
+        with self._log.lock():
             while True:
-                snap = log.snapshot()
-                gone = [p.name for p in snap.parts if not (self.table_dir(table) / p.name).exists()]
-                if not gone or log.commit(snap, op="forget", add=[], remove=gone):
-                    return [self.table_dir(table) / name for name in gone]
+                snap = self._log.snapshot()
+                gone = [
+                    p.name
+                    for p in snap.table(table).parts
+                    if self.fs.size(self.part_path(table, p.name)) is None
+                ]
+                if not gone or self._log.commit(snap, op="forget", changes={table: {"remove": gone}}):
+                    return [self.where(f"{table}/{name}") for name in gone]
 
     def compact(self, table: str) -> int:
         """Merge the small parts of ``table`` into a few bigger ones, in one commit (rows and ids
@@ -318,24 +338,43 @@ class Store:
 
     def check_writable(self) -> None:
         """Raise :class:`~tracekit.errors.OutputError` unless files can be created in the store's
-        folder and in each table's folder and log (a read-only file system, a permission): called
+        folder, its log and each table's folder (a read-only file system, a permission): called
         before a command writes anything, so that it fails whole instead of half-way."""
+        if self.fs.remote:
+            return  # object stores: permissions show at the first write, which changes nothing
         from tracekit.store.files import check_writable_dir
-        from tracekit.store.log import LOG_DIR
 
-        folders = [self.root]
-        for table in MODELS:
-            folders += [d for d in (self.root / table, self.root / table / LOG_DIR) if d.is_dir()]
+        folders = [Path(self.root)]
+        for sub in [LOG_DIR, *MODELS]:
+            if (Path(self.root) / sub).is_dir():
+                folders.append(Path(self.root) / sub)
         for folder in folders:
             check_writable_dir(folder, f"store {self.root}")
 
-    def _writable(self) -> None:
-        """Migrate a format-1 store before its first write (see :mod:`tracekit.store.legacy`)."""
-        if self.format == 1:
+    def ensure_current_format(self) -> None:
+        """Migrate an older store format before its first write (see :mod:`tracekit.store.legacy`)."""
+        if self.format < STORE_FORMAT:
             from tracekit.store.legacy import migrate
 
             migrate(self)
-            self.format = STORE_FORMAT
+            marker = read_marker(self.fs)
+            self.format, self.id = marker["format"], marker["id"]
+            self._log = CommitLog(self.fs, self.id)
+
+    def collect_garbage(self) -> None:
+        """Remove temporaries of writers that are provably gone, and removed parts past their
+        grace period (see :data:`tracekit.store.log.GRACE_S`)."""
+        import time
+
+        from tracekit.store.log import GRACE_S
+
+        self.fs.collect_garbage(["", LOG_DIR, *MODELS])
+        snap = self._log.snapshot()
+        now = time.time()
+        for table, tsnap in snap.tables.items():
+            for name, removed_at in tsnap.retired.items():
+                if now - removed_at > GRACE_S:
+                    self.fs.delete(self.part_path(table, name))
 
     # ---------------------------------------------------------------- checking
     def check(self, *, checksums: bool = False) -> list:
@@ -346,44 +385,43 @@ class Store:
 
 
 @contextmanager
-def created_store(root: str | os.PathLike) -> Iterator[Store]:
+def created_store(root: str | os.PathLike, *, storage_options: dict | None = None) -> Iterator[Store]:
     """``Store(root, create=True)`` for one command: when this call created the store and the
     block fails before any table holds data, what the call created is removed again (the
     marker, empty table folders, and the store folder when it was new), so a command that fails
-    on bad input leaves no empty store behind."""
-    root = Path(root)
-    folder_existed, existed = root.exists(), (root / MARKER).exists()
-    store = Store(root, create=True)
+    on bad input leaves no new empty store behind."""
+    fs = open_fs(root, storage_options)
+    folder_existed = fs.remote or Path(root).exists()
+    try:
+        read_marker(fs)
+        existed = True
+    except FileNotFoundError:
+        existed = False
+    except StoreError:
+        existed = True
+    store = Store(root, create=True, storage_options=storage_options)
     try:
         yield store
     except BaseException:
         if not existed:
-            _remove_new_store(root, keep_folder=folder_existed)
+            _remove_new_store(store, keep_folder=folder_existed)
         raise
 
 
-def _remove_new_store(root: Path, *, keep_folder: bool) -> None:
+def _remove_new_store(store: Store, *, keep_folder: bool) -> None:
+    if store.fs.exists(LOG_DIR) and any(not e.name.startswith(".") for e in store.fs.list(LOG_DIR)):
+        return  # something was committed after all (another writer): keep it
+    if store.fs.remote:
+        store.fs.delete(MARKER)
+        return
     import shutil
 
-    tables = [root / t for t in MODELS if (root / t).is_dir()]
-    if any(p.is_file() and not p.name.startswith(".") for t in tables for p in t.rglob("*")):
-        return  # data arrived after all (another writer): keep it
-    for table in tables:
-        shutil.rmtree(table, ignore_errors=True)
+    root = Path(store.root)
+    for sub in [LOG_DIR, *MODELS]:
+        if (root / sub).is_dir() and not any(
+            p.is_file() and not p.name.startswith(".") for p in (root / sub).rglob("*")
+        ):
+            shutil.rmtree(root / sub, ignore_errors=True)
     (root / MARKER).unlink(missing_ok=True)
-    if not keep_folder:
+    if not keep_folder and not any(not p.name.startswith(".") for p in root.iterdir()):
         shutil.rmtree(root, ignore_errors=True)
-
-
-def read_marker(marker: Path) -> int:
-    try:
-        version = json.loads(marker.read_text())["format"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise StoreError(f"{marker} is corrupt: {exc}") from None
-    if version not in READS_FORMATS:
-        msg = (
-            f"{marker}: store format {version} is not supported (this tracekit reads formats {READS_FORMATS}).\n"
-            "Hint: upgrade tracekit."
-        )
-        raise StoreError(msg)
-    return version

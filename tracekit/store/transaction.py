@@ -1,25 +1,26 @@
-"""Writes to one table that appear together, in one commit: :class:`Transaction`.
+"""Writes that appear together, in one commit: :class:`Transaction` (one table) and
+:class:`Transactions` (several tables, one commit record).
 
 Every write to a store goes through here (:meth:`Store.write` is a transaction of one part):
 
 1. the frame is validated and rows whose ids the table (or this transaction) already holds
    are dropped;
-2. the rest is written as a part under a temporary name of this writer's own, without any
-   lock: compression and the disk are the slow part, and writers do them in parallel;
-3. at commit, under the table's lock, the ids are checked once more against the parts other
-   writers committed meanwhile (the rare part that overlaps is rewritten without those rows),
-   the parts are renamed into place and one commit record publishes them.
+2. the rest is written as a part (:meth:`Transaction.stage`) without any lock: compression
+   and the disk are the slow part, and writers do them in parallel. Locally it is a hidden
+   temporary of this writer's own; on object storage it is uploaded under its final name;
+3. at commit (:func:`commit_together`), under the log's lock where there is one, the ids are
+   checked once more against the parts other writers committed meanwhile (the rare part that
+   overlaps is rewritten without those rows), the parts are made visible and one commit record
+   publishes them; a writer that lost the race for the record's number re-reads and retries.
 
-A kill before step 3 ends leaves the table as it was (the temporaries of a dead writer are
-deleted by a later commit on the same host); after it, the new parts are in.
+A kill before step 3 ends leaves the store as it was (temporaries of a dead writer are
+removed by a later commit once the writer is provably gone: see :mod:`tracekit.store.fs`).
 """
 
 from __future__ import annotations
 
-import secrets
-import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -27,34 +28,20 @@ import polars as pl
 from tracekit.errors import StoreError
 from tracekit.ids import HashSet
 from tracekit.schemas import ID_COLUMNS, polars_schema, validate
-from tracekit.store.files import (
-    TMP_PREFIX,
-    _fsync_file,
-    fsync_dir,
-    is_stale_temporary,
-    temporary_path,
-    write_parquet,
-)
-from tracekit.store.log import LOG_DIR, PartEntry, Snapshot
-
-
-def new_part_name() -> str:
-    """``part-<8 hex of the time><12 random hex>.parquet``: unique, roughly in write order."""
-    return f"part-{int(time.time()):08x}{secrets.token_hex(6)}.parquet"
+from tracekit.store.files import write_parquet
+from tracekit.store.fs import Staged
+from tracekit.store.log import PartEntry, Snapshot, StoreSnapshot
+from tracekit.store.parts import new_part_name
 
 
 @dataclass
-class _Pending:
+class Pending:
     """A part written but not yet committed."""
 
-    path: Path  # a temporary name until published, then the part's own name
+    staged: Staged
     entry: PartEntry
     hashes: np.ndarray  # 64-bit hashes of its ids (8 bytes a row; the ids are read back when a hash matches)
     seen: frozenset[str]  # parts whose ids it was checked against
-    published: bool = False
-
-    def ids(self, id_col: str) -> pl.Series:
-        return pl.read_parquet(self.path, columns=[id_col]).to_series()
 
 
 def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
@@ -98,41 +85,41 @@ class Transaction(_CommitOnExit):
     """
 
     def __init__(self, store, table: str, *, replace: bool = False) -> None:
-        store.table_dir(table)  # an unknown table fails here
-        store._writable()
+        store.check_table(table)  # an unknown table fails here
+        store.ensure_current_format()
         self.store, self.table, self.replace = store, table, replace
         self.rows = 0
-        self._pending: list[_Pending] = []
+        self.pending: list[Pending] = []
         self._staged = HashSet()  # hashes of the staged ids (see :meth:`_drop_staged`)
-        self._state = "open"
+        self.state = "open"
 
     # ------------------------------------------------------------------ writing
-    def write(self, table: str, frame: pl.DataFrame, *, known_ids: pl.Series | None = None) -> int:
+    def write(self, table: str, frame: pl.DataFrame) -> int:
         """Validate ``frame`` and stage the rows that are new; return how many were staged."""
         if table != self.table:
             raise StoreError(f"this transaction writes table {self.table!r}, not {table!r}.")
-        if self._state != "open":
-            raise StoreError(f"this transaction of table {self.table!r} is already {self._state}.")
+        self._check_open()
         id_col = ID_COLUMNS[table]
         frame = conform(table, frame)
-        if known_ids is not None:
-            frame = drop_ids(frame, id_col, known_ids)
         hashes = frame[id_col].hash(seed=0).to_numpy()
-        if self._pending and frame.height:
+        if self.pending and frame.height:
             frame, hashes = self._drop_staged(frame, id_col, hashes)
         seen: frozenset[str] = frozenset()
         if not self.replace and frame.height:
             snap = self.store.snapshot(table)
-            known = self.store._ids_of(table, snap.parts)
+            known = self.store.ids_of(table, snap.parts)
             if known.len():
                 frame = drop_ids(frame, id_col, known)
                 hashes = frame[id_col].hash(seed=0).to_numpy()
             seen = frozenset(p.name for p in snap.parts)
         if not frame.height:
             return 0
-        self._pending.append(self._stage(frame, seen, hashes))
-        self._staged.add(np.sort(hashes), sorted_unique=True)  # ids are unique within a frame
+        self.stage(frame, seen=seen, hashes=hashes)
         return frame.height
+
+    def _check_open(self) -> None:
+        if self.state != "open":
+            raise StoreError(f"this transaction of table {self.table!r} is already {self.state}.")
 
     def _drop_staged(
         self, frame: pl.DataFrame, id_col: str, hashes: np.ndarray
@@ -145,128 +132,175 @@ class Transaction(_CommitOnExit):
             return frame, hashes
         suspects = frame[id_col].filter(pl.Series(maybe))
         staged = pl.Series(id_col, [], dtype=pl.Utf8)
-        for pending in self._pending:
+        for pending in self.pending:
             if np.isin(hashes[maybe], pending.hashes).any():  # rare: a repeated id (or a collision)
-                ids = pending.ids(id_col)
+                ids = self.read_pending(pending, [id_col]).to_series()
                 staged.append(ids.filter(ids.is_in(suspects.implode())))
         keep = ~maybe
         keep[maybe] = ~suspects.is_in(staged.implode()).to_numpy()
         return frame.filter(pl.Series(keep)), hashes[keep]
 
-    def _stage(self, frame: pl.DataFrame, seen: frozenset[str], hashes: np.ndarray) -> _Pending:
-        directory = self.store.table_dir(self.table)
-        directory.mkdir(parents=True, exist_ok=True)
+    def stage(
+        self, frame: pl.DataFrame, *, seen: frozenset[str] = frozenset(), hashes: np.ndarray | None = None
+    ) -> Pending:
+        """Write ``frame`` (already conformed, ids unique and new) as a part of this transaction.
+
+        ``seen``: the parts its ids were checked against (the commit checks the others)."""
+        self._check_open()
+        if hashes is None:
+            hashes = frame[ID_COLUMNS[self.table]].hash(seed=0).to_numpy()
+        pending = self._write_part(frame, seen, hashes)
+        self.pending.append(pending)
+        self._staged.add(np.sort(hashes), sorted_unique=True)  # ids are unique within a frame
+        return pending
+
+    def _write_part(self, frame: pl.DataFrame, seen: frozenset[str], hashes: np.ndarray) -> Pending:
+        fs = self.store.fs
         name = new_part_name()
-        tmp = temporary_path(directory / name)
+        staged = fs.stage(self.store.part_path(self.table, name), lambda tmp: write_parquet(frame, tmp))
         try:
-            write_parquet(frame, tmp)
-            _fsync_file(tmp)
-            entry = PartEntry.of_file(tmp, frame.height)
+            entry = PartEntry(name, frame.height, staged.size, staged.xxh3)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            fs.discard(staged)
             raise
-        entry = PartEntry(name, entry.rows, entry.bytes, entry.xxh3)
-        return _Pending(tmp, entry, hashes, seen)
+        return Pending(staged, entry, hashes, seen)
+
+    def read_pending(self, pending: Pending, columns: list[str] | None = None) -> pl.DataFrame:
+        """The rows of a staged part (read back from its file)."""
+        fs = self.store.fs
+        source = (
+            fs.scan_source(pending.staged.path)
+            if fs.remote or pending.staged.published
+            else pending.staged.where
+        )
+        return pl.read_parquet(source, columns=columns, storage_options=fs.storage_options())
 
     # ------------------------------------------------------------------ committing
     def commit(self) -> int:
         """Publish every staged part in one commit (with ``replace``, as the whole table)."""
-        if self._state != "open":
-            raise StoreError(f"this transaction of table {self.table!r} is already {self._state}.")
-        store, table = self.store, self.table
-        log = store._log(table)
-        directory = store.table_dir(table)
-        try:
-            with log.lock():
-                _delete_stale_temporaries(directory)
-                while self._state == "open":
-                    snap = log.snapshot()
-                    if not self.replace:
-                        self._recheck(snap)
-                    if not self._pending and not self.replace:
-                        self._state = "committed"
-                        break
-                    self._publish(directory)
-                    remove = [p.name for p in snap.parts] if self.replace else []
-                    op = "replace" if self.replace else "append"
-                    if log.commit(snap, op=op, add=[p.entry for p in self._pending], remove=remove):
-                        self._state = "committed"
-                        self.rows = sum(p.entry.rows for p in self._pending)
-                        _best_effort(lambda: self._after_commit(log))
-                    # else another writer (another machine) took that number: check again, try the next
-        finally:
-            if self._state != "committed":
-                self.abort()
+        commit_together(self.store, [self])
         return self.rows
 
-    def _after_commit(self, log) -> None:
-        new = log.snapshot()
-        self.store._remember_ids(self.table, new, {})  # forget removed parts; new ones are read when needed
-        log.delete_retired(new)
-
-    def _recheck(self, snap: Snapshot) -> None:
+    def recheck(self, snap: Snapshot) -> None:
         """Drop rows that parts committed since each pending part was checked already hold."""
+        if self.replace:
+            return
         id_col = ID_COLUMNS[self.table]
         names = frozenset(p.name for p in snap.parts)
         kept = []
         hashed: dict[tuple[str, ...], np.ndarray] = {}  # pending parts usually saw the same parts
-        for pending in self._pending:
+        for pending in self.pending:
             new = [p for p in snap.parts if p.name not in pending.seen and p.name != pending.entry.name]
             key = tuple(p.name for p in new)
             if new and key not in hashed:
-                hashed[key] = np.sort(self.store._ids_of(self.table, new).hash(seed=0).to_numpy())
+                hashed[key] = np.sort(self.store.ids_of(self.table, new).hash(seed=0).to_numpy())
             if new and _any_in(pending.hashes, hashed[key]):
-                committed = self.store._ids_of(self.table, new)
-                frame = drop_ids(pl.read_parquet(pending.path), id_col, committed)  # rare: a real race
+                committed = self.store.ids_of(self.table, new)
+                frame = drop_ids(self.read_pending(pending), id_col, committed)  # rare: a real race
                 if frame.height < pending.entry.rows:  # (equal: only a hash collision)
-                    pending.path.unlink(missing_ok=True)
+                    self.store.fs.discard(pending.staged)
                     if frame.height:
-                        kept.append(self._stage(frame, names, frame[id_col].hash(seed=0).to_numpy()))
+                        kept.append(self._write_part(frame, names, frame[id_col].hash(seed=0).to_numpy()))
                     continue
             pending.seen = names
             kept.append(pending)
-        self._pending = kept
+        self.pending = kept
 
-    def _publish(self, directory: Path) -> None:
-        renamed = False
-        for pending in self._pending:
-            if not pending.published:
-                final = directory / pending.entry.name
-                pending.path.rename(final)
-                pending.path, pending.published, renamed = final, True, True
-        if renamed:
-            fsync_dir(directory)
+    def changes(self, snap: StoreSnapshot) -> dict | None:
+        """What the commit record says of this table (None: nothing to commit)."""
+        if not self.pending and not self.replace:
+            return None
+        remove = [p.name for p in snap.table(self.table).parts] if self.replace else []
+        return {"add": [p.entry for p in self.pending], "remove": remove}
+
+    def committed(self) -> None:
+        self.state = "committed"
+        self.rows = sum(p.entry.rows for p in self.pending)
 
     def abort(self) -> None:
         """Delete every staged part; the table is left as it was."""
-        if self._state == "committed":
+        if self.state == "committed":
             return
-        for pending in self._pending:
-            pending.path.unlink(missing_ok=True)
-        self._pending = []
-        self._state = "aborted"
+        for pending in self.pending:
+            if not pending.staged.published:
+                self.store.fs.discard(pending.staged)
+        self.pending = []
+        self.state = "aborted"
+
+
+def commit_together(
+    store,
+    txns: list[Transaction],
+    *,
+    op: str | None = None,
+    check: Callable[[StoreSnapshot], None] | None = None,
+) -> None:
+    """Publish the staged parts of every transaction in ``txns`` in one commit record.
+
+    ``check(snapshot)`` runs before each attempt, under the lock, against the newest snapshot;
+    it raises to refuse the commit (then nothing is published). On any error every
+    transaction is aborted: the store is left as it was.
+    """
+    for txn in txns:
+        txn._check_open()
+    log = store.log
+    op = op or ("replace" if any(t.replace for t in txns) else "append")
+    try:
+        with log.lock():
+            _best_effort(store.collect_garbage)
+            while True:
+                snap = log.snapshot()
+                for txn in txns:
+                    txn.recheck(snap.table(txn.table))
+                if check is not None:
+                    check(snap)
+                changes = {t.table: c for t in txns if (c := t.changes(snap)) is not None}
+                if not changes:
+                    break
+                store.fs.publish([p.staged for t in txns for p in t.pending])
+                if log.commit(snap, op=op, changes=changes):
+                    break
+                # another writer (another machine) took that number: check again, try the next
+        for txn in txns:
+            txn.committed()
+    except BaseException:
+        for txn in txns:
+            txn.abort()
+        raise
+    _best_effort(lambda: store.forget_ids(log.snapshot()))
 
 
 class Transactions(_CommitOnExit):
-    """One :class:`Transaction` per table, written through one object and committed together at
-    the end (one commit per table, in the order given): a command that fails or is killed before
-    :meth:`commit` leaves every table as it was. :meth:`write` has :meth:`Store.write`'s signature,
-    so a :class:`~tracekit.store.overlap.BackgroundWriter` can write into it.
+    """One :class:`Transaction` per table, written through one object and committed together in
+    one commit record at the end: a command that fails or is killed before :meth:`commit`
+    leaves every table as it was. :meth:`write` has :meth:`Store.write`'s signature, so a
+    :class:`~tracekit.store.overlap.BackgroundWriter` can write into it.
     """
 
-    def __init__(self, store, tables: tuple[str, ...]) -> None:
-        self.open = {table: Transaction(store, table) for table in tables}
+    def __init__(self, store, tables: tuple[str, ...] = (), *, replace: tuple[str, ...] = ()) -> None:
+        self.store = store
+        self.open: dict[str, Transaction] = {}
+        for table in tables:
+            self.add(table, replace=table in replace)
         self.rows: dict[str, int] = {}
 
-    def write(self, table: str, frame: pl.DataFrame, *, known_ids: pl.Series | None = None) -> int:
+    def add(self, table: str, *, replace: bool = False) -> Transaction:
+        """The transaction of ``table`` in this group (opened on first use)."""
+        if table not in self.open:
+            self.open[table] = Transaction(self.store, table, replace=replace)
+        elif self.open[table].replace != replace:
+            raise StoreError(f"table {table!r} is already in this commit with replace={not replace}.")
+        return self.open[table]
+
+    def write(self, table: str, frame: pl.DataFrame) -> int:
         if table not in self.open:
             raise StoreError(f"these transactions write tables {list(self.open)}, not {table!r}.")
-        return self.open[table].write(table, frame, known_ids=known_ids)
+        return self.open[table].write(table, frame)
 
-    def commit(self) -> dict[str, int]:
-        """Commit every table's transaction; return the rows each published."""
-        for table, txn in self.open.items():
-            self.rows[table] = txn.commit()
+    def commit(self, *, check: Callable[[StoreSnapshot], None] | None = None) -> dict[str, int]:
+        """Commit every table's transaction in one record; return the rows each published."""
+        commit_together(self.store, list(self.open.values()), check=check)
+        self.rows = {table: txn.rows for table, txn in self.open.items()}
         return self.rows
 
     def abort(self) -> None:
@@ -288,43 +322,55 @@ def compact(store, table: str, *, below: int = COMPACT_BELOW, into: int = COMPAC
     after a replace), and a compaction killed before its commit leaves the table as it was. A
     writer that removed one of the small parts meanwhile wins: the compaction then does nothing.
     """
-    directory = store.table_dir(table)
     snap = store.snapshot(table)
     small = [p for p in snap.parts if p.bytes < below]
     if len(small) < 2:
         return 0
-    store._writable()
     groups: list[list[PartEntry]] = [[]]
     for part in small:  # consecutive small parts, about ``into`` bytes per merged part
         if groups[-1] and sum(p.bytes for p in groups[-1]) + part.bytes > into:
             groups.append([])
         groups[-1].append(part)
-    txn = Transaction(store, table, replace=True)  # replace: no id check (the rows are the table's own)
+    txn = Transaction(store, table)
+    fs = store.fs
+    for group in groups:
+        sources = [fs.scan_source(store.verified_part(table, p)) for p in group]
+        frame = pl.concat(
+            [pl.read_parquet(s, storage_options=fs.storage_options()) for s in sources], how="vertical"
+        )
+        if not all(p.checked for p in group):
+            frame = frame.unique(ID_COLUMNS[table], keep="first", maintain_order=True)
+        txn.stage(conform(table, frame))
+    names = {p.name for p in small}
+
+    def still_there(now: StoreSnapshot) -> None:
+        if not names <= {p.name for p in now.table(table).parts}:
+            raise _Superseded
+
     try:
-        for group in groups:
-            frame = pl.concat([pl.read_parquet(directory / p.name) for p in group], how="vertical")
-            if not all(p.checked for p in group):
-                frame = frame.unique(ID_COLUMNS[table], keep="first", maintain_order=True)
-            frame = conform(table, frame)
-            txn._pending.append(
-                txn._stage(frame, frozenset(), frame[ID_COLUMNS[table]].hash(seed=0).to_numpy())
-            )
-        log = store._log(table)
-        names = {p.name for p in small}
-        with log.lock():
-            while True:
-                now = log.snapshot()
-                if not names <= {p.name for p in now.parts}:
-                    txn.abort()  # another writer replaced or compacted them: nothing to do
-                    return 0
-                txn._publish(directory)
-                if log.commit(now, op="compact", add=[p.entry for p in txn._pending], remove=sorted(names)):
-                    txn._state = "committed"
-                    break
-        _best_effort(lambda: txn._after_commit(log))
-        return len(small)
-    finally:
-        txn.abort()
+        commit_together(store, [_Compaction(txn, sorted(names))], op="compact", check=still_there)
+    except _Superseded:  # another writer replaced or compacted them: nothing to do
+        return 0
+    return len(small)
+
+
+class _Superseded(Exception):
+    pass
+
+
+class _Compaction(Transaction):
+    """A transaction that adds merged parts and removes the parts they merge (no id checks:
+    the rows are the table's own)."""
+
+    def __init__(self, txn: Transaction, remove: list[str]) -> None:  # noqa: D107 - wraps txn
+        self.__dict__.update(txn.__dict__)
+        self._remove = remove
+
+    def recheck(self, snap: Snapshot) -> None:
+        return None
+
+    def changes(self, snap: StoreSnapshot) -> dict | None:
+        return {"add": [p.entry for p in self.pending], "remove": self._remove}
 
 
 def _any_in(values: np.ndarray, sorted_values: np.ndarray) -> bool:
@@ -335,17 +381,8 @@ def _any_in(values: np.ndarray, sorted_values: np.ndarray) -> bool:
     return bool((sorted_values[at] == values).any())
 
 
-def _delete_stale_temporaries(directory: Path) -> None:
-    """Remove temporaries of writers that are provably gone (same host, process ended)."""
-    for folder in (directory, directory / LOG_DIR):
-        if folder.is_dir():
-            for path in folder.glob(TMP_PREFIX + "*"):
-                if is_stale_temporary(path):
-                    path.unlink(missing_ok=True)
-
-
 def _best_effort(step) -> None:
-    """Run housekeeping after a commit; the commit stands whatever happens to it."""
+    """Run housekeeping around a commit; the commit stands whatever happens to it."""
     try:
         step()
     except (OSError, StoreError):

@@ -11,11 +11,20 @@ What a store *means* is its **current view**: the rows that the latest commands 
 * ``rearrange`` defines the traces (it replaces the view of ``traces``).
 * ``export`` reads the current view and defines nothing.
 
-Each of these commands records the ids it defines in the ``views`` table, with its
-``runs`` row (see :mod:`tracekit.store.manifest`); the view of table T is the union of
-the ids recorded by the latest command that replaced T's view and by every command that
-extended it since. A table no command ever recorded a view for (a store written by the
-library's stage functions alone) is viewed whole.
+Each of these commands records the ids it defines in the ``views`` table, in the same
+commit as its ``runs`` row and its last rows (see :mod:`tracekit.store.manifest`); the view
+of table T is the union of the ids recorded by the latest command that replaced T's view and
+by every command that extended it since. Runs of one configuration split with ``--shard i/n``
+count together: the view is the union of the latest run of every shard. Rows that no
+finished command named are not in any view: a command killed half-way (even the first one
+of a store) publishes nothing, and rows written by the library's stage functions alone
+(``store.write`` outside :func:`~tracekit.store.manifest.recording`) are not current either.
+(A store migrated from an older format keeps viewing whole the tables no command had
+recorded a view of, as those versions did, until a command records one.)
+
+Every reader takes one snapshot of the store (see :meth:`Store.snapshot`) and reads the
+runs, the views and the table from it, so it sees the store before a command's last
+commit or after it, never a mix.
 
 Older rows stay reachable: ``view(store, T, run=X)`` is the view of T as it was right
 after run X (a run id, or a configuration hash: the latest run with that hash). The one
@@ -31,8 +40,8 @@ Examples
 >>> st = Store(tempfile.mkdtemp() + "/st", create=True)
 >>> problems = get_task("multiplication").generate(3, seed=0)
 >>> _ = st.write("problems", problems)
->>> view(st, "problems").collect().height  # no view recorded yet: every row
-3
+>>> view(st, "problems").collect().height  # no finished command named them: not current
+0
 >>> with recording(st, "demo", {}) as rec:
 ...     rec.add_view("problems", problems["problem_id"].head(2))
 >>> view(st, "problems").collect().height
@@ -41,23 +50,32 @@ Examples
 
 from __future__ import annotations
 
+import json
+
 import polars as pl
 
 from tracekit.errors import StoreError
 from tracekit.schemas import ID_COLUMNS
 from tracekit.schemas.tables import VIEW_TABLES
+from tracekit.store.log import StoreSnapshot
 from tracekit.store.tables import Store
 
 
-def _runs(store: Store) -> pl.DataFrame:
+def _snap(store: Store, snapshot: StoreSnapshot | None) -> StoreSnapshot:
+    return snapshot if snapshot is not None else store.snapshot()
+
+
+def _runs(store: Store, snap: StoreSnapshot) -> pl.DataFrame:
     """Finished runs, oldest first."""
-    runs = store.scan("runs").select("run_id", "command", "config_hash", "finished_at").collect()
-    return runs.sort("finished_at", "run_id")
+    runs = store.scan("runs", snapshot=snap).select(
+        "run_id", "command", "config_hash", "config_json", "finished_at"
+    )
+    return runs.collect().sort("finished_at", "run_id")
 
 
-def find_run(store: Store, run: str) -> str:
+def find_run(store: Store, run: str, *, snapshot: StoreSnapshot | None = None) -> str:
     """The run id that ``run`` names: a run id, or a configuration hash (its latest run)."""
-    runs = _runs(store)
+    runs = _runs(store, _snap(store, snapshot))
     if run in set(runs["run_id"].to_list()):
         return run
     same = runs.filter(pl.col("config_hash") == run)
@@ -71,23 +89,36 @@ def find_run(store: Store, run: str) -> str:
     raise StoreError(msg)
 
 
-def view_runs(store: Store, table: str, *, run: str | None = None) -> list[str] | None:
+def _shard(config_json: str) -> tuple[int, int] | None:
+    """``(i, n)`` of a run made with ``--shard i/n`` (recorded in its configuration)."""
+    try:
+        shard = json.loads(config_json).get("shard")
+        i, n = (int(x) for x in str(shard).split("/"))
+    except (ValueError, TypeError, AttributeError):
+        return None
+    return (i, n) if 0 <= i < n else None
+
+
+def view_runs(
+    store: Store, table: str, *, run: str | None = None, snapshot: StoreSnapshot | None = None
+) -> list[str] | None:
     """The runs whose recorded ids make up the view of ``table`` (oldest first), or None when
-    no command recorded a view of it (the whole table is the view).
+    no finished command recorded a view of it.
 
     ``run``: the view as it was right after that run (a run id or a configuration hash).
     """
     if table not in VIEW_TABLES:
         msg = f"table {table!r} has no view; views exist for {VIEW_TABLES}."
         raise StoreError(msg)
-    runs = _runs(store)
+    snap = _snap(store, snapshot)
+    runs = _runs(store, snap)
     if run is not None:
-        last = find_run(store, run)
+        last = find_run(store, run, snapshot=snap)
         runs = runs.head(runs["run_id"].to_list().index(last) + 1)
-    if not store.parts("views") or runs.height == 0:
+    if not snap.table("views").parts or runs.height == 0:
         return None
     defined = (
-        store.scan("views")
+        store.scan("views", snapshot=snap)
         .filter(pl.col("table") == table)
         .select("run_id", "extends")
         .unique()
@@ -96,31 +127,56 @@ def view_runs(store: Store, table: str, *, run: str | None = None) -> list[str] 
         .sort("order", descending=True)
     )
     chain: list[str] = []
-    for run_id, extends in defined.select("run_id", "extends").iter_rows():
-        chain.append(run_id)
-        if not extends:
+    group: tuple[str, int] | None = None  # (config hash, n) of the shards being gathered
+    shards: set[int] = set()
+    for run_id, extends, config_hash, config_json in defined.select(
+        "run_id", "extends", "config_hash", "config_json"
+    ).iter_rows():
+        shard = None if extends else _shard(config_json)
+        if group is None:
+            chain.append(run_id)
+            if extends:
+                continue
+            if shard is None:
+                break
+            group, shards = (config_hash, shard[1]), {shard[0]}
+            continue
+        if extends:
+            chain.append(run_id)
+        elif shard is not None and (config_hash, shard[1]) == group:
+            if shard[0] not in shards:
+                chain.append(run_id)
+                shards.add(shard[0])
+        else:
             break
     return chain[::-1] or None
 
 
-def view_ids(store: Store, table: str, *, run: str | None = None) -> pl.Series | None:
+def view_ids(
+    store: Store, table: str, *, run: str | None = None, snapshot: StoreSnapshot | None = None
+) -> pl.Series | None:
     """The ids of the rows in the view of ``table``, or None when the view is every row of the
-    table (no command recorded one, or its ids cover the table).
+    table (its ids cover the table).
 
-    With ``run``, a table no command had recorded a view of by then is an error: which of its
-    rows existed at that time is not recorded."""
-    chain = view_runs(store, table, run=run)
-    if chain is None and run is not None and store.count(table):
-        msg = (
-            f"store {store.root}: no command had recorded a view of table {table!r} by run {run!r}, "
-            "so its rows at that time are unknown.\n"
-            f"Hint: read the current view (no run), or `store.scan({table!r})` for every row ever written."
-        )
-        raise StoreError(msg)
+    A table no finished command recorded a view of has an empty view (see the module
+    docstring). With ``run``, such a table is an error: which of its rows existed at that
+    time is not recorded."""
+    snap = _snap(store, snapshot)
+    chain = view_runs(store, table, run=run, snapshot=snap)
+    id_col = ID_COLUMNS[table]
     if chain is None:
-        return None
+        if run is not None and store.count(table, snapshot=snap):
+            msg = (
+                f"store {store.root}: no command had recorded a view of table {table!r} by run {run!r}, "
+                "so its rows at that time are unknown.\n"
+                f"Hint: read the current view (no run), or `store.scan({table!r})` for every row ever written."
+            )
+            raise StoreError(msg)
+        if snap.legacy or table in snap.whole:
+            return None
+        return pl.Series(id_col, [], dtype=pl.Utf8)
     named = (
-        store.scan("views")
+        store.scan("views", snapshot=snap)
         .filter((pl.col("table") == table) & pl.col("run_id").is_in(chain))
         .select(pl.col("ids").explode())
         .drop_nulls()
@@ -128,55 +184,87 @@ def view_ids(store: Store, table: str, *, run: str | None = None) -> pl.Series |
     # first whether the view covers the table, on 64-bit hashes (8 bytes an id): the ids
     # themselves are only needed, and read, when it does not
     hashes = named.select(pl.col("ids").hash(seed=0)).unique().collect().to_series()
-    if hashes.len() >= store.count(table) and _covers(store, table, hashes):
+    if hashes.len() >= store.count(table, snapshot=snap) and _covers(store, table, hashes, snap):
         return None
-    return named.unique().collect().to_series().rename(ID_COLUMNS[table])
+    return named.unique().collect().to_series().rename(id_col)
 
 
-def narrowing(store: Store, table: str, ids: pl.Series | None) -> pl.Series | None:
+def narrowing(
+    store: Store, table: str, ids: pl.Series | None, *, snapshot: StoreSnapshot | None = None
+) -> pl.Series | None:
     """``ids`` as a filter on ``table``, or None when they name every row the table holds (so a
     reader may skip filtering). Counting is not enough: ids of rows a later ``--replace``
     removed would make a partial view look whole."""
     if ids is None:
         return None
+    snap = _snap(store, snapshot)
     ids = ids.rename(ID_COLUMNS[table])
-    if ids.len() < store.count(table):
+    if ids.len() < store.count(table, snapshot=snap):
         return ids
-    return None if _covers(store, table, ids.hash(seed=0)) else ids
+    return None if _covers(store, table, ids.hash(seed=0), snap) else ids
 
 
-def _covers(store: Store, table: str, hashes: pl.Series) -> bool:
+def _covers(store: Store, table: str, hashes: pl.Series, snap: StoreSnapshot) -> bool:
     """Does every row's id occur among the ids whose 64-bit ``hashes`` are given? Compared as
     hashes (about 3x faster than a set of strings for a million ids, and 8 bytes an id; a false
     "yes" needs a hash collision, odds about 1e-8). The table's ids are hashed as they are read,
     not kept."""
-    table_hashes = store.scan(table).select(pl.col(ID_COLUMNS[table]).hash(seed=0)).collect().to_series()
-    return bool(table_hashes.is_in(hashes.implode()).all())
+    scan = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0))
+    return bool(scan.collect().to_series().is_in(hashes.implode()).all())
 
 
-def view_count(store: Store, table: str) -> int:
+def view_count(store: Store, table: str, *, snapshot: StoreSnapshot | None = None) -> int:
     """Rows of ``table`` in the current view (a table without views: every row)."""
-    if table not in VIEW_TABLES or view_ids(store, table) is None:
-        return store.count(table)
-    return view(store, table).select(pl.len()).collect().item()
+    snap = _snap(store, snapshot)
+    if table not in VIEW_TABLES or view_ids(store, table, snapshot=snap) is None:
+        return store.count(table, snapshot=snap)
+    return view(store, table, snapshot=snap).select(pl.len()).collect().item()
 
 
-def view_counts(store: Store) -> dict[str, int]:
+def view_counts(store: Store, *, snapshot: StoreSnapshot | None = None) -> dict[str, int]:
     """Rows per table in the current view (tables without views: every row)."""
-    return {table: view_count(store, table) for table in store.counts()}
+    snap = _snap(store, snapshot)
+    return {table: view_count(store, table, snapshot=snap) for table in store.counts(snapshot=snap)}
 
 
-def view(store: Store, table: str, *, run: str | None = None) -> pl.LazyFrame:
+def view(
+    store: Store, table: str, *, run: str | None = None, snapshot: StoreSnapshot | None = None
+) -> pl.LazyFrame:
     """The rows of ``table`` in the current view (or as right after ``run``), as a lazy frame.
 
     Exporters, reports and evaluation read tables through this; ``store.scan(table)`` is
     every row ever written, history included. A table without views (``runs``, ``evals``, ...)
-    is its own view: every row.
+    is its own view: every row. The runs, the views and the table are read from one snapshot
+    (``snapshot``, or the newest).
     """
+    snap = _snap(store, snapshot)
     if table not in VIEW_TABLES:
-        return store.scan(table)
-    ids = view_ids(store, table, run=run)
-    scan = store.scan(table)
+        return store.scan(table, snapshot=snap)
+    ids = view_ids(store, table, run=run, snapshot=snap)
+    scan = store.scan(table, snapshot=snap)
     if ids is None:
         return scan
     return scan.join(ids.to_frame().lazy(), on=ID_COLUMNS[table], how="semi")
+
+
+def outside_views(store: Store, table: str, *, snapshot: StoreSnapshot | None = None) -> int:
+    """Rows of ``table`` that no finished command named in any view (a command killed half-way,
+    rows written by library code alone): they are in no current or older view."""
+    snap = _snap(store, snapshot)
+    if (
+        table not in VIEW_TABLES
+        or snap.legacy
+        or table in snap.whole
+        or not store.count(table, snapshot=snap)
+    ):
+        return 0
+    runs = _runs(store, snap)["run_id"]
+    named = (
+        store.scan("views", snapshot=snap)
+        .filter((pl.col("table") == table) & pl.col("run_id").is_in(runs.implode()))
+        .select(pl.col("ids").explode().hash(seed=0))
+        .collect()
+        .to_series()
+    )
+    scan = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0))
+    return int((~scan.collect().to_series().is_in(named.implode())).sum())

@@ -1,0 +1,94 @@
+"""The store's marker and its part files: the low facts every other store module shares.
+
+* the marker ``tracekit-store.json`` (``{"format": 3, "id": ...}``): :func:`read_marker`,
+  :func:`new_marker`;
+* part names (:func:`new_part_name`, :data:`LEGACY_PART_RE` for format-1 names);
+* :func:`check_part`: a part file holds the table's columns and types (what every read checks
+  before it trusts a file).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import time
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from tracekit.errors import StoreError
+from tracekit.store.fs import StoreFS
+
+MARKER = "tracekit-store.json"
+STORE_FORMAT = 3
+READS_FORMATS = (1, 2, 3)
+LEGACY_PART_RE = re.compile(r"^part-(\d{6})\.parquet$")
+PART_RE = re.compile(r"^part-[0-9a-f]{20}\.parquet$")
+
+
+def new_part_name() -> str:
+    """``part-<8 hex of the time><12 random hex>.parquet``: unique, roughly in write order."""
+    return f"part-{int(time.time()):08x}{secrets.token_hex(6)}.parquet"
+
+
+def new_marker() -> dict:
+    return {"format": STORE_FORMAT, "id": secrets.token_hex(16)}
+
+
+def read_marker(fs: StoreFS) -> dict:
+    """The store's marker as a dict with ``format`` (and ``id`` from format 3 on)."""
+    where = f"{fs.url.rstrip('/')}/{MARKER}"
+    if fs.is_dir(MARKER):
+        msg = f"{where} is a folder, not the store's marker file.\nHint: restore the marker from a backup."
+        raise StoreError(msg)
+    try:
+        marker = json.loads(fs.read_bytes(MARKER))
+        version = marker["format"]
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        msg = f"{where} is corrupt ({exc}).\nHint: restore the marker from a backup."
+        raise StoreError(msg) from None
+    if version not in READS_FORMATS or isinstance(version, bool):
+        msg = (
+            f"{where}: store format {version!r} is not supported (this tracekit reads formats {READS_FORMATS}).\n"
+            "Hint: upgrade tracekit."
+        )
+        raise StoreError(msg)
+    if version >= 3 and not isinstance(marker.get("id"), str):
+        msg = f"{where} is corrupt (no store id).\nHint: restore the marker from a backup."
+        raise StoreError(msg)
+    return marker
+
+
+def check_part(fs: StoreFS, table: str, path: str, schema: pl.Schema) -> int:
+    """Rows of the part file at ``path`` after checking it holds ``table``'s columns and types."""
+    where = f"{fs.url.rstrip('/')}/{path}"
+    try:
+        with fs.open(path) as f:
+            meta = pq.read_metadata(f)
+            arrow_schema = meta.schema.to_arrow_schema()
+        found = pl.Schema(pl.from_arrow(arrow_schema.empty_table()).schema)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for bad files
+        msg = (
+            f"cannot read {where} (table {table!r}): the file is corrupt or truncated ({exc}).\n"
+            "Hint: restore it from a backup or delete it and re-run the command that wrote it."
+        )
+        raise StoreError(msg) from None
+    if dict(found) != dict(schema):
+        expected = {k: str(v) for k, v in schema.items()}
+        got = {k: str(v) for k, v in found.items()}
+        missing = sorted(set(expected) - set(got))
+        extra = sorted(set(got) - set(expected))
+        wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
+        msg = (
+            f"{where} does not belong to table {table!r}: "
+            f"missing columns {missing}, unexpected columns {extra}, wrong types "
+            f"{[(k, got[k], expected[k]) for k in wrong]}.\n"
+            "Hint: a file written by another tool or another table was put in this directory."
+        )
+        raise StoreError(msg)
+    return meta.num_rows
