@@ -444,6 +444,8 @@ def build_traces(
     replace: bool = False,
     target_bytes: int | None = None,
     progress: bool = False,
+    sink=None,
+    snapshot=None,
 ) -> tuple[Counter, pl.Series]:
     """The stage: filter + rearrangement over the given rows of a store; write the traces it lacks.
 
@@ -454,9 +456,10 @@ def build_traces(
     changed are written. Returns the counters of the run report (drops by reason, traces
     built per format, ``traces/written``) and the id of every trace of these rows (written
     or already there): the view of ``traces`` they define. With ``replace`` every trace is
-    written into one transaction that replaces the table's parts when it commits (see
-    :meth:`tracekit.store.Store.transaction`): until then readers see the old traces, and an
-    interrupted run leaves them as they were.
+    written into ``sink``, a transaction that replaces the table's parts when it commits (see
+    :meth:`tracekit.store.Store.transaction`; :func:`rearrange_store` passes the one its
+    ``runs`` row commits with): until then readers see the old traces, and an interrupted run
+    leaves them as they were. ``snapshot``: the store snapshot to read (the newest by default).
     """
     from tracekit.rearrange.phrases import load_phrase_bank
     from tracekit.store.buckets import TARGET_BYTES, iter_problem_buckets
@@ -475,15 +478,21 @@ def build_traces(
 
     n_problems = store.count("problems") if rows.get("problems") is None else rows["problems"].len()
     bar = tqdm(total=n_problems, desc="rearrange", unit="problem", disable=not progress, file=sys.stderr)
-    rows = {t: narrowing(store, t, ids) for t, ids in rows.items()}
+    snapshot = snapshot or store.snapshot()
+    rows = {t: narrowing(store, t, ids, snapshot=snapshot) for t, ids in rows.items()}
     # replace: every trace goes into one transaction whose commit swaps the table (old ones stay
     # visible till then); otherwise traces the store already holds are not written again
-    target = store.transaction("traces", replace=True) if replace else nullcontext(store)
-    existing = pl.Series("trace_id", [], dtype=pl.Utf8) if replace else store.ids("traces")
+    if replace:
+        target = nullcontext(sink) if sink is not None else store.transaction("traces", replace=True)
+    else:
+        target = nullcontext(sink if sink is not None else store)
+    existing = pl.Series("trace_id", [], dtype=pl.Utf8) if replace else store.ids("traces", snapshot=snapshot)
     stats: Counter = Counter()
     trace_ids: list[pl.Series] = []
     columns = {"problems": ["problem_id", "question"], "samples": _SAMPLE_COLS, "reflections": _REFL_COLS}
-    buckets = iter_problem_buckets(store, columns, target_bytes=target_bytes or TARGET_BYTES)
+    buckets = iter_problem_buckets(
+        store, columns, target_bytes=target_bytes or TARGET_BYTES, snapshot=snapshot
+    )
     # three threads: read + filter bucket i+2 | plan and lay out bucket i+1 | join the text of bucket i and write it
     with target as sink, bar:
         with BackgroundWriter(sink) as writer:
@@ -544,10 +553,19 @@ def rearrange_store(
 
     cfg = cfg.with_seed(0)
     with recording(store, "rearrange", asdict(cfg), seed=cfg.seed) as rec:
-        rows = {t: view_ids(store, t) for t in ("problems", "samples", "reflections")}
+        snap = store.snapshot()  # one state of the store: the views and the rows they name
+        rows = {t: view_ids(store, t, snapshot=snap) for t in ("problems", "samples", "reflections")}
+        sink = rec.transaction("traces", replace=True) if replace else None
         with rec.stage("rearrange"):
             stats, trace_ids = build_traces(
-                store, cfg, rows=rows, replace=replace, target_bytes=target_bytes, progress=progress
+                store,
+                cfg,
+                rows=rows,
+                replace=replace,
+                target_bytes=target_bytes,
+                progress=progress,
+                sink=sink,
+                snapshot=snap,
             )
         if trace_ids.len() == 0:
             _refuse_empty(store, stats)

@@ -14,8 +14,9 @@ own verifier); ``reason`` is ``ok``, ``no_answer`` or ``imported_incorrect``.
 The problems are labelled ``skillfactory`` (no verifier) unless ``task`` names a task that
 can read its verifier's fields back from the question text (``countdown``: the numbers and
 the target); then every question must be readable, and the rows that are not are an error
-naming their lines. An import writes nothing unless all of it succeeds: its rows go into one
-transaction per table, committed at the end (see :class:`~tracekit.store.transaction.Transactions`).
+naming their lines. An import writes nothing unless all of it succeeds: its rows are staged
+and published by the command's one last commit, with its views and its ``runs`` row (see
+:meth:`tracekit.store.manifest.RunRecorder.transaction`).
 
 An imported row's identity is its content, never its position in the file: a sample is
 (problem, prompt variant, response, and its index among identical responses of the file),
@@ -42,7 +43,6 @@ from tracekit.schemas import polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.overlap import BackgroundWriter, prefetch
-from tracekit.store.transaction import Transactions
 from tracekit.tasks import TASKS, Task
 
 IMPORT_LABEL = "skillfactory"  # the default --task: imported data without a verifier
@@ -154,7 +154,10 @@ def import_skillfactory(
         seen_problems: set[str] = set()  # a question spans batches
         occurrences = Occurrences()  # identical responses span batches
         unreadable: list[int] = []  # rows whose question the task cannot read
-        with Transactions(store, tables) as staged, BackgroundWriter(staged) as writer:
+        staged = rec.final  # published with the runs row and the views, in one commit
+        for table in tables:
+            rec.transaction(table)
+        with BackgroundWriter(staged) as writer:
             for raw in prefetch(raw_file.batches()):  # batch i+1 is decoded while batch i is converted
                 counts["raw_rows"] += raw.height
                 fields = _question_fields(raw, reader, unreadable)
@@ -178,9 +181,10 @@ def import_skillfactory(
                 bar.update(raw.height)
             if unreadable:
                 _refuse_unreadable(raw_file, task, unreadable)
-        counts.update(staged.rows)  # rows new at commit time (another import may have written some)
         for table in tables:
-            rec.add_written(table, counts[table])
+            rec.add_written(table, writer.written[table])
+    # rows new at commit time (another import may have committed some of them first)
+    counts.update({table: rec.final.rows[table] for table in tables})
     return counts
 
 
