@@ -81,8 +81,8 @@ def _format2_table(store, table: str) -> Snapshot:
         for name in change["remove"]:
             if parts.pop(name, None) is not None:
                 retired[name] = float(record["time"])
-        for part in change["add"]:
-            parts[part.name] = part
+        for part in change["add"]:  # unchecked until migrated: a copied-over folder may repeat ids
+            parts[part.name] = PartEntry(part.name, part.rows, part.bytes, part.xxh3, checked=False)
     return Snapshot(0, tuple(parts.values()), retired)
 
 
@@ -162,7 +162,7 @@ def _adopt(store, table: str, snap: Snapshot) -> list[PartEntry]:
     repeated = ~ids.to_series().is_first_distinct()
     out, offset = [], 0
     for e in entries:
-        checked = (e.checked or store.format == 1) and not repeated.slice(offset, e.rows).any()
+        checked = not repeated.slice(offset, e.rows).any()  # read from the parts, not the old log
         out.append(PartEntry(e.name, e.rows, e.bytes, e.xxh3, checked=checked))
         offset += e.rows
     return out
