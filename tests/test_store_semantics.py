@@ -328,3 +328,44 @@ def test_a_live_writer_in_another_pid_namespace_keeps_its_temporaries(tmp_path):
         time.sleep(0.2)
     assert not tmp.exists()
     assert st.read("problems").height >= 3 and pl.Series(st.ids("problems")).is_unique().all()
+
+
+DAMAGE = {
+    "record of another shape": lambda r: (r / "_log" / "0000000002.json").write_text('{"commit": 2}'),
+    "record that is a list": lambda r: (r / "_log" / "0000000002.json").write_text("[]"),
+    "entry without rows": lambda r: _edit_entry(r, lambda e: e.pop("rows")),
+    "rows not an integer": lambda r: _edit_entry(r, lambda e: e.update(rows="12")),
+    "marker that is a folder": lambda r: ((r / "tracekit-store.json").unlink(), (r / "tracekit-store.json").mkdir()),
+    "log that is a file": lambda r: (shutil.rmtree(r / "_log"), (r / "_log").write_text("x")),
+}
+
+
+def _edit_entry(root, change) -> None:
+    path = root / "_log" / "0000000002.json"
+    record = json.loads(path.read_text())
+    entry = next(c["add"][0] for c in record["tables"].values() if c["add"])
+    change(entry)
+    path.write_text(json.dumps(record))
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_store_is_one_error_line_naming_the_file(base, tmp_path, tk, damage):
+    """Every command reports the damaged file in one line; `info` reports it without crashing."""
+    root = copy(base, tmp_path)
+    DAMAGE[damage](root)
+    code, out, err = tk("info", "--store", str(root))
+    assert "Traceback" not in err + out
+    named = "tracekit-store.json" if "marker" in damage else "_log"
+    if code == 0:
+        assert "integrity:" in out and named in out and "integrity: ok" not in out
+    else:
+        assert code == 2 and err.count("error:") == 1 and named in err
+    for args in (
+        ("export", "--store", str(root), "--to", "trl-sft", "--out", str(tmp_path / "out")),
+        ("rearrange", "--store", str(root), "--formats", "*C_full", "--quiet"),
+        ("skills", "--store", str(root), "--source", "traces"),
+    ):
+        code, out, err = tk(*args)
+        assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, (args, err)
+        assert named in err, (args, err)
+    assert not (tmp_path / "out").exists()
