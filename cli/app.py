@@ -26,7 +26,9 @@ app = typer.Typer(
     rich_markup_mode=None,  # help is plain text: `pip install 'tracekit[train]'` keeps its brackets
 )
 
-StoreOpt = typer.Option(..., "--store", "-s", help="Store directory (a folder of parquet tables).")
+StoreOpt = typer.Option(
+    ..., "--store", "-s", help="The store: a folder, or s3://bucket/prefix (see docs/object-store.md)."
+)
 
 
 def split_values(values: list[str] | None) -> list[str]:

@@ -12,7 +12,9 @@ from tracekit.cli.app import app
 @app.command()
 def run(
     config: Path = typer.Argument(..., help="Run configuration (YAML); see configs/."),
-    store: Path | None = typer.Option(None, "--store", "-s", help="Override the config's store directory."),
+    store: str | None = typer.Option(
+        None, "--store", "-s", help="Override the config's store (a folder or s3://bucket/prefix)."
+    ),
     dry_run: bool = typer.Option(
         False,
         "--dry-run",

@@ -16,7 +16,7 @@ def import_skillfactory_cmd(
     raw: Path = typer.Argument(
         ..., help="Raw file in the SkillFactory reference layout (.parquet or .jsonl)."
     ),
-    store: Path = StoreOpt,
+    store: str = StoreOpt,
     task: str = typer.Option(
         "skillfactory",
         help="skillfactory (a label: no verifier) or countdown (numbers and target read from each question, "
@@ -42,7 +42,7 @@ def import_skillfactory_cmd(
     RearrangeConfig, short={"formats": "-f"}, panel="Rearrangement (the rearrange: section of a run config)"
 )
 def rearrange(
-    store: Path = StoreOpt,
+    store: str = StoreOpt,
     replace: bool = typer.Option(
         False,
         "--replace",
@@ -67,7 +67,7 @@ def rearrange(
 
 @app.command()
 def export(
-    store: Path = StoreOpt,
+    store: str = StoreOpt,
     to: str = typer.Option(
         ...,
         "--to",
@@ -103,7 +103,7 @@ def export(
 
 @app.command()
 def info(
-    store: Path = StoreOpt,
+    store: str = StoreOpt,
     as_json: bool = typer.Option(False, "--json", help="Everything as JSON (every run's config in full)."),
     runs: int = typer.Option(10, "--runs", help="How many of the last runs to list."),
 ) -> None:

@@ -12,7 +12,7 @@ from tracekit.cli.app import StoreOpt, app, split_values
 @app.command()
 def push(
     repo: str = typer.Argument(..., help="Dataset repo: ORG/NAME (or datasets/ORG/NAME, or its URL)."),
-    store: Path = StoreOpt,
+    store: str = StoreOpt,
     private: bool = typer.Option(
         False, "--private", help="Create the repo private (an existing repo keeps its own)."
     ),

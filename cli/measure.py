@@ -13,7 +13,9 @@ from tracekit.cli.app import StoreOpt, app
 @app.command("eval")
 def eval_cmd(
     config: Path = typer.Argument(..., help="Evaluation configuration (YAML); see configs/eval/."),
-    store: Path | None = typer.Option(None, "--store", "-s", help="Override the config's store directory."),
+    store: str | None = typer.Option(
+        None, "--store", "-s", help="Override the config's store (a folder or s3://bucket/prefix)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Sample models on held-out problems, score them, store the rows and print Table-1-style results."""
@@ -25,7 +27,7 @@ def eval_cmd(
 
 @app.command()
 def skills(
-    store: Path = StoreOpt,
+    store: str = StoreOpt,
     source: str = typer.Option("traces", "--source", help="traces (silver traces) or evals (model outputs)."),
     json_out: Path | None = typer.Option(None, "--json", help="Also write every figure to this JSON file."),
     tokenizer: str | None = typer.Option(
@@ -47,7 +49,7 @@ def skills(
 
 @app.command()
 def report(
-    store: Path = StoreOpt,
+    store: str = StoreOpt,
     out: Path = typer.Option(..., "--out", "-o", help="The HTML file to write."),
     examples: int = typer.Option(3, help="Example traces shown with their tags highlighted."),
 ) -> None:

@@ -65,3 +65,36 @@ def tk(capsys, monkeypatch):
         return code, out, err
 
     return invoke
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A local S3-compatible server (moto) with the AWS_* variables pointing at it."""
+    import os
+
+    pytest.importorskip("moto")
+    from s3_server import S3Server
+
+    server = S3Server()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        server.stop()
+
+
+@pytest.fixture
+def s3_store_url(s3_server, request):
+    """A fresh ``s3://bucket/prefix`` URL for one test."""
+    import re
+    import secrets
+
+    bucket = s3_server.bucket("tk-" + secrets.token_hex(4))
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40]
+    return f"s3://{bucket}/{name}/st"

@@ -110,7 +110,9 @@ def test_eval_skips_contaminated_problems(tmp_path):
     from tracekit.evaluate.problems import eval_problems
 
     planted = eval_problems(cfg).head(1).with_columns(split=pl.lit("train"))
-    store.write("problems", planted)  # a training problem that is also a held-out problem
+    from tracekit.store.manifest import add_rows
+
+    add_rows(store, "problems", planted)  # a training problem that is also a held-out problem
     lines = []
     out = run_eval(cfg, samplers={"m": ScriptedSampler(model_id="m")}, progress=False, echo=lines.append)
     assert out["decontamination"]["removed"][0]["problem_id"] == planted["problem_id"][0]

@@ -39,7 +39,9 @@ def test_grpo_runs_real_steps_with_verifier_rewards(tmp_path, tiny_model):
     from tracekit.trainers.grpo import train_grpo
 
     store = Store(tmp_path / "st", create=True)
-    store.write("problems", get_task("countdown").generate(4, seed=0, n_numbers=3))
+    from tracekit.store.manifest import add_rows
+
+    add_rows(store, "problems", get_task("countdown").generate(4, seed=0, n_numbers=3))
     data = export_trl_grpo(store, tmp_path / "grpo")  # the export itself (path-like) is accepted
     df = pl.read_parquet(data.files["train"])
     assert df["prompt"][0][0]["role"] == "user" and json.loads(df["meta"][0])["target"]

@@ -58,7 +58,7 @@ def manifest_dict(written: Written, store: Store) -> dict:
         "tracekit_export": 1,
         "target": written.target,
         "tracekit_version": tracekit_version(),
-        "source_store": str(Path(store.root).resolve()),
+        "source_store": store.url if store.fs.remote else str(Path(store.root).resolve()),
         "source_runs": source_runs(store),
         "options": written.options,
         "files": {name: _relative(path, written.out) for name, path in sorted(written.files.items())},

@@ -47,9 +47,9 @@ def iter_problem_buckets(
     """
     snapshot = snapshot or store.snapshot()
     snaps = {table: snapshot.table(table) for table in columns}
-    parts = {table: store.parts(table, snapshot=snaps[table]) for table in columns}
+    parts = {t: [store.fs.scan_source(store.part_path(t, p.name)) for p in snaps[t].parts] for t in columns}
     scans = {t: store.scan(t, snapshot=snaps[t]) for t in columns}  # checks every part before the long pass
-    groups = _row_groups(parts)
+    groups = _row_groups(parts, store.fs.open_source)
     size = sum(g[3] for g in groups)
     if size <= target_bytes:
         yield {t: scans[t].select(cols).collect() for t, cols in columns.items()}
@@ -59,18 +59,18 @@ def iter_problem_buckets(
         t: cols if t not in repeats or ID_COLUMNS[t] in cols else [*cols, ID_COLUMNS[t]]
         for t, cols in columns.items()
     }
-    buckets = _pack_components(parts, groups, target_bytes)
+    buckets = _pack_components(parts, groups, target_bytes, store.fs.open_source)
     if buckets is None:
         pieces = _hash_buckets(store, parts, loaded, max(1, math.ceil(size / target_bytes)))
     else:
-        pieces = _component_buckets(parts, groups, buckets, loaded, scans)
+        pieces = _component_buckets(parts, groups, buckets, loaded, scans, store.fs.storage_options())
     for piece in pieces:
         for table in repeats:
             piece[table] = piece[table].unique(ID_COLUMNS[table], keep="first", maintain_order=True)
         yield {t: piece[t].select(cols) for t, cols in columns.items()}
 
 
-def _component_buckets(parts, groups, buckets, columns, scans) -> Iterator[dict[str, pl.DataFrame]]:
+def _component_buckets(parts, groups, buckets, columns, scans, options) -> Iterator[dict[str, pl.DataFrame]]:
     empty = {t: scans[t].select(cols).head(0).collect() for t, cols in columns.items()}
     first_row = _first_rows(parts, groups)
     for bucket in buckets:
@@ -82,7 +82,8 @@ def _component_buckets(parts, groups, buckets, columns, scans) -> Iterator[dict[
                 for start, stop in _runs(wanted):  # polars reads consecutive row groups as one slice
                     offset = first_row[(table, part_i, start)]
                     length = first_row[(table, part_i, stop)] - offset
-                    frames.append(pl.scan_parquet(path).select(cols).slice(offset, length).collect())
+                    scan = pl.scan_parquet(path, storage_options=options)
+                    frames.append(scan.select(cols).slice(offset, length).collect())
             out[table] = pl.concat(frames) if frames else empty[table]
         yield out
 
@@ -108,18 +109,18 @@ def _first_rows(parts, groups) -> dict[tuple[str, int, int], int]:
     return first
 
 
-def _row_groups(parts: dict[str, list[Path]]) -> list[tuple[str, int, int, int, int]]:
+def _row_groups(parts: dict[str, list[str]], opener) -> list[tuple[str, int, int, int, int]]:
     """(table, part index, row group, uncompressed bytes, rows) of every row group, in file order."""
     out = []
     for table, paths in parts.items():
         for p_i, path in enumerate(paths):
-            meta = pq.read_metadata(path)
+            meta = pq.read_metadata(opener(path))
             for rg in range(meta.num_row_groups):
                 out.append((table, p_i, rg, meta.row_group(rg).total_byte_size, meta.row_group(rg).num_rows))
     return out
 
 
-def _pack_components(parts, groups, target_bytes: int):
+def _pack_components(parts, groups, target_bytes: int, opener):
     """Buckets of row groups closed under shared problems, or None if the data is too scattered."""
     parent = list(range(len(groups)))
 
@@ -133,7 +134,7 @@ def _pack_components(parts, groups, target_bytes: int):
     files: dict[Path, pq.ParquetFile] = {}
     for g, (table, p_i, rg, _, _) in enumerate(groups):
         path = parts[table][p_i]
-        pf = files.get(path) or files.setdefault(path, pq.ParquetFile(path))
+        pf = files.get(path) or files.setdefault(path, pq.ParquetFile(opener(path)))
         for pid in pf.read_row_group(rg, columns=["problem_id"]).column(0).unique().to_pylist():
             other = owner.setdefault(pid, g)
             if other != g:
@@ -165,7 +166,9 @@ def _hash_buckets(store: Store, parts, columns, n_buckets: int) -> Iterator[dict
         for table, cols in columns.items():
             for p_i, path in enumerate(parts[table]):
                 for b_i, batch in enumerate(
-                    pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS, columns=cols)
+                    pq.ParquetFile(store.fs.open_source(path)).iter_batches(
+                        batch_size=BATCH_ROWS, columns=cols
+                    )
                 ):
                     frame = pl.from_arrow(batch)
                     keyed = frame.with_columns(_bucket=(pl.col("problem_id").hash(seed=0) % n_buckets))

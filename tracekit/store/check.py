@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from tracekit.errors import StoreError
 from tracekit.schemas import MODELS, polars_schema
-from tracekit.store.fs import file_digest
+from tracekit.store.fs import digest_of
 from tracekit.store.log import LOG_DIR
 from tracekit.store.parts import LEGACY_PART_RE, MARKER, check_part
 
@@ -55,7 +55,7 @@ def check_store(store, *, checksums: bool = False) -> list[StoreProblem]:
     except StoreError as exc:
         return problems or [StoreProblem(_where(store, LOG_DIR), str(exc).splitlines()[0])]
     for table in MODELS:
-        if store.fs.is_dir(table):
+        if snap.table(table).parts or store.fs.is_dir(table):
             problems.extend(_check_table(store, table, snap.table(table), checksums=checksums))
     return problems
 
@@ -87,7 +87,7 @@ def _check_table(store, table: str, snap, *, checksums: bool) -> list[StoreProbl
             text = str(exc).splitlines()[0].replace(f"{url}/{path}", "it")
             problems.append(StoreProblem(_where(store, path), "unreadable: " + text))
             continue
-        if checksums and part.xxh3 and file_digest(store.fs.scan_source(path)) != part.xxh3:
+        if checksums and part.xxh3 and digest_of(store.fs, path) != part.xxh3:
             problems.append(
                 StoreProblem(_where(store, path), "changed: its checksum differs from the commit log's")
             )
@@ -104,9 +104,9 @@ def _check_table(store, table: str, snap, *, checksums: bool) -> list[StoreProbl
 def _unknown(store, table: str, entry, by_size: dict[int, list]) -> str:
     if not entry.is_dir:
         if entry.size in by_size:
-            digest = file_digest(store.fs.scan_source(f"{table}/{entry.name}"))
+            digest = digest_of(store.fs, f"{table}/{entry.name}")
             for part in by_size[entry.size]:
-                if digest == (part.xxh3 or file_digest(store.fs.scan_source(f"{table}/{part.name}"))):
+                if digest == (part.xxh3 or digest_of(store.fs, f"{table}/{part.name}")):
                     return f"a copy of part {part.name}, not in the commit log (not read)"
         if (
             entry.name.startswith("part-")

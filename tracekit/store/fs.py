@@ -86,6 +86,7 @@ class StoreFS(Protocol):
     def lock(self, folder: str) -> contextmanager: ...
     def collect_garbage(self, folders: list[str]) -> None: ...
     def scan_source(self, path: str) -> str: ...
+    def open_source(self, source: str): ...
     def storage_options(self) -> dict | None: ...
     def is_dir(self, path: str) -> bool: ...
     def exists(self, path: str) -> bool: ...
@@ -151,6 +152,17 @@ def file_digest(path: str | os.PathLike) -> str:
 
     h = xxhash.xxh3_128()
     with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def digest_of(fs, path: str) -> str:
+    """xxh3-128 of the file at ``path`` of a store's file system (streamed)."""
+    import xxhash
+
+    h = xxhash.xxh3_128()
+    with fs.open(path) as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return h.hexdigest()
@@ -230,7 +242,12 @@ class LocalFS:
         return out
 
     def scan_source(self, path: str) -> str:
+        """What polars and pyarrow read ``path`` as (a local path here; a URL on object stores)."""
         return str(self.full(path))
+
+    def open_source(self, source: str):
+        """``source`` (from :meth:`scan_source`) as pyarrow opens it."""
+        return source
 
     def storage_options(self) -> dict | None:
         return None

@@ -138,6 +138,13 @@ class StoreSnapshot:
         return self.tables.get(name) or Snapshot(self.commit, sound=self.sound)
 
 
+def _recent(retired: Mapping[str, float]) -> dict[str, float]:
+    """Removed parts a checkpoint keeps tracking: those whose files may still be on disk (a
+    commit deletes them once :data:`GRACE_S` has passed; a week later they are surely gone)."""
+    now = time.time()
+    return {n: t for n, t in retired.items() if now - t < GRACE_S + 7 * 24 * 3600}
+
+
 def _damaged(where: str, what: str) -> StoreError:
     msg = (
         f"the commit log of the store is damaged: {where}: {what}.\n"
@@ -367,6 +374,14 @@ class CommitLog:
                 pass
         return True
 
+    def forget_retired(self, table: str, names: list[str]) -> None:
+        """Stop tracking removed parts whose files were deleted (this process only; checkpoints
+        leave them out too)."""
+        with self._mutex:
+            for name in names:
+                self._retired.get(table, {}).pop(name, None)
+            self._snapshot = self._freeze()
+
     def _checkpoint(self, snap: StoreSnapshot) -> None:
         with self._mutex:
             if self._commit != snap.commit:
@@ -376,7 +391,7 @@ class CommitLog:
                 "store": self.store_id,
                 "hash": self._last_hash,
                 "tables": {t: [p.to_json() for p in s.parts] for t, s in snap.tables.items()},
-                "retired": {t: dict(s.retired) for t, s in snap.tables.items()},
+                "retired": {t: _recent(s.retired) for t, s in snap.tables.items()},
                 "whole": sorted(snap.whole),
             }
         self.fs.put(

@@ -287,3 +287,29 @@ def recording(
         rec.abort()
         raise
     rec.finish()
+
+
+def add_rows(store: Store, table: str, frame: pl.DataFrame, *, command: str = "add") -> int:
+    """Write ``frame`` to ``table`` and add its rows to the current view, as one recorded command
+    (one commit); return how many rows were new. The library's way to put rows a command did not
+    make (a hand-built problem set, say) into what exports and reports read.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from tracekit.tasks import get_task
+    >>> from tracekit.store.views import view
+    >>> st = Store(tempfile.mkdtemp() + "/st", create=True)
+    >>> add_rows(st, "problems", get_task("multiplication").generate(3, seed=0))
+    3
+    >>> view(st, "problems").collect().height
+    3
+    """
+    from tracekit.schemas.tables import VIEW_TABLES
+
+    with recording(store, command, {"table": table, "rows": frame.height}) as rec:
+        n = rec.transaction(table).write(table, frame)
+        if table in VIEW_TABLES:
+            rec.add_view(table, frame[ID_COLUMNS[table]], extends=True)
+        rec.add_written(table, n)
+    return n

@@ -362,19 +362,35 @@ class Store:
             self._log = CommitLog(self.fs, self.id)
 
     def collect_garbage(self) -> None:
-        """Remove temporaries of writers that are provably gone, and removed parts past their
-        grace period (see :data:`tracekit.store.log.GRACE_S`)."""
+        """Remove what is provably no longer needed: temporaries of writers that are gone, parts
+        removed more than :data:`tracekit.store.log.GRACE_S` ago, and on object storage parts no
+        commit names that are older than :data:`tracekit.store.remote.ORPHAN_AGE_S` (checked
+        every 64th commit: listing a bucket costs requests). Called before each commit."""
         import time
 
-        from tracekit.store.log import GRACE_S
+        from tracekit.store.log import CHECKPOINT_EVERY, GRACE_S
 
         self.fs.collect_garbage(["", LOG_DIR, *MODELS])
         snap = self._log.snapshot()
         now = time.time()
         for table, tsnap in snap.tables.items():
-            for name, removed_at in tsnap.retired.items():
-                if now - removed_at > GRACE_S:
-                    self.fs.delete(self.part_path(table, name))
+            done = [n for n, removed_at in tsnap.retired.items() if now - removed_at > GRACE_S]
+            for name in done:
+                self.fs.delete(self.part_path(table, name))
+            if done:
+                self._log.forget_retired(table, done)
+        if self.fs.remote and snap.commit % CHECKPOINT_EVERY == 0:
+            from tracekit.store.remote import ORPHAN_AGE_S
+
+            for table in MODELS:
+                known = {p.name for p in snap.table(table).parts} | set(snap.table(table).retired)
+                for entry in self.fs.list(table):
+                    if (
+                        entry.name.startswith("part-")
+                        and entry.name not in known
+                        and now - entry.mtime > ORPHAN_AGE_S
+                    ):
+                        self.fs.delete(self.part_path(table, entry.name))
 
     # ---------------------------------------------------------------- checking
     def check(self, *, checksums: bool = False) -> list:
