@@ -76,7 +76,7 @@ class Task:
     description: ClassVar[str]
     knobs: ClassVar[dict[str, str]] = {}
     fields: ClassVar[tuple[str, ...]] = ()  # the problem fields its verifier reads (from ``meta``)
-    # the type of each field: "int", "str", "bool", "list[int]", "list[str]" ("a|b": either)
+    # the type of each field: "int", "float", "str", "bool", "list[int]", "list[str]" ("a|b": either)
     field_types: ClassVar[dict[str, str]] = {}
     multi_answer_guard: ClassVar[bool] = True
     generated: ClassVar[bool] = True  # False: loads an existing dataset (a run config gives its path)
@@ -270,6 +270,7 @@ class Task:
 
 _TYPE_WORDS = {
     "int": "an integer",
+    "float": "a number",
     "str": "a string",
     "bool": "true or false",
     "list[int]": "a list of integers",
@@ -280,6 +281,8 @@ _TYPE_WORDS = {
 def _has_type(value: Any, kind: str) -> bool:
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "str":
         return isinstance(value, str)
     if kind == "bool":
