@@ -39,7 +39,7 @@ from tracekit.schemas import polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
-from tracekit.tasks import get_task
+from tracekit.tasks import get_task, task_sources
 
 LINEAGE_FILE = "tracekit-lineage.json"  # a checkpoint's training lineage, copied into every eval row
 
@@ -203,7 +203,8 @@ def _run_eval(store: Store, cfg: EvalConfig, *, samplers, progress: bool, echo) 
 
     cfg_dict = json.loads(cfg.to_json())
     cfg_hash = stable_hash(cfg_dict)
-    with recording(store, "eval", cfg_dict, seed=cfg.seed) as rec:
+    recorded = {**cfg_dict, "task_sources": task_sources(spec.name for spec in cfg.tasks)}
+    with recording(store, "eval", recorded, seed=cfg.seed) as rec:
         with rec.stage("problems"):
             problems = eval_problems(cfg)
             training = _training_problems(cfg)

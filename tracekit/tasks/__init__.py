@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
@@ -66,6 +66,77 @@ def task_names() -> list[str]:
     return [*TASKS, *sorted((set(custom._LOADED) | set(custom.plugin_names())) - set(TASKS))]
 
 
+def task_sources(names: Iterable[str]) -> dict[str, str]:
+    """How to load each task from outside the package among ``names``: task name -> source
+    (see :func:`task_source`). Commands record it in their ``runs`` row and exports carry it, so
+    a later command, a reward function or verl's ``compute_score`` loads the same task."""
+    out = {}
+    for name in names:
+        task = get_task(name)
+        source = task_source(task.name)
+        if source is not None:
+            out[task.name] = source
+    return out
+
+
+def load_recorded_tasks(store) -> dict[str, str]:
+    """Load the tasks from outside the package that the commands recorded in ``store``'s ``runs``
+    used (their ``task_sources``), so that its rows' task names resolve in this process.
+    Returns them (name -> source); a source that no longer loads is a warning, and its task's
+    name then stays unknown."""
+    import json
+
+    from tracekit.errors import TracekitError, warn
+
+    if not store.count("runs"):
+        return {}
+    found: dict[str, str] = {}
+    for text in store.read("runs", columns=["config_json"])["config_json"]:
+        try:
+            sources = json.loads(text).get("task_sources") or {}
+        except ValueError:
+            continue
+        if isinstance(sources, dict):
+            found.update({str(k): str(v) for k, v in sources.items()})
+    for name, source in found.items():
+        if name in TASKS or (name in custom._LOADED and custom._LOADED[name][1] == source):
+            continue
+        try:
+            get_task(source)
+        except TracekitError as exc:
+            warn(
+                f"task {name!r} of {store.root} was loaded from {source}, which fails now: {str(exc).splitlines()[0]}"
+            )
+    return found
+
+
+class Listed(NamedTuple):
+    """A task as ``tracekit tasks list`` shows it: the task and where it comes from (None: built in)."""
+
+    task: Task
+    source: str | None
+
+
+def listed_tasks(names: Iterable[str] = ()) -> dict[str, Listed]:
+    """The tasks ``names`` name (loaded and contract-checked), or, given none, every built-in task
+    and every task installed packages register (one that fails to load is a warning, not an error).
+    """
+    from tracekit.errors import TracekitError, warn
+
+    if names:
+        picked = [get_task(n) for n in names]
+        return {t.name: Listed(t, task_source(t.name)) for t in picked}
+    out = {name: Listed(t, None) for name, t in TASKS.items()}
+    for name in sorted(custom.plugin_names()):
+        try:
+            task = get_task(name)
+        except TracekitError as exc:
+            warn(f"installed task {name!r} cannot be loaded: {str(exc).splitlines()[0]}")
+            continue
+        out[name] = Listed(task, task_source(name))
+    return out
+
+
 def task_problems(
     name: str,
     n: int,
@@ -88,4 +159,17 @@ def task_problems(
     return pl.concat([task.generate(n, seed=seed, split=split, **knobs) for knobs in difficulties])
 
 
-__all__ = ["TASKS", "Check", "Task", "check_task", "get_task", "task_names", "task_problems", "task_source"]
+__all__ = [
+    "TASKS",
+    "Check",
+    "Listed",
+    "Task",
+    "check_task",
+    "get_task",
+    "listed_tasks",
+    "load_recorded_tasks",
+    "task_names",
+    "task_problems",
+    "task_source",
+    "task_sources",
+]

@@ -60,6 +60,16 @@ def task_source(name: str) -> str | None:
     return found[1] if found else None
 
 
+def set_verifier_timeout(task: Task, seconds: float | None, where: str) -> None:
+    """Bound each of ``task``'s checks by ``seconds`` (a config's ``verifier_timeout``) for this process."""
+    if seconds is None:
+        return
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or seconds <= 0:
+        msg = f"{where}: verifier_timeout must be a number of seconds > 0, got {seconds!r}."
+        raise ConfigError(msg + "\nHint: e.g. verifier_timeout: 5")
+    task.verifier_timeout = float(seconds)
+
+
 def plugin_names() -> dict[str, str]:
     """The tasks installed packages register: name -> ``module:Class``."""
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
@@ -273,6 +283,11 @@ def _contract_breach(task: Task, knobs: dict[str, Any], n: int) -> str | None:
     untyped = [f for f in task.fields if f not in task.field_types]
     if untyped:
         return f"field(s) {untyped} have no type in `field_types`"
+    timeout = task.verifier_timeout
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+    ):
+        return f"`verifier_timeout` must be a number of seconds > 0 or None, got {timeout!r}"
     if cls.check is Task.check:
         return "missing method check(answer, meta) (the verifier)"
     if not task.generated:
