@@ -16,6 +16,7 @@ from typing import Any, ClassVar, NamedTuple
 
 import polars as pl
 
+from tracekit.errors import TracekitError
 from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.ids import problem_id, seed_for
 from tracekit.schemas import polars_schema
@@ -195,6 +196,8 @@ class Task:
             if self.verifier_timeout is None:
                 return self.check(stripped, meta)
             return _bounded_check(self, stripped, meta)
+        except TracekitError:  # too many hung checks (a ConfigError is a ValueError too): not a verdict
+            raise
         except (ValueError, ArithmeticError, RecursionError) as exc:  # a text that does not parse or compute
             return Check(False, "unparseable", f"{stripped[:80]} ({type(exc).__name__})")
 

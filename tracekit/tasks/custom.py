@@ -124,6 +124,10 @@ def _load_spec(spec: str, where: str | None = None) -> tuple[Task, str]:
         module, source_target = _import_module(target, where), target
     else:
         raise ConfigError(f"{where}: {target!r} is neither a .py file nor a module name.\n{SPEC_HINT}")
+    source = f"{source_target}:{cls_name}"
+    for task, known_source in _LOADED.values():
+        if known_source == source:  # the same class named another way (a relative path): one task
+            return task, source
     obj = getattr(module, cls_name, None)
     if obj is None:
         classes = [
@@ -147,7 +151,6 @@ def _load_spec(spec: str, where: str | None = None) -> tuple[Task, str]:
     else:
         msg = f"{where}: {cls_name} is a {type(obj).__name__}, not a tracekit.tasks.Task subclass."
         raise ConfigError(msg + "\nHint: `from tracekit.tasks import Task` and subclass it.")
-    source = f"{source_target}:{cls_name}"
     check_task(task, where=f"task {source}")
     return task, source
 
