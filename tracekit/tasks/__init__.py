@@ -152,7 +152,8 @@ def task_problems(
     dataset task from outside the package are contract-checked (their answers score right)."""
     task = get_task(name)
     if path:
-        frames = [task.load(path, split=split, **knobs).head(n) for knobs in difficulties]
+        # a dataset task's options arrive as one mapping (a `split` column is an option of `dataset`)
+        frames = [task.load(path, split=split, **({"options": k} if k else {})).head(n) for k in difficulties]
         loaded = pl.concat(frames).unique("problem_id", keep="first", maintain_order=True)
         custom.check_loaded(task, loaded, path)
         return loaded

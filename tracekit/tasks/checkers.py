@@ -108,7 +108,7 @@ def normalise_text(text: str) -> str:
     t = t.strip("*").strip()
     t = re.sub(r"\s+", " ", t).rstrip(".").strip()
     if len(t) >= 2 and t[0] == t[-1] and t[0] in "\"'`":
-        t = t[1:-1].strip()
+        t = t[1:-1].strip().rstrip(".").strip()
     return t
 
 

@@ -240,9 +240,18 @@ class DatasetTask(Task):
         ]
         need_columns(frame, path, wanted, self.layout)
 
-    def load(self, path: str | Path, *, split: str | None = None, **knobs: Any) -> pl.DataFrame:
-        """The problems of ``split`` in ``path``, as a ``problems`` table frame."""
+    def load(
+        self,
+        path: str | Path,
+        *,
+        split: str | None = None,
+        options: dict[str, Any] | None = None,
+        **knobs: Any,
+    ) -> pl.DataFrame:
+        """The problems of ``split`` in ``path``, as a ``problems`` table frame; ``options`` (or
+        keywords) are the task's options (a config's ``options:``: column mapping, checker...)."""
         split = split or self.default_split
+        knobs = {**(options or {}), **knobs}
         self._check_known(knobs)
         opts = self.options(knobs)
         frame = read_source(path, self.hub_split(split), self.hub_config)
