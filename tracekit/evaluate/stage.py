@@ -39,7 +39,7 @@ from tracekit.schemas import polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
-from tracekit.tasks import get_task, task_sources
+from tracekit.tasks import get_task, load_recorded_tasks, task_sources
 
 LINEAGE_FILE = "tracekit-lineage.json"  # a checkpoint's training lineage, copied into every eval row
 
@@ -315,5 +315,7 @@ def _training_problems(cfg: EvalConfig) -> pl.DataFrame:
     for path in cfg.decontaminate.against or (cfg.store,):
         if not cfg.decontaminate.against and not Path(path).exists():
             continue  # a new eval store holds no training problems
-        frames.append(read_table(Store(path), "problems", cols))
+        training = Store(path)
+        load_recorded_tasks(training)  # its tasks from outside the package decide what overlaps
+        frames.append(read_table(training, "problems", cols))
     return pl.concat(frames) if frames else pl.DataFrame(schema={c: pl.Utf8 for c in cols})
