@@ -34,7 +34,11 @@ def tasks_list(
         typer.echo(f"{name}: {found.description}{source}")
         for knob, doc in found.knobs.items():
             typer.echo(f"    {knob}: {doc}")
-        typer.echo(f"    example: {found.example()}\n")
+        try:
+            example = found.example()
+        except (TypeError, ValueError) as exc:  # a task whose options have no defaults
+            example = f"(none without options: {exc})"
+        typer.echo(f"    example: {example}\n")
 
 
 @app.command()

@@ -380,3 +380,17 @@ def test_the_task_contract_holds_for_every_built_in_task():
 
     for task in TASKS.values():
         check_task(task)
+
+
+def test_a_task_whose_options_have_no_defaults_is_checked_at_the_configs_options(tmp_path, tk):
+    text = SUMS.format(name="needs_high").replace(
+        "def make_item(self, rng, high=9)", "def make_item(self, rng, high)"
+    )
+    path = write(tmp_path / "t.py", text)
+    code, out, err = tk("tasks", "list", "--task", f"{path}:Sums")
+    assert code == 0 and "needs_high:" in out and "example: (none without options" in out, err
+    from tracekit.pipeline.config import TaskSpec
+
+    assert TaskSpec(name=f"{path}:Sums", options={"high": 4}).options == {"high": 4}
+    with pytest.raises(ConfigError, match="invalid option value"):
+        TaskSpec(name=f"{path}:Sums")

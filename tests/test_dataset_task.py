@@ -138,6 +138,7 @@ def test_repeated_rows_are_kept_once(tmp_path):
         ("__import__('os')", "0", "not_a_number"),
         ("1/0", "0", "not_a_number"),
         ("7", "8", "wrong_value"),
+        ("12 or thirteen", "12", "multiple_answers"),
     ],
 )
 def test_number_checker(answer, reference, reason):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import json
 import random
 import re
@@ -242,7 +243,9 @@ def check_task(
     ``make_item(rng, **knobs)`` (a generated task) or a ``load(path, split=...)`` (a dataset
     task, ``generated = False``). A generated task must also make, at ``knobs``, ``n``
     problems with a ``question`` and a string ``answer``, JSON fields of the declared types,
-    the same problem from the same seed, and an answer its own verifier scores correct.
+    the same problem from the same seed, and an answer its own verifier scores correct. With
+    ``knobs=None`` (a task being loaded), a ``make_item`` with options that have no defaults is
+    checked later, at the options a config gives.
 
     Examples
     --------
@@ -258,14 +261,15 @@ def check_task(
     tracekit.errors.ConfigError: task 'no_check' does not meet the task contract: missing method check(answer, meta)...
     """
     where = where or f"task {getattr(task, 'name', type(task).__name__)!r}"
-    problem = _contract_breach(task, dict(knobs or {}), n)
+    problem = _contract_breach(task, knobs, n)
     if problem:
         msg = f"{where} does not meet the task contract: {problem}."
         raise ConfigError(msg + "\nHint: see docs/custom-tasks.md for what a task defines.")
 
 
-def _contract_breach(task: Task, knobs: dict[str, Any], n: int) -> str | None:
+def _contract_breach(task: Task, given: dict[str, Any] | None, n: int) -> str | None:
     cls = type(task)
+    knobs = dict(given or {})
     name = getattr(task, "name", None)
     if not isinstance(name, str) or not _NAME_RE.match(name):
         return f"`name` must be a short name of letters, digits, '_', '.', '-', got {name!r}"
@@ -302,6 +306,12 @@ def _contract_breach(task: Task, knobs: dict[str, Any], n: int) -> str | None:
     unknown = sorted(set(knobs) - set(task.knobs))
     if unknown:
         return f"unknown option(s) {unknown} (its knobs: {sorted(task.knobs)})"
+    try:
+        inspect.signature(task.make_item).bind(random.Random(0), **knobs)
+    except TypeError as exc:
+        if given is None:  # options without defaults: its problems are checked where a config gives them
+            return None
+        return f"make_item cannot take the options {knobs}: {exc}"
     for i in range(n):
         item, problem = _made(task, i, knobs)
         if problem:
