@@ -15,21 +15,41 @@ app.add_typer(tasks_app, name="tasks")
 
 
 @tasks_app.command("list")
-def tasks_list() -> None:
-    """Show every task: name, difficulty knobs and an example question."""
-    from tracekit.tasks import TASKS
+def tasks_list(
+    task: list[str] = typer.Option(
+        [],
+        "--task",
+        "-t",
+        help="Show only these tasks: a name, path/to/file.py:ClassName or package.module:ClassName "
+        "(loaded and contract-checked). Repeatable.",
+    ),
+) -> None:
+    """Show every task (built-in and installed through the tracekit.tasks entry points): name,
+    difficulty knobs and an example question."""
+    from tracekit.tasks import listed_tasks
 
-    for name, task in TASKS.items():
-        typer.echo(f"{name}: {task.description}")
-        for knob, doc in task.knobs.items():
+    for name, found in listed_tasks(task).items():
+        source = f"  [{found.source}]" if found.source else ""
+        found = found.task
+        typer.echo(f"{name}: {found.description}{source}")
+        for knob, doc in found.knobs.items():
             typer.echo(f"    {knob}: {doc}")
-        typer.echo(f"    example: {task.example()}\n")
+        try:
+            example = found.example()
+        except (TypeError, ValueError) as exc:  # a task whose options have no defaults
+            example = f"(none without options: {exc})"
+        typer.echo(f"    example: {example}\n")
 
 
 @app.command()
 def score(
     src: Path = typer.Argument(..., help="jsonl: the task's problem fields plus 'response' on each line."),
-    task: str = typer.Option(..., "--task", "-t", help="Task name (see `tracekit tasks list`)."),
+    task: str = typer.Option(
+        ...,
+        "--task",
+        "-t",
+        help="Task name (see `tracekit tasks list`), path/to/file.py:ClassName or package.module:ClassName.",
+    ),
     out: Path = typer.Option(
         ..., "--out", "-o", help="Output jsonl: each input line plus is_correct and reason."
     ),

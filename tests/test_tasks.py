@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tracekit.errors import ConfigError, UnknownNameError
-from tracekit.tasks import TASKS, get_task
+from tracekit.tasks import TASKS, check_task, get_task
 from tracekit.tasks.countdown import Countdown
 
 PROCEDURAL = ["countdown", "multiplication", "letter_countdown", "acronym"]
@@ -18,6 +18,7 @@ PROCEDURAL = ["countdown", "multiplication", "letter_countdown", "acronym"]
 @pytest.mark.parametrize("name", PROCEDURAL)
 def test_registry_contract(name):
     task = get_task(name)
+    check_task(task)  # the library's contract check, which every task from outside the package gets
     a = task.generate(25, seed=0)
     assert a.equals(task.generate(25, seed=0)), "same seed, same problems"
     assert not a.equals(task.generate(25, seed=1))

@@ -4,6 +4,8 @@ TRL calls ``reward(prompts=..., completions=..., completion_ids=..., **dataset_c
 and wants one float (or None) per completion. The dataset written by
 ``tracekit export --to trl-grpo`` carries ``task`` and ``meta`` (the task's fields as
 JSON), so one reward serves every task. Completions may be strings or chat messages.
+Problems of a task from outside the package also carry ``task_source`` (its
+``file.py:Class`` or ``module:Class``), from which the task is loaded here, once per process.
 """
 
 from __future__ import annotations
@@ -22,7 +24,17 @@ def _text(completion: Any) -> str:
     return ""
 
 
-def score_text(task: str, text: str, meta: str | dict) -> float:
+def find_task(task: str, source: str | None = None):
+    """The task ``task``, loaded from ``source`` first where it is not known yet (a task from
+    outside the package, as an export records it)."""
+    from tracekit.tasks import TASKS, task_source
+
+    if source and task not in TASKS and task_source(task) != source:
+        get_task(source)
+    return get_task(task)
+
+
+def score_text(task: str, text: str, meta: str | dict, source: str | None = None) -> float:
     """1.0 when ``text``'s final answer passes ``task``'s verifier for the fields ``meta``, else 0.0.
 
     The one scoring rule behind every reward here (TRL and verl): the final answer is the
@@ -34,11 +46,20 @@ def score_text(task: str, text: str, meta: str | dict) -> float:
     1.0
     """
     fields = json.loads(meta) if isinstance(meta, str) else meta
-    return 1.0 if get_task(task).score(text, fields).is_correct else 0.0
+    return 1.0 if find_task(task, source).score(text, fields).is_correct else 0.0
 
 
-def correctness_reward(completions: list, task: list[str], meta: list[str], **kwargs: Any) -> list[float]:
+def correctness_reward(
+    completions: list,
+    task: list[str],
+    meta: list[str],
+    task_source: list[str | None] | None = None,
+    **kwargs: Any,
+) -> list[float]:
     """1.0 when the completion's final answer passes the task's verifier, else 0.0.
+
+    ``task_source`` (a column of exports with tasks from outside the package) says how to load
+    each row's task.
 
     Examples
     --------
@@ -46,7 +67,11 @@ def correctness_reward(completions: list, task: list[str], meta: list[str], **kw
     ...                    task=["countdown"] * 2, meta=['{"numbers": [1, 2, 3], "target": 9}'] * 2)
     [1.0, 0.0]
     """
-    return [score_text(name, _text(c), fields) for c, name, fields in zip(completions, task, meta)]
+    sources = task_source if task_source is not None else [None] * len(task)
+    return [
+        score_text(name, _text(c), fields, source)
+        for c, name, fields, source in zip(completions, task, meta, sources, strict=True)
+    ]
 
 
 def format_reward(completions: list, **kwargs: Any) -> list[float]:

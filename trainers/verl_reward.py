@@ -9,8 +9,9 @@ verl 0.9 loads it with::
 a file path, ``python -c 'import tracekit.trainers.verl_reward as m; print(m.__file__)'``,
 works as ``path`` too). verl calls it by keyword with the decoded response only (no prompt);
 ``data_source`` is the task name and ``ground_truth`` the problem's verifier fields (JSON),
-as the export writes them. The score is the same as everywhere else in tracekit: the final
-``<answer>`` after ``</think>``, checked by the task's exact verifier.
+as the export writes them; for a task from outside the package, ``extra_info["task_source"]``
+says how to load it (its ``file.py:Class`` or ``module:Class``). The score is the same as
+everywhere else in tracekit: the final ``<answer>`` after ``</think>``, checked by the task's exact verifier.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def compute_score(
 ) -> float:
     """1.0 when ``solution_str``'s final answer is right for the problem, else 0.0.
 
-    ``extra_info`` (``split``, ``index``, ``problem_id``, and whatever verl adds, such as
-    ``num_turns`` or ``rollout_reward_scores``) and any other keyword are accepted and unused.
+    ``extra_info`` (``split``, ``index``, ``problem_id``, ``task_source`` for a task from outside
+    the package, and whatever verl adds, such as ``num_turns`` or ``rollout_reward_scores``) and
+    any other keyword are accepted; only ``task_source`` is used.
 
     Examples
     --------
@@ -38,4 +40,5 @@ def compute_score(
     ...               ground_truth='{"numbers": [1, 2, 3], "target": 9}', extra_info={"num_turns": 1})
     1.0
     """
-    return score_text(data_source, solution_str or "", ground_truth)
+    source = extra_info.get("task_source") if isinstance(extra_info, dict) else None
+    return score_text(data_source, solution_str or "", ground_truth, source)

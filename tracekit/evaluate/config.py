@@ -31,15 +31,24 @@ class EvalModel:
 
 @dataclass(frozen=True)
 class EvalTask:
-    """name: a registered task; n: held-out problems per difficulty; options: the task's knobs, where
-    a list value sweeps difficulties (``n_numbers: [3, 4, 5, 6]`` is four difficulties); path: data
-    file for dataset tasks (GSM8K, CommonsenseQA, math); split: the held-out split (``test``)."""
+    """name: a registered task, path/to/file.py:ClassName or package.module:ClassName; n: held-out
+    problems per difficulty; options: the task's knobs, where a list value sweeps difficulties
+    (``n_numbers: [3, 4, 5, 6]`` is four difficulties); path: data file for dataset tasks
+    (dataset, GSM8K, CommonsenseQA, math); split: the held-out split (``test``); verifier_timeout:
+    seconds one verifier call may take (a slower one is the verdict ``timeout``; default: unbounded)."""
 
     name: str
     n: int = 50
     options: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
     split: str = "test"
+    verifier_timeout: float | None = None
+
+    def __post_init__(self) -> None:
+        from tracekit.tasks import get_task
+        from tracekit.tasks.custom import set_verifier_timeout
+
+        set_verifier_timeout(get_task(self.name), self.verifier_timeout, f"task {self.name!r}")
 
     def difficulties(self) -> list[dict[str, Any]]:
         """One knob mapping per difficulty (the cartesian product of list-valued options)."""
@@ -130,7 +139,11 @@ class EvalConfig:
     def to_json(self) -> str:
         import dataclasses
 
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        data = dataclasses.asdict(self)
+        for task in data["tasks"]:  # unset, it leaves the hash of configs written before it existed
+            if task["verifier_timeout"] is None:
+                del task["verifier_timeout"]
+        return json.dumps(data, sort_keys=True, default=str)
 
 
 def load_eval_config(path: str | Path, **overrides: Any) -> EvalConfig:

@@ -208,7 +208,9 @@ def skill_tables(store, *, source: str = "traces", tokenizer: str | None = None)
     """Skill analytics of a store's traces or evals: ``{"source", "length_unit", "groups", "overall"}``."""
     from tracekit.errors import ConfigError
     from tracekit.evaluate.results import current_evals
+    from tracekit.tasks import load_recorded_tasks
 
+    load_recorded_tasks(store)  # tasks from outside the package that its evals are scored by
     if source == "traces":
         traces = read_table(
             store, "traces", ["problem_id", "format", "completion", "reflection_ids", "final_correct"]

@@ -39,7 +39,7 @@ from tracekit.schemas import polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
-from tracekit.tasks import get_task
+from tracekit.tasks import get_task, load_recorded_tasks, task_sources
 
 LINEAGE_FILE = "tracekit-lineage.json"  # a checkpoint's training lineage, copied into every eval row
 
@@ -203,7 +203,8 @@ def _run_eval(store: Store, cfg: EvalConfig, *, samplers, progress: bool, echo) 
 
     cfg_dict = json.loads(cfg.to_json())
     cfg_hash = stable_hash(cfg_dict)
-    with recording(store, "eval", cfg_dict, seed=cfg.seed) as rec:
+    recorded = {**cfg_dict, "task_sources": task_sources(spec.name for spec in cfg.tasks)}
+    with recording(store, "eval", recorded, seed=cfg.seed) as rec:
         with rec.stage("problems"):
             problems = eval_problems(cfg)
             training = _training_problems(cfg)
@@ -314,5 +315,7 @@ def _training_problems(cfg: EvalConfig) -> pl.DataFrame:
     for path in cfg.decontaminate.against or (cfg.store,):
         if not cfg.decontaminate.against and not Path(path).exists():
             continue  # a new eval store holds no training problems
-        frames.append(read_table(Store(path), "problems", cols))
+        training = Store(path)
+        load_recorded_tasks(training)  # its tasks from outside the package decide what overlaps
+        frames.append(read_table(training, "problems", cols))
     return pl.concat(frames) if frames else pl.DataFrame(schema={c: pl.Utf8 for c in cols})

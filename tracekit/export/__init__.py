@@ -79,6 +79,9 @@ def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Writte
     except OutputError as exc:  # a read-only store can still be exported; its runs table cannot grow
         recordable = False
         reason = str(exc).split("\n")[0]
+    from tracekit.tasks import load_recorded_tasks
+
+    load_recorded_tasks(store)  # tasks from outside the package that made its problems
     started = time.perf_counter()
     written = exporter(store, out, **options)
     manifest = write_manifest(written, store)

@@ -148,6 +148,15 @@ def unverifiable(problems: pl.LazyFrame) -> str | None:
     return None
 
 
+def problem_task_sources(problems: pl.LazyFrame) -> dict[str, str]:
+    """How to load each task from outside the package that ``problems`` use (name -> source, see
+    :func:`tracekit.tasks.task_sources`); built-in tasks and labels without a verifier are left out."""
+    from tracekit.tasks import TASKS, task_source
+
+    tasks = problems.select(pl.col("task").unique(maintain_order=True)).collect()["task"].to_list()
+    return {t: task_source(t) for t in tasks if t not in TASKS and task_source(t) is not None}
+
+
 UNVERIFIABLE_HINT = (
     "import Countdown data with `tracekit import-skillfactory --task countdown` (numbers and "
     "target are read from each question), or generate problems with `tracekit run`."

@@ -25,6 +25,7 @@ from tracekit.export.source import (
     Written,
     orphans,
     problem_splits,
+    problem_task_sources,
     read_table,
     require_rows,
     select_formats,
@@ -82,8 +83,10 @@ def export_trl_sft(store: Store, out: str | Path, *, formats: list[str] | None =
     return Written("trl-sft", out, files, counts, {"formats": formats})
 
 
-def grpo_view(store: Store) -> pl.LazyFrame:
-    """One row per problem: ``GRPO_COLUMNS`` (prompt, verifier fields, base-model sample counts)."""
+def grpo_view(store: Store, sources: dict[str, str] | None = None) -> pl.LazyFrame:
+    """One row per problem: ``GRPO_COLUMNS`` (prompt, verifier fields, base-model sample counts),
+    plus ``task_source`` (how to load the task, null for a built-in one) when ``sources`` names
+    tasks from outside the package."""
     samples = read_table(store, "samples").select("problem_id", "is_correct").collect()
     base = samples.group_by("problem_id").agg(
         base_samples=pl.len().cast(pl.Int64), base_correct=pl.col("is_correct").sum().cast(pl.Int64)
@@ -99,6 +102,11 @@ def grpo_view(store: Store) -> pl.LazyFrame:
         "problem_id",
         pl.col("base_samples").fill_null(0),
         pl.col("base_correct").fill_null(0),
+        *(
+            [pl.col("task").replace_strict(sources, default=None, return_dtype=pl.Utf8).alias("task_source")]
+            if sources
+            else []
+        ),
     )
 
 
@@ -120,7 +128,8 @@ def export_trl_grpo(store: Store, out: str | Path, *, split: str | None = None) 
     if reason:
         msg = f"cannot export {store.root} for GRPO: {reason}, so its reward would fail.\nHint: {UNVERIFIABLE_HINT}"
         raise InputFormatError(msg)
-    rows = grpo_view(store)
+    sources = problem_task_sources(read_table(store, "problems"))
+    rows = grpo_view(store, sources)
     if split:
         rows = rows.join(
             problem_splits(store).filter(pl.col("split") == split).select("problem_id").lazy(),
@@ -136,4 +145,6 @@ def export_trl_grpo(store: Store, out: str | Path, *, split: str | None = None) 
         "add problems with `tracekit run CONFIG` or `tracekit import-skillfactory`.",
     )
     files, counts = write_splits(rows, problem_splits(store), out)
-    return Written("trl-grpo", out, files, counts, {"split": split})
+    return Written(
+        "trl-grpo", out, files, counts, {"split": split, **({"task_sources": sources} if sources else {})}
+    )

@@ -25,6 +25,7 @@ from tracekit.export.source import (
     Written,
     orphans,
     problem_splits,
+    problem_task_sources,
     read_table,
     require_rows,
     select_formats,
@@ -46,8 +47,11 @@ ABILITY = {
 }
 
 
-def verl_rl_view(problems: pl.LazyFrame, split: str) -> pl.LazyFrame:
+def verl_rl_view(problems: pl.LazyFrame, split: str, sources: dict[str, str] | None = None) -> pl.LazyFrame:
     """verl RL rows from ``problems`` rows of one split (``index`` is the row within the split's file).
+
+    With ``sources`` (tasks from outside the package: name -> how to load it), ``extra_info``
+    also holds ``task_source`` (null for a built-in task), which ``compute_score`` loads.
 
     Examples
     --------
@@ -68,6 +72,11 @@ def verl_rl_view(problems: pl.LazyFrame, split: str) -> pl.LazyFrame:
             split=pl.lit(split),
             index=pl.col("_row").cast(pl.Int64),
             problem_id=pl.col("problem_id"),
+            **(
+                {"task_source": pl.col("task").replace_strict(sources, default=None, return_dtype=pl.Utf8)}
+                if sources
+                else {}
+            ),
         ).alias("extra_info"),
     )
 
@@ -106,7 +115,10 @@ def export_verl(store: Store, out: str | Path, *, formats: list[str] | None = No
     if reason:
         warn(f"verl: rl/ left out: {reason}. Hint: {UNVERIFIABLE_HINT}")
     else:
-        rl_files, rl_counts = write_splits(problems, splits, out / "rl", view=verl_rl_view)
+        sources = problem_task_sources(problems)
+        rl_files, rl_counts = write_splits(
+            problems, splits, out / "rl", view=lambda rows, split: verl_rl_view(rows, split, sources)
+        )
         files.update({f"rl/{k}": v for k, v in rl_files.items()})
         counts.update({f"rl/{k}": v for k, v in rl_counts.items()})
     if has_traces:
@@ -116,4 +128,5 @@ def export_verl(store: Store, out: str | Path, *, formats: list[str] | None = No
         files.update({f"sft/{k}": v for k, v in sft_files.items()})
         counts.update({f"sft/{k}": v for k, v in sft_counts.items()})
         counts["sft/skipped_no_problem"] = orphans(traces, splits)
-    return Written("verl", out, files, counts, {"formats": formats})
+    extra = {"task_sources": sources} if not reason and sources else {}
+    return Written("verl", out, files, counts, {"formats": formats, **extra})

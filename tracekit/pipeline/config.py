@@ -36,20 +36,26 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """name: a registered task; n: problems to make (or load); split: train | validation | test;
-    options: the task's difficulty knobs (see `tracekit tasks list`); path: data file for dataset tasks."""
+    """name: a registered task, path/to/file.py:ClassName or package.module:ClassName (see
+    docs/custom-tasks.md); n: problems to make (or load); split: train | validation | test;
+    options: the task's difficulty knobs (see `tracekit tasks list`; the `dataset` task: its
+    column mapping and checker); path: data file for dataset tasks; verifier_timeout: seconds
+    one verifier call may take (a slower one is the verdict `timeout`; default: unbounded)."""
 
     name: str
     n: int = 16
     split: str = "train"
     options: dict[str, Any] = field(default_factory=dict)
     path: str | None = None
+    verifier_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        from tracekit.tasks import get_task
+        from tracekit.tasks import check_task, get_task, task_source
         from tracekit.tasks.base import SPLIT_FRACTIONS
+        from tracekit.tasks.custom import set_verifier_timeout
 
         task = get_task(self.name)
+        set_verifier_timeout(task, self.verifier_timeout, f"task {self.name!r}")
         if self.n < 1:
             msg = f"task {self.name!r}: n must be >= 1 (problems to make), got {self.n}."
             raise ConfigError(msg + "\nHint: n: 16 makes 16 problems.")
@@ -59,7 +65,7 @@ class TaskSpec:
                 msg + "\nHint: splits are decided by content, so each holds different problems."
             )
         if task.generated and self.path is not None:
-            msg = f"task {self.name!r} is generated; 'path' is only for dataset tasks (gsm8k, commonsenseqa, math)."
+            msg = f"task {self.name!r} is generated; 'path' is only for dataset tasks (dataset, gsm8k, math, ...)."
             raise ConfigError(msg + "\nHint: remove 'path', or name a dataset task.")
         if not task.generated and self.path is None:
             msg = (
@@ -67,6 +73,8 @@ class TaskSpec:
             )
             raise ConfigError(msg + f"\nHint: add path: to the task, e.g. path: data/{self.name}.jsonl")
         task.check_knobs(self.options)
+        if task_source(task.name) is not None:  # a task from outside the package: its contract at these knobs
+            check_task(task, self.options, where=f"task {self.name!r} with options {self.options}")
 
 
 @dataclass(frozen=True)

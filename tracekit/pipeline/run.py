@@ -35,7 +35,7 @@ from tracekit.sampling.registry import make_sampler
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
-from tracekit.tasks import get_task, task_problems
+from tracekit.tasks import get_task, task_problems, task_sources
 
 
 def make_problems(cfg: RunConfig) -> pl.DataFrame:
@@ -110,7 +110,8 @@ def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool
 
     if dry_run:
         refuse_real_data(store)
-    with recording(store, "run", config_dict(cfg), seed=cfg.seed, config_hash=config_hash(cfg)) as rec:
+    recorded = {**config_dict(cfg), "task_sources": task_sources(spec.name for spec in cfg.tasks)}
+    with recording(store, "run", recorded, seed=cfg.seed, config_hash=config_hash(cfg)) as rec:
         with rec.stage("tasks"):
             problems = make_problems(cfg)
             sample_demos, reflect_demos = make_demos(cfg, set(problems["problem_id"].to_list()))

@@ -1,23 +1,30 @@
 """The task registry: every task by name, with did-you-mean for unknown names.
 
 Procedural tasks (``countdown``, ``multiplication``, ``letter_countdown``, ``acronym``)
-generate problems from a seed; dataset tasks (``gsm8k``, ``commonsenseqa``, ``math``)
-load local files. All share :meth:`Task.score`: one answer extraction and one exact
-verifier per task, used by the data filter, SFT validation, GRPO rewards and evaluation.
+generate problems from a seed; dataset tasks (``gsm8k``, ``commonsenseqa``, ``math``, and
+the generic ``dataset``: any file, a column mapping and a named checker) load local files.
+All share :meth:`Task.score`: one answer extraction and one exact verifier per task,
+used by the data filter, SFT validation, GRPO rewards and evaluation.
+
+A task from outside the package (``path/to/file.py:ClassName``, ``package.module:ClassName``
+or a name an installed package registers under the ``tracekit.tasks`` entry points) is
+loaded, contract-checked and then known by name: see :mod:`tracekit.tasks.custom`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import polars as pl
 
-from tracekit.errors import unknown_name
+from tracekit.tasks import custom
 from tracekit.tasks.acronym import Acronym
 from tracekit.tasks.base import Check, Task
 from tracekit.tasks.countdown import Countdown
+from tracekit.tasks.custom import check_task, task_source
+from tracekit.tasks.dataset import DatasetTask
 from tracekit.tasks.letters import LetterCountdown
 from tracekit.tasks.loaders import GSM8K, BoxedMath, CommonsenseQA
 from tracekit.tasks.multiplication import Multiplication
@@ -32,12 +39,14 @@ TASKS: dict[str, Task] = {
         GSM8K(),
         CommonsenseQA(),
         BoxedMath(),
+        DatasetTask(),
     )
 }
 
 
 def get_task(name: str) -> Task:
-    """The task registered as ``name``.
+    """The task registered as ``name``, or the one a ``file.py:Class`` / ``module:Class`` names
+    (imported and contract-checked once, then also known by its own ``name``).
 
     Examples
     --------
@@ -48,10 +57,84 @@ def get_task(name: str) -> Task:
     ...
     tracekit.errors.UnknownNameError: unknown task 'countdwn'. Did you mean 'countdown'...
     """
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise unknown_name("task", name, list(TASKS)) from None
+    task = TASKS.get(name)
+    return task if task is not None else custom.resolve(name, TASKS)
+
+
+def task_names() -> list[str]:
+    """Every task name known now: built-in, loaded from a file or module, installed as a plugin."""
+    return [*TASKS, *sorted((set(custom._LOADED) | set(custom.plugin_names())) - set(TASKS))]
+
+
+def task_sources(names: Iterable[str]) -> dict[str, str]:
+    """How to load each task from outside the package among ``names``: task name -> source
+    (see :func:`task_source`). Commands record it in their ``runs`` row and exports carry it, so
+    a later command, a reward function or verl's ``compute_score`` loads the same task."""
+    out = {}
+    for name in names:
+        task = get_task(name)
+        source = task_source(task.name)
+        if source is not None:
+            out[task.name] = source
+    return out
+
+
+def load_recorded_tasks(store) -> dict[str, str]:
+    """Load the tasks from outside the package that the commands recorded in ``store``'s ``runs``
+    used (their ``task_sources``), so that its rows' task names resolve in this process.
+    Returns them (name -> source); a source that no longer loads is a warning, and its task's
+    name then stays unknown."""
+    import json
+
+    from tracekit.errors import TracekitError, warn
+
+    if not store.count("runs"):
+        return {}
+    found: dict[str, str] = {}
+    for text in store.read("runs", columns=["config_json"])["config_json"]:
+        try:
+            sources = json.loads(text).get("task_sources") or {}
+        except ValueError:
+            continue
+        if isinstance(sources, dict):
+            found.update({str(k): str(v) for k, v in sources.items()})
+    for name, source in found.items():
+        if name in TASKS or (name in custom._LOADED and custom._LOADED[name][1] == source):
+            continue
+        try:
+            get_task(source)
+        except TracekitError as exc:
+            warn(
+                f"task {name!r} of {store.root} was loaded from {source}, which fails now: {str(exc).splitlines()[0]}"
+            )
+    return found
+
+
+class Listed(NamedTuple):
+    """A task as ``tracekit tasks list`` shows it: the task and where it comes from (None: built in)."""
+
+    task: Task
+    source: str | None
+
+
+def listed_tasks(names: Iterable[str] = ()) -> dict[str, Listed]:
+    """The tasks ``names`` name (loaded and contract-checked), or, given none, every built-in task
+    and every task installed packages register (one that fails to load is a warning, not an error).
+    """
+    from tracekit.errors import TracekitError, warn
+
+    if names:
+        picked = [get_task(n) for n in names]
+        return {t.name: Listed(t, task_source(t.name)) for t in picked}
+    out = {name: Listed(t, None) for name, t in TASKS.items()}
+    for name in sorted(custom.plugin_names()):
+        try:
+            task = get_task(name)
+        except TracekitError as exc:
+            warn(f"installed task {name!r} cannot be loaded: {str(exc).splitlines()[0]}")
+            continue
+        out[name] = Listed(task, task_source(name))
+    return out
 
 
 def task_problems(
@@ -65,11 +148,29 @@ def task_problems(
 ) -> pl.DataFrame:
     """The problems a config asks of task ``name``: the first ``n`` rows of the local file
     ``path`` (dataset tasks), or else ``n`` generated problems at each difficulty in turn.
-    The run pipeline and evaluation both build their problems here."""
+    The run pipeline and evaluation both build their problems here; the first rows of a
+    dataset task from outside the package are contract-checked (their answers score right)."""
     task = get_task(name)
     if path:
-        return task.load(path, split=split).head(n)
+        # a dataset task's options arrive as one mapping (a `split` column is an option of `dataset`)
+        frames = [task.load(path, split=split, **({"options": k} if k else {})).head(n) for k in difficulties]
+        loaded = pl.concat(frames).unique("problem_id", keep="first", maintain_order=True)
+        custom.check_loaded(task, loaded, path)
+        return loaded
     return pl.concat([task.generate(n, seed=seed, split=split, **knobs) for knobs in difficulties])
 
 
-__all__ = ["TASKS", "Check", "Task", "get_task", "task_problems"]
+__all__ = [
+    "TASKS",
+    "Check",
+    "Listed",
+    "Task",
+    "check_task",
+    "get_task",
+    "listed_tasks",
+    "load_recorded_tasks",
+    "task_names",
+    "task_problems",
+    "task_source",
+    "task_sources",
+]

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import random
 import re
+import threading
 from typing import Any, ClassVar, NamedTuple
 
 import polars as pl
 
+from tracekit.errors import TracekitError
 from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.ids import problem_id, seed_for
 from tracekit.schemas import polars_schema
@@ -76,10 +78,12 @@ class Task:
     description: ClassVar[str]
     knobs: ClassVar[dict[str, str]] = {}
     fields: ClassVar[tuple[str, ...]] = ()  # the problem fields its verifier reads (from ``meta``)
-    # the type of each field: "int", "str", "bool", "list[int]", "list[str]" ("a|b": either)
+    # the type of each field: "int", "float", "str", "bool", "list[int]", "list[str]" ("a|b": either)
     field_types: ClassVar[dict[str, str]] = {}
     multi_answer_guard: ClassVar[bool] = True
     generated: ClassVar[bool] = True  # False: loads an existing dataset (a run config gives its path)
+    # seconds one ``check`` may take (None: unbounded); a slower check is the verdict ``timeout``
+    verifier_timeout: float | None = None
 
     # -- hooks ------------------------------------------------------------------
     def make_item(self, rng: random.Random, **knobs: Any) -> dict[str, Any]:
@@ -189,7 +193,11 @@ class Task:
         if self.multi_answer_guard and _several_candidates(stripped):
             return Check(False, "multiple_answers", stripped)
         try:
-            return self.check(stripped, meta)
+            if self.verifier_timeout is None:
+                return self.check(stripped, meta)
+            return _bounded_check(self, stripped, meta)
+        except TracekitError:  # too many hung checks (a ConfigError is a ValueError too): not a verdict
+            raise
         except (ValueError, ArithmeticError, RecursionError) as exc:  # a text that does not parse or compute
             return Check(False, "unparseable", f"{stripped[:80]} ({type(exc).__name__})")
 
@@ -268,8 +276,50 @@ class Task:
         return self.generate(1, seed=0)["question"][0]
 
 
+MAX_HUNG_CHECKS = 8  # checks still running past their timeout before a run stops
+_HUNG: list[threading.Thread] = []
+
+
+def _bounded_check(task: Task, answer: str, meta: dict[str, Any]) -> Check:
+    """``task.check(answer, meta)`` bounded by ``task.verifier_timeout`` seconds.
+
+    The check runs in a daemon thread (in-process: a user's verifier is the user's own code);
+    one that does not return in time is the verdict ``timeout`` and is left to finish on its
+    own. More than :data:`MAX_HUNG_CHECKS` such checks still running is an error rather than a
+    pile of busy threads.
+    """
+    from tracekit.errors import ConfigError
+
+    _HUNG[:] = [t for t in _HUNG if t.is_alive()]
+    if len(_HUNG) >= MAX_HUNG_CHECKS:
+        msg = (
+            f"task {task.name!r}: {len(_HUNG)} verifier calls are still running past verifier_timeout "
+            f"({task.verifier_timeout} s); stopping rather than starting more."
+        )
+        raise ConfigError(msg + "\nHint: fix the verifier's slow case, or raise verifier_timeout.")
+    box: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            box.append((True, task.check(answer, meta)))
+        except BaseException as exc:  # handed to the caller as it is
+            box.append((False, exc))
+
+    worker = threading.Thread(target=run, name=f"tracekit-check-{task.name}", daemon=True)
+    worker.start()
+    worker.join(task.verifier_timeout)
+    if not box:
+        _HUNG.append(worker)
+        return Check(False, "timeout", answer[:100])
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
 _TYPE_WORDS = {
     "int": "an integer",
+    "float": "a number",
     "str": "a string",
     "bool": "true or false",
     "list[int]": "a list of integers",
@@ -280,6 +330,8 @@ _TYPE_WORDS = {
 def _has_type(value: Any, kind: str) -> bool:
     if kind == "int":
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
     if kind == "str":
         return isinstance(value, str)
     if kind == "bool":
