@@ -29,7 +29,9 @@ class S3Server:
         self.url = f"http://127.0.0.1:{self.port}"
         exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
         self.proc = subprocess.Popen(
-            [exe, "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [exe, "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         deadline = time.time() + 30
         while True:

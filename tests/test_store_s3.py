@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 
 import polars as pl
 import pytest
@@ -36,7 +35,9 @@ def raw(tmp_path):
 
 
 def cli(*args, check=True):
-    out = subprocess.run([sys.executable, "-m", "tracekit.cli", *map(str, args)], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "tracekit.cli", *map(str, args)], capture_output=True, text=True
+    )
     if check:
         assert out.returncode == 0, out.stderr[-3000:]
     return out
@@ -47,13 +48,27 @@ def test_every_command_works_on_s3(s3_store_url, raw, tmp_path, s3_server):
     cli("import-skillfactory", raw, "--store", url, "--quiet")
     cli("import-skillfactory", raw, "--store", url, "--quiet")  # again: adds nothing
     cli("rearrange", "--store", url, "--formats", "*C_full", "--n-max", "3", "--quiet")
-    cli("rearrange", "--store", url, "--formats", "*C_full,*CC", "--n-max", "3", "--seed", "1", "--replace", "--quiet")
+    cli(
+        "rearrange",
+        "--store",
+        url,
+        "--formats",
+        "*C_full,*CC",
+        "--n-max",
+        "3",
+        "--seed",
+        "1",
+        "--replace",
+        "--quiet",
+    )
     info = json.loads(cli("info", "--store", url, "--json").stdout)
     assert info["integrity"] == [] and info["warnings"] == []
     assert info["rows"]["samples"] == {"all": 240, "current_view": 240, "parts": 1}
     assert {r["format"] for r in info["traces_per_format"]} == {"*C_full", "*CC"}
     cli("export", "--store", url, "--to", "trl-sft", "--out", tmp_path / "sft")
-    assert pl.read_parquet(tmp_path / "sft" / "train.parquet").height == info["rows"]["traces"]["current_view"]
+    assert (
+        pl.read_parquet(tmp_path / "sft" / "train.parquet").height == info["rows"]["traces"]["current_view"]
+    )
     cli("export", "--store", url, "--to", "hf", "--out", tmp_path / "hf")
     cli("report", "--store", url, "--out", tmp_path / "report.html")
     assert "s3://" in (tmp_path / "report.html").read_text()
@@ -93,7 +108,16 @@ def test_concurrent_imports_on_s3_write_every_row_once(s3_store_url, tmp_path):
     Store(s3_store_url, create=True)
     procs = [
         subprocess.Popen(
-            [sys.executable, "-m", "tracekit.cli", "import-skillfactory", str(f), "--store", s3_store_url, "--quiet"],
+            [
+                sys.executable,
+                "-m",
+                "tracekit.cli",
+                "import-skillfactory",
+                str(f),
+                "--store",
+                s3_store_url,
+                "--quiet",
+            ],
             stderr=subprocess.PIPE,
             text=True,
         )
@@ -200,7 +224,10 @@ def test_s3_errors_are_one_line(s3_server, tmp_path):
     assert out.returncode == 2 and "s3://bucket/prefix" in out.stderr
     env = {**os.environ, "TRACEKIT_STORAGE_OPTIONS": "{nope"}
     bad = subprocess.run(
-        [sys.executable, "-m", "tracekit.cli", "info", "--store", "s3://b/st"], capture_output=True, text=True, env=env
+        [sys.executable, "-m", "tracekit.cli", "info", "--store", "s3://b/st"],
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert bad.returncode == 2 and "TRACEKIT_STORAGE_OPTIONS" in bad.stderr
     assert s3_server.env["AWS_SECRET_ACCESS_KEY"] not in out.stderr + bad.stderr

@@ -335,7 +335,10 @@ DAMAGE = {
     "record that is a list": lambda r: (r / "_log" / "0000000002.json").write_text("[]"),
     "entry without rows": lambda r: _edit_entry(r, lambda e: e.pop("rows")),
     "rows not an integer": lambda r: _edit_entry(r, lambda e: e.update(rows="12")),
-    "marker that is a folder": lambda r: ((r / "tracekit-store.json").unlink(), (r / "tracekit-store.json").mkdir()),
+    "marker that is a folder": lambda r: (
+        (r / "tracekit-store.json").unlink(),
+        (r / "tracekit-store.json").mkdir(),
+    ),
     "log that is a file": lambda r: (shutil.rmtree(r / "_log"), (r / "_log").write_text("x")),
 }
 
