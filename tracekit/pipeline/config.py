@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from tracekit.errors import ConfigError, TracekitError
+from tracekit.executor.config import ExecutorConfig
 from tracekit.rearrange.stage import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
 
@@ -128,7 +129,9 @@ def _at_least(name: str, value: int, low: int) -> None:
 class RunConfig:
     """store: output directory; seed: every random choice (tasks, sampling, reflection and, unless
     ``rearrange.seed`` overrides it, rearrangement); chunk_problems: problems per atomic write
-    (the unit of resume); model, tasks, sampling, reflection, rearrange: see each section."""
+    (the unit of resume); model, tasks, sampling, reflection, rearrange: see each section;
+    executor: where the model calls run (this process, or Ray actors: see
+    :class:`~tracekit.executor.config.ExecutorConfig`); it changes no row."""
 
     store: str
     tasks: tuple[TaskSpec, ...]
@@ -138,6 +141,7 @@ class RunConfig:
     sampling: SampleConfig = field(default_factory=SampleConfig)
     reflection: ReflectConfig = field(default_factory=ReflectConfig)
     rearrange: RearrangeConfig = field(default_factory=RearrangeConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
         from tracekit.ids import check_seed
@@ -280,8 +284,12 @@ def config_dict(cfg: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# what does not change a row: where the store is, where the model calls run
+NOT_HASHED = ("store", "executor")
+
+
 def config_hash(cfg: RunConfig) -> str:
-    """Hash of what a run makes: the configuration without the store's location."""
+    """Hash of what a run makes: the configuration without the store's location and the executor."""
     from tracekit.ids import stable_hash
 
-    return stable_hash({k: v for k, v in config_dict(cfg).items() if k != "store"})
+    return stable_hash({k: v for k, v in config_dict(cfg).items() if k not in NOT_HASHED})
