@@ -280,6 +280,15 @@ def load_config(path: str | Path, **overrides: Any) -> RunConfig:
     return _build(RunConfig, data, f"{Path(path).name}: ")
 
 
+def with_executor(cfg, backend: str | None):
+    """``cfg`` (a run or eval config) with ``executor.backend`` replaced (``--executor``), checked;
+    ``local`` drops the Ray settings (one process has no replicas)."""
+    if backend is None:
+        return cfg
+    executor = ExecutorConfig() if backend == "local" else dataclasses.replace(cfg.executor, backend=backend)
+    return dataclasses.replace(cfg, executor=executor)
+
+
 def config_dict(cfg: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
