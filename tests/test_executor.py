@@ -124,7 +124,7 @@ def test_local_executor_runs_follow_ups_before_the_next_job():
     assert ex.start(Build(ready=sampler)).source == "scripted"
     feed = Feed(Job(lambda plan, s: plan, plan) for plan in ("s0", "s1"))
     order = []
-    for job, result in ex.map(feed):
+    for _job, result in ex.map(feed):
         order.append(result)
         if result.startswith("s"):
             feed.push(Job(lambda plan, s: plan, "r" + result[1]))
