@@ -253,3 +253,22 @@ def test_cli_runs_on_ray_and_bad_executor_is_one_error(cluster, tmp_path, tk):
     assert status == 0 and Store(tmp_path / "st-dry-run").count("runs") == 2
     status, _, err = tk("run", path, "--dry-run", "--executor", "rey")
     assert status == 2 and "Did you mean 'ray'" in err
+
+
+class Refusing(ScriptedSampler):
+    def generate(self, requests):
+        raise TracekitError("HTTP 400 from http://127.0.0.1:1/v1: bad request")
+
+
+def test_a_replicas_error_reaches_the_driver_as_itself(cluster, tmp_path):
+    """An error inside an actor (building its sampler, or a call) is the same tracekit error on the
+    driver (one `error:` line in the CLI), and the run records nothing."""
+    ex = make_executor(ray_cfg(replicas=1))
+    with pytest.raises(ConfigError, match="backend 'scripted' has no option 'bogus'"):
+        ex.start(Build("scripted", {"bogus": 1}))
+    assert ex.actors == []
+    with pytest.raises(TracekitError, match="HTTP 400 from"):
+        run_pipeline(
+            config(tmp_path), sampler=Refusing(), executor=make_executor(ray_cfg(replicas=1)), **quiet
+        )
+    assert Store(tmp_path / "st").count("runs") == 0
