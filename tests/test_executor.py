@@ -28,7 +28,10 @@ from tracekit.pipeline.config import _build
 from tracekit.sampling.scripted import ScriptedSampler
 from tracekit.store import Store
 
-ray = pytest.importorskip("ray", reason="the ray extra (pip install -e '.[ray]'; make test installs it)")
+try:
+    import ray
+except ImportError:  # the Ray tests skip (the cluster fixture says why); the others run
+    ray = None
 
 TESTS = Path(__file__).resolve().parent
 TABLES = ("problems", "samples", "reflections", "traces")
@@ -78,6 +81,7 @@ def assert_same(got: dict, want: dict) -> None:
 @pytest.fixture(scope="module")
 def cluster():
     """A local Ray cluster for this module; HOME (Ray's token) and its files in a short temp dir."""
+    pytest.importorskip("ray", reason="the ray extra (pip install -e '.[ray]'; make test installs it)")
     temp = tempfile.mkdtemp(prefix="tkray", dir="/tmp")  # Unix socket paths: at most 107 bytes
     saved = {k: os.environ.get(k) for k in ("HOME", "PYTHONPATH")}
     os.environ["HOME"] = temp
@@ -100,6 +104,21 @@ def cluster():
             else:
                 os.environ[key] = value
         shutil.rmtree(temp, ignore_errors=True)
+
+
+def small(tmp_path, store="st"):
+    """The pipeline tests' config on 4 problems: 2 chunks, 24 samples, 48 reflections."""
+    return config(
+        tmp_path, store, tasks=[{"name": "multiplication", "n": 4, "options": {"digits": 2, "digits_b": 1}}]
+    )
+
+
+@pytest.fixture(scope="module")
+def want(tmp_path_factory) -> dict[str, pl.DataFrame]:
+    """The tables of ``small`` with the local executor (a run never interrupted)."""
+    path = tmp_path_factory.mktemp("want")
+    run_pipeline(small(path), sampler=ScriptedSampler(answerer), **quiet)
+    return tables(path / "st")
 
 
 def ray_cfg(**over) -> ExecutorConfig:
@@ -132,16 +151,59 @@ def test_local_executor_runs_follow_ups_before_the_next_job():
     assert order == ["s0", "r0", "s1", "r1"]
 
 
-def test_ray_gives_the_local_tables(cluster, tmp_path):
+class Logging(ScriptedSampler):
+    """Appends S (a sampling call) or R (a reflection call) to ``log`` for every call."""
+
+    def __init__(self, log: str) -> None:
+        super().__init__(answerer)
+        self.log = log
+
+    def generate(self, requests):
+        kind = "R" if "Proposed solution" in requests[0].messages[-1]["content"] else "S"
+        with open(self.log, "a") as fh:
+            fh.write(kind)
+        return super().generate(requests)
+
+
+class Closing(ScriptedSampler):
+    closed = 0
+
+    def close(self) -> None:
+        Closing.closed += 1
+
+
+def test_every_backend_can_be_closed_and_the_local_executor_closes_what_it_built(monkeypatch):
+    from tracekit.sampling.registry import BACKENDS, backend_class
+
+    assert all(callable(getattr(backend_class(name), "close", None)) for name in BACKENDS)
+    ex = LocalExecutor()
+    ex.start(Build(ready=Closing()))
+    ex.close()
+    assert Closing.closed == 0  # a ready sampler is its maker's to close
+    monkeypatch.setattr("tracekit.sampling.registry.make_sampler", lambda backend, **kw: Closing())
+    ex.start(Build("scripted"))
+    ex.close()
+    ex.close()
+    assert Closing.closed == 1  # once
+
+
+def test_sampling_of_the_next_chunk_overlaps_reflection(cluster, tmp_path):
+    """Locally a chunk's reflections run before the next chunk's samples; on one Ray actor with two
+    batches in flight, the next chunk is sampled while the driver writes the first and plans its reflections."""
+    run_pipeline(small(tmp_path, "local"), sampler=Logging(str(tmp_path / "local.log")), **quiet)
+    assert (tmp_path / "local.log").read_text() == "SRSR"
+    ex = make_executor(ray_cfg(replicas=1))
+    run_pipeline(small(tmp_path), sampler=Logging(str(tmp_path / "ray.log")), executor=ex, **quiet)
+    assert (tmp_path / "ray.log").read_text() == "SSRR"
+
+
+def test_ray_gives_the_local_tables(cluster, tmp_path, want):
     """Same config and seed: the Ray executor (2 replicas, results out of order) writes the local tables;
     so does an eval with budget forcing."""
-    run_pipeline(config(tmp_path, store="local"), sampler=ScriptedSampler(answerer), **quiet)
     ex = make_executor(ray_cfg())
-    summary = run_pipeline(
-        config(tmp_path, store="ray"), sampler=ScriptedSampler(answerer), executor=ex, **quiet
-    )
-    assert summary["samples"] == 36 and summary["reflections"] == 72
-    assert_same(tables(tmp_path / "ray"), tables(tmp_path / "local"))
+    summary = run_pipeline(small(tmp_path), sampler=ScriptedSampler(answerer), executor=ex, **quiet)
+    assert summary["samples"] == 24 and summary["reflections"] == 48
+    assert_same(tables(tmp_path / "st"), want)
     assert ex.actors == []  # closed: the actors are gone
 
     def eval_cfg(executor):
@@ -150,7 +212,7 @@ def test_ray_gives_the_local_tables(cluster, tmp_path):
             {
                 "store": str(tmp_path / "ev"),
                 "models": [{"label": "m", "backend": "scripted"}],
-                "tasks": [{"name": "multiplication", "n": 6}],
+                "tasks": [{"name": "multiplication", "n": 4}],
                 "k": 2,
                 "chunk_problems": 2,
                 "params": {"max_tokens": 16},
@@ -167,12 +229,11 @@ def test_ray_gives_the_local_tables(cluster, tmp_path):
     out = run_eval(
         eval_cfg({"backend": "ray", "replicas": 2}), **quiet
     )  # each actor builds `scripted` itself
-    assert out["new_rows"] == local["new_rows"] == {"base": 12, "forced": 12}
+    assert out["new_rows"] == local["new_rows"] == {"base": 8, "forced": 8}
     assert Store(tmp_path / "ev").read("evals").sort("eval_id").equals(evals)
 
 
-def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_path):
-    run_pipeline(config(tmp_path, store="want"), sampler=ScriptedSampler(answerer), **quiet)
+def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_path, want):
     flag = tmp_path / "flag"
     flag.write_text("")
     ex = make_executor(ray_cfg(max_in_flight=1))
@@ -180,7 +241,7 @@ def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_pat
 
     def drive():
         try:
-            run_pipeline(config(tmp_path), sampler=Armed(str(flag), after=1), executor=ex, **quiet)
+            run_pipeline(small(tmp_path), sampler=Armed(str(flag), after=1), executor=ex, **quiet)
         except BaseException as exc:  # reported to the test below
             failed.append(exc)
 
@@ -192,7 +253,7 @@ def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_pat
     thread.join(timeout=180)
     assert not thread.is_alive() and not failed, failed
     assert ex.requeued >= 1
-    assert_same(tables(tmp_path / "st"), tables(tmp_path / "want"))
+    assert_same(tables(tmp_path / "st"), want)
     samples = Store(tmp_path / "st").scan("samples").select("sample_id").collect()
     assert samples["sample_id"].is_unique().all()
 
@@ -200,47 +261,48 @@ def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_pat
 DRIVER = """
 import sys
 from test_executor import Armed
-from test_pipeline import config
+from test_executor import small
 from pathlib import Path
 from tracekit.executor import ExecutorConfig, make_executor
 from tracekit.pipeline import run_pipeline
 
 tmp, address, flag = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
 ex = make_executor(ExecutorConfig(backend="ray", address=address, replicas=2, max_in_flight=2))
-run_pipeline(config(tmp), sampler=Armed(flag, after=2), executor=ex, progress=False, echo=lambda s: None)
+run_pipeline(small(tmp), sampler=Armed(flag), executor=ex, progress=False, echo=lambda s: None)
 """
 
 
-def test_sigkill_the_driver_then_rerun(cluster, tmp_path):
+def test_sigkill_the_driver_then_rerun(cluster, tmp_path, want):
     """SIGKILL a Ray driver (a real process) while an actor is inside a call; run again: nothing lost,
     nothing finished regenerated, no id twice, the tables of a run never interrupted."""
-    run_pipeline(config(tmp_path, store="want"), sampler=ScriptedSampler(answerer), **quiet)
     flag = tmp_path / "flag"
     flag.write_text("")
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(tmp_path), cluster, str(flag)], cwd=TESTS)
     try:
-        wait_for(Path(str(flag) + ".pid"))
-        time.sleep(0.5)  # the other actor goes on; the driver commits what it returns
+        wait_for(Path(str(flag) + ".pid"))  # one actor is stuck in its first call
+        end = time.monotonic() + 120
+        while Store(tmp_path / "st").count("samples") == 0:  # the other actor's chunk is written
+            assert time.monotonic() < end, "the driver wrote nothing"
+            time.sleep(0.05)
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     st = Store(tmp_path / "st")
     before = {t: st.count(t) for t in ("samples", "reflections")}
-    assert st.count("runs") == 0 and before["samples"] > 0 and before["reflections"] < 72  # cut mid-run
-    summary = run_pipeline(
-        config(tmp_path), sampler=ScriptedSampler(answerer), executor=make_executor(ray_cfg()), **quiet
-    )
-    assert summary["new_samples"] == 36 - before["samples"]
-    assert summary["new_reflections"] == 72 - before["reflections"]
+    assert st.count("runs") == 0 and 0 < before["samples"] < 24 and before["reflections"] < 48  # cut mid-run
+    ex = make_executor(ray_cfg())
+    summary = run_pipeline(small(tmp_path), sampler=ScriptedSampler(answerer), executor=ex, **quiet)
+    assert summary["new_samples"] == 24 - before["samples"]
+    assert summary["new_reflections"] == 48 - before["reflections"]
     for table in ("samples", "reflections"):
         ids = st.scan(table).select(pl.first()).collect().to_series()
         assert ids.is_unique().all(), table
-    assert_same(tables(tmp_path / "st"), tables(tmp_path / "want"))
+    assert_same(tables(tmp_path / "st"), want)
 
 
 def test_cli_runs_on_ray_and_bad_executor_is_one_error(cluster, tmp_path, tk):
     path = tmp_path / "run.yaml"
-    data = settings(tmp_path / "st")
+    data = settings(tmp_path / "st", tasks=[{"name": "multiplication", "n": 4}])
     data["executor"] = {"replicas": 2}
     path.write_text(json.dumps(data))
     status, _, err = tk("run", path, "--dry-run", "-q")
@@ -269,6 +331,6 @@ def test_a_replicas_error_reaches_the_driver_as_itself(cluster, tmp_path):
     assert ex.actors == []
     with pytest.raises(TracekitError, match="HTTP 400 from"):
         run_pipeline(
-            config(tmp_path), sampler=Refusing(), executor=make_executor(ray_cfg(replicas=1)), **quiet
+            small(tmp_path), sampler=Refusing(), executor=make_executor(ray_cfg(replicas=1)), **quiet
         )
     assert Store(tmp_path / "st").count("runs") == 0
