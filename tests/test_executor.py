@@ -334,3 +334,21 @@ def test_a_replicas_error_reaches_the_driver_as_itself(cluster, tmp_path):
             small(tmp_path), sampler=Refusing(), executor=make_executor(ray_cfg(replicas=1)), **quiet
         )
     assert Store(tmp_path / "st").count("runs") == 0
+
+
+def test_eval_takes_executor_on_the_command_line(tmp_path, tk):
+    path = tmp_path / "eval.yaml"
+    data = {
+        "store": str(tmp_path / "ev"),
+        "models": [{"label": "m", "backend": "scripted"}],
+        "tasks": [{"name": "multiplication", "n": 2}],
+        "k": 1,
+        "decontaminate": {"enabled": False},
+        "executor": {"backend": "ray", "replicas": 2},
+    }
+    path.write_text(json.dumps(data))
+    status, _, err = tk("eval", path, "--executor", "rey")
+    assert status == 2 and err.count("error:") == 1 and "Did you mean 'ray'" in err
+    status, out, err = tk("eval", path, "--executor", "local", "-q")  # the Ray settings are dropped
+    assert status == 0, err
+    assert Store(tmp_path / "ev").count("evals") == 2
