@@ -233,10 +233,13 @@ def test_ray_gives_the_local_tables(cluster, tmp_path, want):
     assert Store(tmp_path / "ev").read("evals").sort("eval_id").equals(evals)
 
 
-def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_path, want):
+@pytest.mark.parametrize("restart", [True, False], ids=["restarted", "gone"])
+def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_path, want, restart):
+    """``ray.kill`` an actor inside a call: its batch goes to another actor, Ray restarts it (or, killed
+    for good, the other actor does the rest), and the run ends with the local tables."""
     flag = tmp_path / "flag"
     flag.write_text("")
-    ex = make_executor(ray_cfg(max_in_flight=1))
+    ex = make_executor(ray_cfg(max_in_flight=1, max_restarts=3 if restart else 0))
     failed = []
 
     def drive():
@@ -249,7 +252,7 @@ def test_a_killed_actor_is_restarted_and_its_batches_sent_again(cluster, tmp_pat
     thread.start()
     pid = int(wait_for(Path(str(flag) + ".pid")))
     victim = ex.actors[ex.pids.index(pid)]
-    ray.kill(victim, no_restart=False)  # Ray restarts it (max_restarts); its batch is redelivered
+    ray.kill(victim, no_restart=not restart)
     thread.join(timeout=180)
     assert not thread.is_alive() and not failed, failed
     assert ex.requeued >= 1

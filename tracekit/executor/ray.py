@@ -7,7 +7,8 @@ batches of whole problems), sends a job to the actor that already served its chu
 actor has room (prefix-cache hits), keeps at most ``max_in_flight`` jobs per actor
 (backpressure: nothing is planned further ahead), and takes results as they finish. A job
 whose actor died is sent again (to another actor when one is alive; at most ``max_attempts``
-times), and Ray restarts the actor (``max_restarts``), which rebuilds its sampler. Work is
+times), and Ray restarts the actor (``max_restarts``), which rebuilds its sampler; an actor
+lost more often than that gets no more jobs. Work is
 at-least-once; rows are exactly-once because only the driver writes, and ids decide.
 
 Ray Data's LLM processor is not used: it keeps only the first of ``n`` outputs and builds an
@@ -136,12 +137,16 @@ class RayExecutor:
         ray = self._ray
         source = iter(jobs)
         load = [0] * len(self.actors)
+        failures = [0] * len(self.actors)  # calls lost to each actor's deaths since it last returned
+        gone = self.cfg.max_restarts + 1  # more losses than restarts: the actor is not coming back
         home: dict[Any, int] = {}  # chunk key -> the actor that served it last
         inflight: dict[Any, tuple[Job, int, int]] = {}  # ref -> job, actor, attempt
         again: deque = deque()  # (job, attempt, actor it failed on)
 
         def pick(job: Job, avoid: int | None) -> int | None:
-            room = [i for i in range(len(self.actors)) if load[i] < self.cfg.max_in_flight]
+            room = [
+                i for i in range(len(self.actors)) if load[i] < self.cfg.max_in_flight and failures[i] < gone
+            ]
             if not room:
                 return None
             if home.get(job.key) in room and home.get(job.key) != avoid:
@@ -183,11 +188,18 @@ class RayExecutor:
                         msg
                         + "\nHint: see the actors' logs (ray logs); raise executor.max_attempts to retry more."
                     ) from None
+                failures[i] += 1
+                if all(f >= gone for f in failures):
+                    msg = f"executor: every actor died more than max_restarts={self.cfg.max_restarts} times: {exc}"
+                    raise ExecutorError(
+                        msg + "\nHint: see the actors' logs (ray logs), then run again."
+                    ) from None
                 self.requeued += 1
                 again.append((job, attempt + 1, i))
                 continue
             except ray.exceptions.RayTaskError as exc:
                 raise _cause(ray, exc) from None
+            failures[i] = 0
             yield job, result
 
     def close(self) -> None:
