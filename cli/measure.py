@@ -16,12 +16,16 @@ def eval_cmd(
     store: str | None = typer.Option(
         None, "--store", "-s", help="Override the config's store (a folder or s3://bucket/prefix)."
     ),
+    executor: str | None = typer.Option(
+        None, "--executor", help="Where the model calls run: local or ray (overrides executor.backend)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """Sample models on held-out problems, score them, store the rows and print Table-1-style results."""
     from tracekit.evaluate import load_eval_config, run_eval
+    from tracekit.pipeline.config import with_executor
 
-    cfg = load_eval_config(config, store=str(store) if store else None)
+    cfg = with_executor(load_eval_config(config, store=str(store) if store else None), executor)
     run_eval(cfg, progress=not quiet, echo=typer.echo)
 
 

@@ -23,6 +23,7 @@ LAYERS = [
     ["tracekit.sampling"],
     ["tracekit.sample", "tracekit.verify"],
     ["tracekit.reflect"],
+    ["tracekit.executor"],
     ["tracekit.filter"],
     ["tracekit.rearrange"],
     ["tracekit.reference"],

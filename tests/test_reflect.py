@@ -106,3 +106,21 @@ def test_demos_come_from_a_disjoint_seed_and_not_from_the_run():
     assert without[:3] == first[1:4]  # the excluded one is skipped, the order kept
     assert solved_demos(t, 2, seed=0, options={}, exclude=set()) == first[:2]  # a prefix: stable in n
     assert json.loads(json.dumps(first[0][3])) == first[0][3]
+
+
+def test_the_plan_leaves_out_stored_reflections_and_reads_only_missing_texts():
+    wanted = reflection_keys(SAMPLES, TASKS, BASE)
+    stored = wanted.filter(pl.col("sample_id") == "s-1")["reflection_id"]
+    asked = []
+
+    def read(ids):
+        asked.append(sorted(ids.to_list()))
+        return SAMPLES.filter(pl.col("sample_id").is_in(ids.implode()))
+
+    plan = plan_reflections(wanted, SAMPLES.head(0), QUESTIONS, TASKS, BASE, stored=stored, read=read)
+    assert [(w.sample_id, w.index) for w in plan.work] == [("s-2", 0), ("s-2", 1)] and plan.reused == 2
+    assert asked == [["s-2"]]  # only the sample that still misses reflections is read
+    done = plan_reflections(
+        wanted, SAMPLES.head(0), QUESTIONS, TASKS, BASE, stored=wanted["reflection_id"], read=read
+    )
+    assert done.work == () and done.reused == 4 and asked == [["s-2"]]

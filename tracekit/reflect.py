@@ -11,14 +11,15 @@ settings with ``max_tokens``, the run's seed and the reflection's index
 (:func:`reflection_keys`).
 
 **Plan, work, commit**, as in :mod:`tracekit.sample`: :func:`reflection_keys` names every
-wanted reflection; :func:`plan_reflections` turns the missing ones into requests, one per
-reflection seeded by its id (a plain :class:`ReflectPlan`); :func:`draw_reflections` does
-the work; the caller writes the frame.
+wanted reflection; :func:`plan_reflections` compares them with the stored ids and turns the
+missing ones into requests, one per reflection seeded by its id (a plain :class:`ReflectPlan`);
+:func:`draw_reflections` does the work (the only step that calls the model, wherever an
+executor runs it); the caller writes the frame.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -87,13 +88,15 @@ class ReflectWork:
 
 @dataclass(frozen=True)
 class ReflectPlan:
-    """The reflections to ask for, one request each."""
+    """The reflections to ask for, one request each; ``reused``: wanted reflections already stored."""
 
     setting: ReflectSetting
     work: tuple[ReflectWork, ...]
+    reused: int = 0
 
     def split(self, samples_per_call: int) -> list[ReflectPlan]:
-        """The plan in pieces of the reflections of ``samples_per_call`` samples (one backend call each)."""
+        """The plan in pieces of the reflections of ``samples_per_call`` samples (one backend call
+        each); the first piece counts the ``reused`` ones."""
         pieces: list[list[ReflectWork]] = []
         in_piece: set[str] = set()
         for work in self.work:
@@ -102,21 +105,38 @@ class ReflectPlan:
                 in_piece = set()
             pieces[-1].append(work)
             in_piece.add(work.sample_id)
-        return [ReflectPlan(self.setting, tuple(piece)) for piece in pieces]
+        return [
+            ReflectPlan(self.setting, tuple(piece), self.reused if i == 0 else 0)
+            for i, piece in enumerate(pieces)
+        ]
 
 
 def plan_reflections(
-    missing: pl.DataFrame,
+    wanted: pl.DataFrame,
     samples: pl.DataFrame,
     questions: Mapping[str, str],
     tasks: Mapping[str, str],
     setting: ReflectSetting,
+    *,
+    stored: pl.Series | None = None,
+    read: Callable[[pl.Series], pl.DataFrame] | None = None,
 ) -> ReflectPlan:
-    """Requests for the ``missing`` reflections (rows of :func:`reflection_keys`); ``samples``
-    holds at least their samples' ``sample_id`` and ``response``."""
+    """Requests for the ``wanted`` reflections (rows of :func:`reflection_keys`) whose id is not
+    among the ``stored`` ones.
+
+    ``samples`` holds ``sample_id`` and ``response`` of samples in memory (those just drawn);
+    ``read(sample_ids)`` returns the same columns for the other samples that still miss a
+    reflection (a resumed run reads them from the store), and is called only for those.
+    """
+    missing = wanted if stored is None else wanted.filter(~pl.col("reflection_id").is_in(stored.implode()))
+    reused = wanted.height - missing.height
     if missing.height == 0:
-        return ReflectPlan(setting, ())
-    response = dict(zip(*samples.select("sample_id", "response").get_columns()))
+        return ReflectPlan(setting, (), reused)
+    texts = samples.select("sample_id", "response")
+    need = missing.select("sample_id").unique(maintain_order=True).join(texts, on="sample_id", how="anti")
+    if need.height and read is not None:
+        texts = pl.concat([texts, read(need["sample_id"]).select("sample_id", "response")])
+    response = dict(zip(*texts.get_columns()))
     work = []
     grouped = missing.group_by("sample_id", "problem_id", maintain_order=True).agg(
         "reflection_index", "reflection_id"
@@ -127,7 +147,7 @@ def plan_reflections(
         for j, rid in zip(indices, ids):  # one request per reflection, seeded by its own id
             request = Request(messages=messages, n=1, params=setting.params, seed=seed_for(rid) % (2**31))
             work.append(ReflectWork(request, sid, pid, j, rid))
-    return ReflectPlan(setting, tuple(work))
+    return ReflectPlan(setting, tuple(work), reused)
 
 
 def draw_reflections(plan: ReflectPlan, sampler: Sampler) -> pl.DataFrame:

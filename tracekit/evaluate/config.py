@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekit.errors import ConfigError
+from tracekit.executor.config import ExecutorConfig
 from tracekit.pipeline.config import _build, read_yaml_mapping
 from tracekit.sampling.base import SamplingParams
 
@@ -100,7 +101,8 @@ class EvalConfig:
     (``question``: the bare question, as in SFT exports; or a prompt variant of run configs); params:
     decoding settings; chunk_problems: problems per atomic write (the unit of resume); seed: every
     random choice; budget_forcing: optional, see :class:`BudgetForcing`; decontaminate: see
-    :class:`Decontamination`."""
+    :class:`Decontamination`; executor: where the model calls run (see
+    :class:`~tracekit.executor.config.ExecutorConfig`; it changes no row and is not hashed)."""
 
     store: str
     models: tuple[EvalModel, ...]
@@ -115,6 +117,7 @@ class EvalConfig:
     chunk_problems: int = 16
     budget_forcing: BudgetForcing | None = None
     decontaminate: Decontamination = field(default_factory=Decontamination)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
         if not self.models:
@@ -144,6 +147,12 @@ class EvalConfig:
             if task["verifier_timeout"] is None:
                 del task["verifier_timeout"]
         return json.dumps(data, sort_keys=True, default=str)
+
+    def hashed(self) -> dict[str, Any]:
+        """The configuration as its rows' ``config_hash`` covers it (the executor left out: it changes no row)."""
+        out = json.loads(self.to_json())
+        out.pop("executor")
+        return out
 
 
 def load_eval_config(path: str | Path, **overrides: Any) -> EvalConfig:

@@ -17,24 +17,27 @@ import gc
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from tracekit.errors import warn
-from tracekit.evaluate.budget import Start, force_budget
-from tracekit.evaluate.config import EvalConfig, EvalModel
+from tracekit.evaluate.budget import Forced, Start, force_budget
+from tracekit.evaluate.config import BudgetForcing, EvalConfig, EvalModel
 from tracekit.evaluate.decontaminate import decontaminate
 from tracekit.evaluate.problems import eval_problems, read_table, scan_table
 from tracekit.evaluate.results import current_evals, format_results, results_long
+from tracekit.executor import Build, Executor, Feed, Job, ModelInfo, make_executor
+from tracekit.executor.base import timed
 from tracekit.ids import seed_for, stable_hash
 from tracekit.pipeline.config import ReflectConfig, RunConfig, SampleConfig, TaskSpec
 from tracekit.pipeline.run import make_demos
 from tracekit.prompts import load_variants, pick_variants
-from tracekit.sample import SampleSetting, sample_problems
+from tracekit.sample import SampleSetting, draw_samples, plan_samples
 from tracekit.sampling.base import Sampler
-from tracekit.sampling.registry import make_sampler
 from tracekit.schemas import polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
@@ -64,11 +67,11 @@ def fingerprint(folder: str | None) -> str | None:
     return "local:" + h.hexdigest()[:20]
 
 
-def _lineage(spec: EvalModel, sampler: Sampler, revision: str | None, cfg_hash: str, store: str) -> str:
+def _lineage(spec: EvalModel, model: ModelInfo, revision: str | None, cfg_hash: str, store: str) -> str:
     source = spec.options.get("model")
     out: dict[str, Any] = {
         "backend": spec.backend,
-        "model": sampler.model_id,
+        "model": model.model_id,
         "revision": revision,
         "eval_config_hash": cfg_hash,
         "store": store,
@@ -144,17 +147,24 @@ def _base_rows(new: pl.DataFrame, problems, label, revision, cfg_hash, lineage) 
     )
 
 
-def _force(
-    sampler: Sampler, base: pl.DataFrame, done: set[str], cfg: EvalConfig, problems, cfg_hash: str
-) -> pl.DataFrame:
+@dataclass(frozen=True)
+class ForcePlan:
+    """The budget forcing a chunk still needs: its stored ``base`` rows (with the ``forced_id`` each
+    gets) and the first responses to continue."""
+
+    base: pl.DataFrame
+    starts: tuple[Start, ...]
+    forcing: BudgetForcing
+
+
+def plan_forcing(base: pl.DataFrame, done: set[str], cfg: EvalConfig) -> ForcePlan:
+    """Continue the current ``base`` rows whose forced row is not among the ``done`` ids."""
     bf = cfg.budget_forcing
     setting = stable_hash(bf.trigger, bf.cut_before, bf.forces, bf.total_tokens)
     base = base.with_columns(
         forced_id=pl.Series(["e-" + stable_hash(e, "forced", setting) for e in base["eval_id"].to_list()])
     ).filter(~pl.col("forced_id").is_in(list(done)))
-    if base.height == 0:
-        return pl.DataFrame(schema=polars_schema("evals"))
-    starts = [
+    starts = tuple(
         Start(
             messages=tuple(json.loads(prompt)),
             params=cfg.params,
@@ -166,8 +176,19 @@ def _force(
         for eid, prompt, response, finish, n_tokens in base.select(
             "eval_id", "prompt", "response", "finish_reason", "n_tokens"
         ).iter_rows()
-    ]
-    forced = force_budget(sampler, starts, bf)
+    )
+    return ForcePlan(base, starts, bf)
+
+
+def draw_forced(plan: ForcePlan, sampler: Sampler) -> list[Forced]:
+    """Do a forcing plan's work (the only step of it that calls the model)."""
+    return force_budget(sampler, list(plan.starts), plan.forcing) if plan.starts else []
+
+
+def _forced_rows(plan: ForcePlan, forced: list[Forced], problems, cfg_hash: str) -> pl.DataFrame:
+    base = plan.base
+    if base.height == 0:
+        return pl.DataFrame(schema=polars_schema("evals"))
     frame = base.select(
         "forced_id", "sample_key", "label", "model", "model_revision", "problem_id", "sample_index", "prompt"
     ).rename({"forced_id": "eval_id"})
@@ -176,7 +197,7 @@ def _force(
         finish_reason=pl.Series([f.finish_reason for f in forced], dtype=pl.Utf8),
         n_tokens=pl.Series([f.n_tokens for f in forced], dtype=pl.Int64),
         n_forced=pl.Series([f.n_forced for f in forced], dtype=pl.Int64),
-        max_tokens=pl.lit(bf.total_tokens, dtype=pl.Int64),
+        max_tokens=pl.lit(plan.forcing.total_tokens, dtype=pl.Int64),
     )
     lineage = base["lineage_json"][0]
     return _rows(frame, problems, condition="forced", config_hash=cfg_hash, lineage_json=lineage)
@@ -186,23 +207,31 @@ def run_eval(
     cfg: EvalConfig,
     *,
     samplers: dict[str, Sampler] | None = None,
+    executor: Callable[[], Executor] | None = None,
     progress: bool = True,
     echo=print,
 ) -> dict[str, Any]:
     """Evaluate every model of ``cfg``; print and return the results (see the module docstring).
 
     ``samplers`` maps a model's position in ``cfg.models`` (as a string) or its label to a
-    ready backend (tests; otherwise each is built from the config, one at a time).
+    ready backend (tests; otherwise each is built from the config, one model at a time).
+    ``executor`` makes the executor of each model in turn (default: the one ``cfg.executor``
+    names); it is closed, and its engines' memory freed, before the next model.
     """
     with created_store(cfg.store) as store:  # a failed first eval into a new store leaves no store behind
-        return _run_eval(store, cfg, samplers=samplers, progress=progress, echo=echo)
+        return _run_eval(
+            store,
+            cfg,
+            samplers=samplers,
+            executor=executor or (lambda: make_executor(cfg.executor)),
+            progress=progress,
+            echo=echo,
+        )
 
 
-def _run_eval(store: Store, cfg: EvalConfig, *, samplers, progress: bool, echo) -> dict[str, Any]:
-    from tqdm import tqdm
-
+def _run_eval(store: Store, cfg: EvalConfig, *, samplers, executor, progress: bool, echo) -> dict[str, Any]:
     cfg_dict = json.loads(cfg.to_json())
-    cfg_hash = stable_hash(cfg_dict)
+    cfg_hash = stable_hash(cfg.hashed())  # the rows' hash: the executor changes no row
     recorded = {**cfg_dict, "task_sources": task_sources(spec.name for spec in cfg.tasks)}
     with recording(store, "eval", recorded, seed=cfg.seed) as rec:
         with rec.stage("problems"):
@@ -222,57 +251,36 @@ def _run_eval(store: Store, cfg: EvalConfig, *, samplers, progress: bool, echo) 
                     "decontaminate.against."
                 )
         variants = pick_variants([cfg.variant], load_variants(cfg.variants_file))
-        bar_opts = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True}
         new_rows: Counter = Counter()
         labels, models = [], []
         for position, spec in enumerate(cfg.models):
             given = (samplers or {}).get(str(position)) or (samplers or {}).get(spec.label or "")
-            with rec.stage("load_model"):
-                sampler = given or make_sampler(spec.backend, **spec.options)
-            label = spec.label or sampler.model_id
-            revision = sampler.model_revision or fingerprint(spec.options.get("model"))
-            labels.append(label)
-            models.append(f"{label}={sampler.model_id}@{revision}")
-            lineage = _lineage(spec, sampler, revision, cfg_hash, cfg.store)
-            few_shot = cfg.few_shot if spec.few_shot is None else spec.few_shot
-            demos = _demos(cfg, few_shot, set(problems["problem_id"].to_list()))
-            setting = SampleSetting(
-                variants=tuple(variants),
-                k=cfg.k,
-                params=cfg.params,
-                seed=cfg.seed,
-                model=sampler.model_id,
-                revision=revision,
-                demos=demos,
-            )
-            bar = tqdm(total=problems.height * cfg.k, desc=f"eval {label}", unit="row", **bar_opts)
-            for start in range(0, problems.height, cfg.chunk_problems):
-                chunk = problems.slice(start, cfg.chunk_problems)
-                mine = _mine(store, label, revision, chunk)
-                with rec.stage("sample"):
-                    # stored base rows in the sample stage's index shape (an eval id stands for the sample id)
-                    have = mine.filter(pl.col("condition") == "base").select(
-                        pl.col("eval_id").alias("sample_id"),
-                        "sample_key",
-                        "max_tokens",
-                        "finish_reason",
-                        "n_tokens",
-                    )
-                    new = sample_problems(chunk, sampler, setting, have)
-                    if new.height:
-                        rows = _base_rows(new, chunk, label, revision, cfg_hash, lineage)
-                        new_rows["base"] += store.write("evals", rows)
-                if cfg.budget_forcing is not None:
-                    with rec.stage("budget_forcing"):
-                        current = current_evals(_mine(store, label, revision, chunk))
-                        base = current.filter(pl.col("condition") == "base")
-                        done = set(current.filter(pl.col("condition") == "forced")["eval_id"].to_list())
-                        new_rows["forced"] += store.write(
-                            "evals", _force(sampler, base, done, cfg, chunk, cfg_hash)
-                        )
-                bar.update(chunk.height * cfg.k)
-            bar.close()
-            del sampler, given  # one model in memory at a time
+            ex = executor()
+            try:
+                with rec.stage("load_model"):
+                    model = ex.start(Build(ready=given) if given else Build(spec.backend, spec.options))
+                label = spec.label or model.model_id
+                revision = model.model_revision or fingerprint(spec.options.get("model"))
+                labels.append(label)
+                models.append(f"{label}={model.model_id}@{revision}")
+                few_shot = cfg.few_shot if spec.few_shot is None else spec.few_shot
+                setting = SampleSetting(
+                    variants=tuple(variants),
+                    k=cfg.k,
+                    params=cfg.params,
+                    seed=cfg.seed,
+                    model=model.model_id,
+                    revision=revision,
+                    demos=_demos(cfg, few_shot, set(problems["problem_id"].to_list())),
+                )
+                lineage = _lineage(spec, model, revision, cfg_hash, cfg.store)
+                out = _eval_model(
+                    store, cfg, rec, problems, setting, label, revision, lineage, cfg_hash, ex, progress
+                )
+                new_rows.update(out)
+            finally:
+                ex.close()  # one model in memory at a time
+            del given
             gc.collect()
         evals = current_evals(read_table(store, "evals"))
         conditions = ["base", "forced"] if cfg.budget_forcing is not None else ["base"]
@@ -294,6 +302,66 @@ def _run_eval(store: Store, cfg: EvalConfig, *, samplers, progress: bool, echo) 
         "results": long.to_dicts(),
         "labels": labels,
     }
+
+
+def _eval_model(
+    store: Store, cfg: EvalConfig, rec, problems, setting, label, revision, lineage, cfg_hash, ex, progress
+) -> Counter:
+    """One model's chunk loop: per chunk, plan the base samples, draw them (executor), commit; then,
+    with budget forcing, plan the forcing of the chunk's current base rows, draw it, commit."""
+    from tqdm import tqdm
+
+    new_rows: Counter = Counter()
+    bar = tqdm(
+        total=problems.height * cfg.k,
+        desc=f"eval {label}",
+        unit="row",
+        disable=not progress,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+
+    def base_jobs():
+        for number, start in enumerate(range(0, problems.height, cfg.chunk_problems)):
+            chunk = problems.slice(start, cfg.chunk_problems)
+            with rec.stage("sample"):
+                # stored base rows in the sample stage's index shape (an eval id stands for the sample id)
+                have = (
+                    _mine(store, label, revision, chunk)
+                    .filter(pl.col("condition") == "base")
+                    .select(
+                        pl.col("eval_id").alias("sample_id"),
+                        "sample_key",
+                        "max_tokens",
+                        "finish_reason",
+                        "n_tokens",
+                    )
+                )
+                plan = plan_samples(chunk, setting, have)
+            yield Job(draw_samples, plan, key=number, note=("sample", chunk))
+
+    feed = Feed(base_jobs())
+    for job, result in timed(ex.map(feed), rec.timings, lambda job: job.note[0]):
+        kind, chunk = job.note
+        if kind == "sample":
+            with rec.stage("sample"):
+                if result.height:
+                    rows = _base_rows(result, chunk, label, revision, cfg_hash, lineage)
+                    new_rows["base"] += store.write("evals", rows)
+            if cfg.budget_forcing is None:
+                bar.update(chunk.height * cfg.k)
+                continue
+            with rec.stage("budget_forcing"):
+                current = current_evals(_mine(store, label, revision, chunk))
+                done = set(current.filter(pl.col("condition") == "forced")["eval_id"].to_list())
+                plan = plan_forcing(current.filter(pl.col("condition") == "base"), done, cfg)
+            feed.push(Job(draw_forced, plan, key=job.key, note=("budget_forcing", chunk)))
+        else:
+            with rec.stage("budget_forcing"):
+                new_rows["forced"] += store.write("evals", _forced_rows(job.plan, result, chunk, cfg_hash))
+            bar.update(chunk.height * cfg.k)
+    bar.close()
+    return new_rows
 
 
 def _mine(store: Store, label: str, revision: str | None, chunk: pl.DataFrame) -> pl.DataFrame:

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from tracekit.errors import ConfigError, TracekitError
+from tracekit.executor.config import ExecutorConfig
 from tracekit.rearrange.stage import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
 
@@ -136,7 +137,9 @@ def _at_least(name: str, value: int, low: int) -> None:
 class RunConfig:
     """store: output directory; seed: every random choice (tasks, sampling, reflection and, unless
     ``rearrange.seed`` overrides it, rearrangement); chunk_problems: problems per atomic write
-    (the unit of resume); model, tasks, sampling, reflection, rearrange: see each section."""
+    (the unit of resume); model, tasks, sampling, reflection, rearrange: see each section;
+    executor: where the model calls run (this process, or Ray actors: see
+    :class:`~tracekit.executor.config.ExecutorConfig`); it changes no row."""
 
     store: str
     tasks: tuple[TaskSpec, ...]
@@ -146,6 +149,7 @@ class RunConfig:
     sampling: SampleConfig = field(default_factory=SampleConfig)
     reflection: ReflectConfig = field(default_factory=ReflectConfig)
     rearrange: RearrangeConfig = field(default_factory=RearrangeConfig)
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
         from tracekit.ids import check_seed
@@ -284,12 +288,25 @@ def load_config(path: str | Path, **overrides: Any) -> RunConfig:
     return _build(RunConfig, data, f"{Path(path).name}: ")
 
 
+def with_executor(cfg, backend: str | None):
+    """``cfg`` (a run or eval config) with ``executor.backend`` replaced (``--executor``), checked;
+    ``local`` drops the Ray settings (one process has no replicas)."""
+    if backend is None:
+        return cfg
+    executor = ExecutorConfig() if backend == "local" else dataclasses.replace(cfg.executor, backend=backend)
+    return dataclasses.replace(cfg, executor=executor)
+
+
 def config_dict(cfg: RunConfig) -> dict[str, Any]:
     return dataclasses.asdict(cfg)
 
 
+# what does not change a row: where the store is, where the model calls run
+NOT_HASHED = ("store", "executor")
+
+
 def config_hash(cfg: RunConfig) -> str:
-    """Hash of what a run makes: the configuration without the store's location."""
+    """Hash of what a run makes: the configuration without the store's location and the executor."""
     from tracekit.ids import stable_hash
 
-    return stable_hash({k: v for k, v in config_dict(cfg).items() if k != "store"})
+    return stable_hash({k: v for k, v in config_dict(cfg).items() if k not in NOT_HASHED})

@@ -5,9 +5,10 @@ as a small index (ids and flags, no text). Problems then go in chunks of
 ``chunk_problems``; for each chunk the sample stage and then the reflect stage each
 **plan** the missing work against that index (a plain value: :class:`~tracekit.sample.SamplePlan`,
 :class:`~tracekit.reflect.ReflectPlan`), **do** it (the only step that calls the model),
-and **commit** it (an atomic write). A run killed at any moment loses at most the work in
-flight; running the same command again reuses every finished row. An executor that runs
-the work elsewhere plugs in between plan and commit.
+and **commit** it (an atomic write, on this process). The work goes through an executor
+(:mod:`tracekit.executor`: here, or on Ray actors), which may run a chunk's reflections while
+the next chunk is sampled. A run killed at any moment loses at most the work in flight;
+running the same command again reuses every finished row.
 
 The run defines the current view of its four tables (see :mod:`tracekit.store.views`):
 its own problems, the samples and reflections its configuration keys, and the traces
@@ -23,15 +24,17 @@ from typing import Any
 import polars as pl
 
 from tracekit.errors import StoreError
+from tracekit.executor import Build, Executor, Feed, Job, ModelInfo, make_executor
+from tracekit.executor.base import timed
 from tracekit.filter import TRUNCATED
 from tracekit.pipeline.config import RunConfig, config_dict, config_hash
+from tracekit.pipeline.shard import Shard
 from tracekit.pipeline.summary import format_summary, summarize
 from tracekit.prompts import load_variants, pick_variants, reflection_demos, solved_demos
 from tracekit.rearrange.stage import build_traces
 from tracekit.reflect import ReflectSetting, draw_reflections, plan_reflections, reflection_keys
 from tracekit.sample import INDEX_COLUMNS, SampleSetting, draw_samples, plan_samples
 from tracekit.sampling.base import Sampler
-from tracekit.sampling.registry import make_sampler
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
@@ -84,19 +87,33 @@ def run_pipeline(
     cfg: RunConfig,
     *,
     sampler: Sampler | None = None,
+    executor: Executor | None = None,
+    shard: Shard | None = None,
     dry_run: bool = False,
     progress: bool = True,
     echo=print,
 ) -> dict[str, Any]:
     """Run every stage of ``cfg``; return the summary (also printed through ``echo``).
 
+    ``sampler``: a ready backend (tests; otherwise each replica builds one from ``cfg.model``).
+    ``executor``: where the model calls run (default: the one ``cfg.executor`` names).
+    ``shard``: only the problems of one shard (see :class:`~tracekit.pipeline.shard.Shard`).
     ``dry_run``: scripted, well-formed data instead of a model (see
     :func:`tracekit.sampling.scripted.dry_run_responder`); refused on a store with real data.
     The problems and demonstrations are made and the model is loaded before anything is
     written; a run that fails then leaves no new store behind.
     """
     with created_store(cfg.store) as store:
-        summary = _run(store, cfg, sampler=sampler, dry_run=dry_run, progress=progress, echo=echo)
+        summary = _run(
+            store,
+            cfg,
+            sampler=sampler,
+            executor=executor or make_executor(cfg.executor),
+            shard=shard,
+            dry_run=dry_run,
+            progress=progress,
+            echo=echo,
+        )
     for table in (
         "samples",
         "reflections",
@@ -105,103 +122,46 @@ def run_pipeline(
     return summary
 
 
-def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool, echo) -> dict[str, Any]:
-    from tqdm import tqdm
-
+def _run(
+    store: Store, cfg: RunConfig, *, sampler, executor: Executor, shard, dry_run: bool, progress: bool, echo
+) -> dict[str, Any]:
     if dry_run:
         refuse_real_data(store)
-    recorded = {**config_dict(cfg), "task_sources": task_sources(spec.name for spec in cfg.tasks)}
-    with recording(store, "run", recorded, seed=cfg.seed, config_hash=config_hash(cfg)) as rec:
+    config = {**config_dict(cfg), "task_sources": task_sources(spec.name for spec in cfg.tasks)}
+    if shard is not None:  # recorded; the hash stays the config's, shared by all its shards
+        config["shard"] = str(shard)
+    with recording(store, "run", config, seed=cfg.seed, config_hash=config_hash(cfg)) as rec:
         with rec.stage("tasks"):
             problems = make_problems(cfg)
+            # the demonstrations avoid every problem of the config, so each shard renders the same prompts
             sample_demos, reflect_demos = make_demos(cfg, set(problems["problem_id"].to_list()))
-        with rec.stage("load_model"):
-            if sampler is None and dry_run:
-                from tracekit.sampling.scripted import ScriptedSampler, dry_run_responder
+            if shard is not None:
+                problems = shard.take(problems)
+        try:
+            with rec.stage("load_model"):
+                if sampler is None and dry_run:
+                    from tracekit.sampling.scripted import ScriptedSampler, dry_run_responder
 
-                sampler = ScriptedSampler(dry_run_responder(problems), model_id="scripted-dry-run")
-            sampler = sampler or make_sampler(cfg.model.backend, **cfg.model.options)
-        with rec.stage("tasks"):
-            rec.add_written("problems", store.write("problems", problems))
-            rec.add_view("problems", problems["problem_id"])
-        rec.set_model(
-            sampler.model_id,
-            sampler.model_revision,
-            {
-                "sample": cfg.sampling.params.__dict__,
-                "reflect": cfg.reflection.params.__dict__,
-                "few_shot": {"sample": cfg.sampling.few_shot, "reflect": cfg.reflection.few_shot},
-            },
-        )
-        variants = pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))
-        s_set = SampleSetting(
-            variants=tuple(variants),
-            k=cfg.sampling.samples_per_variant,
-            params=cfg.sampling.params,
-            seed=cfg.seed,
-            model=sampler.model_id,
-            revision=sampler.model_revision,
-            demos=sample_demos,
-            source=getattr(sampler, "source", "generate"),
-        )
-        r_set = ReflectSetting(
-            per_sample=cfg.reflection.per_sample,
-            params=cfg.reflection.params,
-            seed=cfg.seed,
-            model=sampler.model_id,
-            revision=sampler.model_revision,
-            demos=reflect_demos,
-        )
-        pids = problems["problem_id"].to_list()
-        questions = dict(zip(pids, problems["question"].to_list()))
-        tasks = dict(zip(pids, problems["task"].to_list()))
-        starts = range(0, problems.height, cfg.chunk_problems)
-        chunk_of = {pid: i // cfg.chunk_problems for i, pid in enumerate(pids)}
-        with rec.stage("index"):  # what the store holds for these problems: ids and flags, read once
-            mine = pl.col("problem_id").is_in(problems["problem_id"].implode())
-            stored = _by_chunk(store.scan("samples").filter(mine).select(INDEX_COLUMNS).collect(), chunk_of)
-            stored_r = _by_chunk(
-                store.scan("reflections").filter(mine).select("reflection_id", "problem_id").collect(),
-                chunk_of,
+                    sampler = ScriptedSampler(dry_run_responder(problems), model_id="scripted-dry-run")
+                build = (
+                    Build(ready=sampler)
+                    if sampler is not None
+                    else Build(cfg.model.backend, cfg.model.options)
+                )
+                model = executor.start(build)
+            with rec.stage("tasks"):
+                rec.add_written("problems", store.write("problems", problems))
+                rec.add_view("problems", problems["problem_id"])
+            samples, reflections = _sample_and_reflect(
+                store, cfg, rec, problems, model, sample_demos, reflect_demos, executor, progress
             )
-        bar = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True, "unit": "row"}
-        n_samples = problems.height * len(variants) * s_set.k
-        s_bar = tqdm(total=n_samples, desc="sample+verify", **bar)
-        r_bar = tqdm(total=n_samples * r_set.per_sample, desc="reflect", **bar)
-        current_samples, current_reflections = [], []
-        for number, start in enumerate(starts):
-            chunk = problems.slice(start, cfg.chunk_problems)
-            with rec.stage("sample"):
-                plan = plan_samples(chunk, s_set, stored.get(number, pl.DataFrame(schema=_index_schema())))
-                new = draw_samples(plan, sampler)
-                rec.add_written("samples", store.write("samples", new))
-            current = pl.concat([plan.serving.select(INDEX_COLUMNS), new.select(INDEX_COLUMNS)])
-            rec.add_view("samples", current["sample_id"])
-            current_samples.append(current)
-            s_bar.update(current.height)
-            with rec.stage("reflect"):
-                eligible = current if cfg.rearrange.include_truncated else current.filter(~TRUNCATED)
-                wanted = reflection_keys(eligible, tasks, r_set)
-                rec.add_view("reflections", wanted["reflection_id"])
-                current_reflections.append(wanted["reflection_id"])
-                have = stored_r.get(number, pl.DataFrame(schema={"reflection_id": pl.Utf8}))["reflection_id"]
-                missing = wanted.filter(~pl.col("reflection_id").is_in(have.implode()))
-                r_bar.update(wanted.height - missing.height)
-                texts = _responses(store, new, missing)
-                for piece in plan_reflections(missing, texts, questions, tasks, r_set).split(
-                    cfg.reflection.call_size
-                ):  # each call's rows land atomically
-                    rows = draw_reflections(piece, sampler)
-                    rec.add_written("reflections", store.write("reflections", rows))
-                    r_bar.update(rows.height)
-        s_bar.close()
-        r_bar.close()
-        samples = pl.concat(current_samples) if current_samples else pl.DataFrame(schema=_index_schema())
+        finally:
+            executor.close()  # the engines' memory goes before the rearrangement
         with rec.stage("rearrange"):
             rows = {
                 "problems": problems["problem_id"],
                 "samples": samples["sample_id"],
-                "reflections": pl.concat([pl.Series("reflection_id", [], pl.Utf8), *current_reflections]),
+                "reflections": reflections,
             }
             stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows, progress=progress)
         rec.add_view("traces", trace_ids)
@@ -213,10 +173,128 @@ def _run(store: Store, cfg: RunConfig, *, sampler, dry_run: bool, progress: bool
             samples=samples,
             stats=stats,
             written=rec.written,
-            dry_run=getattr(sampler, "source", "generate") == "scripted",
+            dry_run=model.source == "scripted",
         )
     echo(format_summary(summary, rec.timings))
     return summary
+
+
+def _sample_and_reflect(
+    store: Store,
+    cfg: RunConfig,
+    rec,
+    problems,
+    model: ModelInfo,
+    sample_demos,
+    reflect_demos,
+    executor,
+    progress,
+) -> tuple[pl.DataFrame, pl.Series]:
+    """The chunk loop: per chunk, plan the samples, draw them (executor), commit; then plan its
+    reflections, draw them in calls of ``call_size`` samples (executor), commit each call.
+    Returns the run's current samples (``INDEX_COLUMNS``) and reflection ids, in chunk order."""
+    from tqdm import tqdm
+
+    rec.set_model(
+        model.model_id,
+        model.model_revision,
+        {
+            "sample": cfg.sampling.params.__dict__,
+            "reflect": cfg.reflection.params.__dict__,
+            "few_shot": {"sample": cfg.sampling.few_shot, "reflect": cfg.reflection.few_shot},
+        },
+    )
+    variants = pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))
+    s_set = SampleSetting(
+        variants=tuple(variants),
+        k=cfg.sampling.samples_per_variant,
+        params=cfg.sampling.params,
+        seed=cfg.seed,
+        model=model.model_id,
+        revision=model.model_revision,
+        demos=sample_demos,
+        source=model.source,
+    )
+    r_set = ReflectSetting(
+        per_sample=cfg.reflection.per_sample,
+        params=cfg.reflection.params,
+        seed=cfg.seed,
+        model=model.model_id,
+        revision=model.model_revision,
+        demos=reflect_demos,
+    )
+    pids = problems["problem_id"].to_list()
+    questions = dict(zip(pids, problems["question"].to_list()))
+    tasks = dict(zip(pids, problems["task"].to_list()))
+    chunk_of = {pid: i // cfg.chunk_problems for i, pid in enumerate(pids)}
+    with rec.stage("index"):  # what the store holds for these problems: ids and flags, read once
+        mine = pl.col("problem_id").is_in(problems["problem_id"].implode())
+        stored = _by_chunk(store.scan("samples").filter(mine).select(INDEX_COLUMNS).collect(), chunk_of)
+        stored_r = _by_chunk(
+            store.scan("reflections").filter(mine).select("reflection_id", "problem_id").collect(),
+            chunk_of,
+        )
+    bar = {"disable": not progress, "file": sys.stderr, "dynamic_ncols": True, "unit": "row"}
+    n_samples = problems.height * len(variants) * s_set.k
+    s_bar = tqdm(total=n_samples, desc="sample+verify", **bar)
+    r_bar = tqdm(total=n_samples * r_set.per_sample, desc="reflect", **bar)
+    current_samples: dict[int, pl.DataFrame] = {}
+    current_reflections: dict[int, pl.Series] = {}
+
+    def sample_jobs():
+        for number, start in enumerate(range(0, problems.height, cfg.chunk_problems)):
+            with rec.stage("sample"):
+                chunk = problems.slice(start, cfg.chunk_problems)
+                plan = plan_samples(chunk, s_set, stored.get(number, pl.DataFrame(schema=_index_schema())))
+            yield Job(draw_samples, plan, key=number, note=("sample", number))
+
+    def commit_samples(number: int, plan, new: pl.DataFrame) -> None:
+        with rec.stage("sample"):
+            rec.add_written("samples", store.write("samples", new))
+            current = pl.concat([plan.serving.select(INDEX_COLUMNS), new.select(INDEX_COLUMNS)])
+            rec.add_view("samples", current["sample_id"])
+            current_samples[number] = current
+            s_bar.update(current.height)
+        with rec.stage("reflect"):
+            eligible = current if cfg.rearrange.include_truncated else current.filter(~TRUNCATED)
+            wanted = reflection_keys(eligible, tasks, r_set)
+            rec.add_view("reflections", wanted["reflection_id"])
+            current_reflections[number] = wanted["reflection_id"]
+            have = stored_r.get(number, pl.DataFrame(schema={"reflection_id": pl.Utf8}))["reflection_id"]
+            plan = plan_reflections(
+                wanted, new, questions, tasks, r_set, stored=have, read=lambda ids: _responses(store, ids)
+            )
+            r_bar.update(plan.reused)
+            feed.push(  # each call's rows land atomically
+                *(
+                    Job(draw_reflections, p, key=number, note=("reflect", number))
+                    for p in plan.split(cfg.reflection.call_size)
+                )
+            )
+
+    feed = Feed(sample_jobs())
+    # the model's time goes to the stage whose result it was: sample or reflect
+    for job, result in timed(executor.map(feed), rec.timings, lambda job: job.note[0]):
+        kind, number = job.note
+        if kind == "sample":
+            commit_samples(number, job.plan, result)
+        else:
+            with rec.stage("reflect"):
+                rec.add_written("reflections", store.write("reflections", result))
+                r_bar.update(result.height)
+    s_bar.close()
+    r_bar.close()
+    order = sorted(current_samples)
+    samples = (
+        pl.concat([current_samples[n] for n in order]) if order else pl.DataFrame(schema=_index_schema())
+    )
+    reflections = pl.concat(
+        [
+            pl.Series("reflection_id", [], pl.Utf8),
+            *(current_reflections[n] for n in sorted(current_reflections)),
+        ]
+    )
+    return samples, reflections
 
 
 def _index_schema() -> dict[str, pl.DataType]:
@@ -226,17 +304,11 @@ def _index_schema() -> dict[str, pl.DataType]:
     return {c: schema[c] for c in INDEX_COLUMNS}
 
 
-def _responses(store: Store, new: pl.DataFrame, missing: pl.DataFrame) -> pl.DataFrame:
-    """``sample_id, response`` of the samples with missing reflections: the new ones from memory,
-    the others (a resumed run) from the store."""
-    texts = new.select("sample_id", "response")
-    need = missing.select("sample_id").unique().join(texts, on="sample_id", how="anti")
-    if need.height:
-        stored = (
-            store.scan("samples")
-            .filter(pl.col("sample_id").is_in(need["sample_id"].implode()))
-            .select("sample_id", "response")
-            .collect()
-        )
-        texts = pl.concat([texts, stored])
-    return texts
+def _responses(store: Store, sample_ids: pl.Series) -> pl.DataFrame:
+    """``sample_id, response`` of stored samples (a resumed run's samples that still miss reflections)."""
+    return (
+        store.scan("samples")
+        .filter(pl.col("sample_id").is_in(sample_ids.implode()))
+        .select("sample_id", "response")
+        .collect()
+    )

@@ -81,13 +81,24 @@ class Completion:
 
 
 class Sampler(Protocol):
-    """What a backend provides."""
+    """What a backend provides.
+
+    ``source`` is recorded on every sample it makes (``"generate"`` for a model,
+    ``"scripted"`` for canned data). ``close()`` frees what the backend holds (an engine's
+    GPU memory, a model's weights); whoever built a sampler closes it, once, when done (an
+    executor closes the samplers its replicas built). A closed sampler is not used again.
+    """
 
     model_id: str
     model_revision: str | None
+    source: str
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
         """One list of ``request.n`` completions per request, in order."""
+        ...
+
+    def close(self) -> None:
+        """Free the backend's memory (idempotent)."""
         ...
 
 

@@ -113,6 +113,16 @@ class TransformersSampler:
         self.device = device
         self.batch_size = batch_size
         self._torch = torch
+        self.source = "generate"
+
+    def close(self) -> None:
+        """Drop the weights (and the CUDA cache they used)."""
+        import gc
+
+        self.model = None
+        gc.collect()
+        if self._torch.cuda.is_available():
+            self._torch.cuda.empty_cache()
 
     @contextmanager
     def _scoped(self, seed: int) -> Iterator[None]:

@@ -53,6 +53,7 @@ class HTTPSampler:
         self.url = base_url.rstrip("/") + "/chat/completions"
         self.model_id = model
         self.model_revision = None
+        self.source = "generate"
         self.api_key_env = api_key_env
         self.concurrency = concurrency
         self.timeout = timeout
@@ -63,6 +64,9 @@ class HTTPSampler:
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(self._one, requests))
+
+    def close(self) -> None:
+        """Nothing to free: each call opens and closes its own connections."""
 
     def _body(self, req: Request) -> dict:
         p = req.params

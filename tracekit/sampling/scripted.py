@@ -40,6 +40,9 @@ class ScriptedSampler:
         self.model_revision = None
         self.source = "scripted"  # recorded on every sample it makes
 
+    def close(self) -> None:
+        """Nothing to free."""
+
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
         out = []
         for req in requests:

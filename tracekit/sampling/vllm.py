@@ -6,6 +6,7 @@ seed is passed to vLLM, so a request is reproducible on its own.
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from tracekit.errors import require
@@ -35,6 +36,15 @@ def vllm_params(vllm, params: SamplingParams, n: int, seed: int):
     )
 
 
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 class VLLMSampler:
     """Sample with vLLM's offline engine.
 
@@ -54,6 +64,17 @@ class VLLMSampler:
         self.tokenizer = self.llm.get_tokenizer()
         self.model_id = model
         self.model_revision = revision
+        self.source = "generate"
+
+    def close(self) -> None:
+        """Shut the engine down and drop it, so its GPU memory can go to the next model."""
+        llm, self.llm = getattr(self, "llm", None), None
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(getattr(engine, "engine_core", None), "shutdown", None)
+        if callable(shutdown):  # vLLM V1: the engine core runs in its own process
+            shutdown()
+        del llm, engine
+        _free_memory()
 
     def render(self, messages) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
