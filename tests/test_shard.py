@@ -55,9 +55,6 @@ def test_a_shard_makes_the_whole_runs_rows_for_its_problems(tmp_path):
     assert set(runs["config_hash"]) == {whole_hash}  # the shard is not in the hash
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs the lead's shard view rule (the union of every shard's latest run)"
-)
 def test_the_current_view_is_the_union_of_the_shards(tmp_path):
     """Two drivers (real processes) of one config on one store, one after the other: the current view
     holds both shards' rows."""
