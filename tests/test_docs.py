@@ -8,9 +8,12 @@ relative links name files that exist.
 
 from __future__ import annotations
 
+import doctest
+import importlib.util
 import re
 from pathlib import Path
 
+import pytest
 import typer
 import yaml
 
@@ -67,3 +70,13 @@ def test_readme_links_name_files_that_exist():
     assert links, "the README links to the docs pages"
     missing = [t for t in links if not (ROOT / t).exists()]
     assert not missing, missing
+
+
+def test_docstring_markup_shown_as_markdown():
+    """The site's griffe extension (docs/hooks/sphinx_roles.py; needs the docs extra) passes its examples."""
+    pytest.importorskip("griffe")
+    spec = importlib.util.spec_from_file_location("sphinx_roles", DOCS / "hooks" / "sphinx_roles.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result = doctest.testmod(module)
+    assert result.attempted >= 2 and result.failed == 0

@@ -1,8 +1,9 @@
-"""griffe extension: the docstrings' Sphinx roles (:func:`x`, :class:`~a.b.C`) shown as code in the site.
+"""griffe extension: the docstrings' reStructuredText bits shown as Markdown in the site.
 
-tracekit's docstrings are numpy style with Sphinx cross-reference roles, which Markdown would print as they are.
-This rewrites them, when griffe loads each object, to a code span of the name (`~` keeps the last part, as
-Sphinx does); the source files are not changed.
+tracekit's docstrings are numpy style with Sphinx cross-reference roles (:func:`x`, :class:`~a.b.C`) and the
+odd literal block (a paragraph ending in ``::``), which Markdown would print as they are. When griffe loads each
+object this rewrites a role to a code span of the name (`~` keeps the last part, as Sphinx does) and a closing
+``::`` to ``:`` (the indented block after it is a code block in Markdown too); the source files are not changed.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import re
 
 import griffe
 
+LITERAL_BLOCK = re.compile(r"(?<=\S)::$", re.MULTILINE)
 ROLE = re.compile(r":(?:py:)?(?:mod|class|func|meth|attr|data|obj|exc|const):`(~?)([^`]+)`")
 
 
@@ -19,6 +21,8 @@ def plain_roles(text: str) -> str:
 
     >>> plain_roles("see :func:`~tracekit.store.views.view` and :mod:`tracekit.store`")
     'see `view` and `tracekit.store`'
+    >>> plain_roles("verl loads it with::")
+    'verl loads it with:'
     """
 
     def code(match: re.Match) -> str:
@@ -26,7 +30,7 @@ def plain_roles(text: str) -> str:
         name = name.strip().removesuffix("()")
         return f"`{name.rsplit('.', 1)[-1] if short else name}`"
 
-    return ROLE.sub(code, text)
+    return LITERAL_BLOCK.sub(":", ROLE.sub(code, text))
 
 
 class SphinxRoles(griffe.Extension):
