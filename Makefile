@@ -60,7 +60,7 @@ $(DOCS_STAMP): $(STAMP) pyproject.toml
 	touch $(DOCS_STAMP)
 
 docs: $(DOCS_STAMP)
-	$(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet  # the variable silences Material's end-of-life banner
 
 bench: venv
 	$(BIN)/python benchmarks/bench_rearrange.py --questions 5000
