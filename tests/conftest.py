@@ -12,6 +12,24 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def _cuda_devices() -> int:
+    try:
+        import torch
+    except ImportError:
+        return 0
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` need CUDA: they run where torch sees a GPU (a lent GPU machine) and are skipped,
+    with the reason, everywhere else, so `make test-all` and `.ci/run` can always run every test."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu_tests and not _cuda_devices():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (torch sees none here)")
+        for item in gpu_tests:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def _hf_cache(tmp_path_factory, monkeypatch):
     cache = tmp_path_factory.getbasetemp() / "hf"

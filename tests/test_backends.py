@@ -182,3 +182,20 @@ def test_real_generation_with_embedded_model():
         assert comp.text and comp.finish_reason in ("stop", "length") and 0 < comp.n_tokens <= 12
     again = sampler.generate([req])
     assert [c.text for c in again[0]] == [c.text for c in out[0]]  # same seed, same batch: same text
+
+
+@pytest.mark.slow
+@pytest.mark.gpu
+def test_real_generation_on_cuda_keeps_the_callers_cuda_random_state():
+    """On a GPU the transformers backend seeds each batch on the model's CUDA device (fork_rng over it):
+    the caller's CUDA random state is left as it was, and the same seed gives the same text."""
+    torch = pytest.importorskip("torch")
+    sampler = make_sampler("transformers", device="cuda", batch_size=4)
+    assert next(sampler.model.parameters()).is_cuda
+    req = Request(MESSAGES, n=2, seed=3, params=SamplingParams(max_tokens=12, stop=("</answer>",)))
+    torch.cuda.manual_seed_all(1234)
+    state = torch.cuda.get_rng_state()
+    out = sampler.generate([req])
+    assert torch.equal(torch.cuda.get_rng_state(), state)
+    assert len(out[0]) == 2 and all(c.text and 0 < c.n_tokens <= 12 for c in out[0])
+    assert [c.text for c in sampler.generate([req])[0]] == [c.text for c in out[0]]

@@ -617,11 +617,6 @@ def test_a_read_only_store_can_still_be_exported(read_only, tmp_path, store):
     assert (tmp_path / "sft" / "train.parquet").exists() and tree(store) == before
 
 
-def test_how_read_only_places_were_made():
-    """Says which of the two ways the read-only tests used on this machine (see ``read_only``)."""
-    print("read-only tests use", "a read-only bind mount" if READ_ONLY_MOUNT else "a simulated EROFS")
-
-
 # ---------------------------------------------------------------------------------------- repeats
 @pytest.mark.parametrize("repeats", ["0", "1001", "100000"])
 def test_repeats_are_bounded(tk, store, repeats):

@@ -1,6 +1,5 @@
 import json
 import random
-import time
 from fractions import Fraction
 
 import polars as pl
@@ -156,21 +155,26 @@ def test_hostile_strings_never_raise(text):
         assert isinstance(check.is_correct, bool) and check.reason
 
 
-def test_adversarial_inputs_are_rejected():
-    """Rejected, and never catastrophically slow (speed itself: benchmarks/bench_verify.py)."""
-    task = Countdown()
-    for text in [
-        "(" * 10_000 + "1" + ")" * 10_000,
-        "9" * 5000,
-        "1" * 1_000_000,
-        "٣ + ٤",
-        "2" + "*99999999999" * 150,
-        "1/" * 500 + "1",
-        "-" * 1000 + "1",
-    ]:
-        start = time.perf_counter()
-        check = task.score(f"<answer>{text}</answer>", META)
-        assert not check.is_correct and time.perf_counter() - start < 1.0, (text[:30], check.reason)
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("(" * 10_000 + "1" + ")" * 10_000, "too_long"),  # past the 2,000-character bound: never parsed
+        ("9" * 5000, "too_long"),
+        ("1" * 1_000_000, "too_long"),
+        ("1/" * 500 + "1", "too_long"),  # under the character bound, past the token bound
+        ("-" * 1000 + "1", "too_long"),
+        ("1+" * 401 + "1", "too_long"),
+        ("(" * 41 + "1" + ")" * 41, "too_deep"),  # nesting bound (a recursive parser's stack)
+        ("9" * 13, "literal_too_large"),  # literal bound
+        ("2" + "*99999999999" * 150, "value_too_large"),  # value bound, checked as it is computed
+        ("٣ + ٤", "unparseable"),  # digits outside ASCII
+    ],
+)
+def test_adversarial_inputs_are_stopped_by_their_bound(text, reason):
+    """Each input is rejected by the bound made for it, before any work that grows with it (so none can be
+    slow: the worst-case times are measured in benchmarks/bench_verify.py, not tested)."""
+    check = Countdown().score(f"<answer>{text}</answer>", META)
+    assert (check.is_correct, check.reason) == (False, reason), text[:30]
 
 
 def test_multiplication_and_words():

@@ -1,10 +1,8 @@
 """``tracekit train`` configuration: a YAML of TRL's own config fields plus the model and the data.
 
 Every key is an ``SFTConfig`` / ``GRPOConfig`` field (passed to TRL unchanged), or one of
-``OWN_KEYS``: ``model`` (a model id or folder; required), ``data`` (the exported data;
-required), ``tokenizer`` (default: the model's) and, for GRPO, ``rewards`` (names from
-:data:`tracekit.trainers.rewards.REWARDS`, default ``[correctness, format]``). An unknown key
-is an error that lists the valid ones.
+``OWN_KEYS``, documented in :class:`TrainConfig`. An unknown key is an error that lists the
+valid ones.
 """
 
 from __future__ import annotations
@@ -21,7 +19,26 @@ OWN_KEYS = {"sft": ("model", "data", "tokenizer"), "grpo": ("model", "data", "to
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """A parsed ``tracekit train`` file: ``kind`` (sft or grpo), our keys, and TRL's fields as given."""
+    """A parsed ``tracekit train`` file.
+
+    Parameters
+    ----------
+    kind
+        ``sft`` or ``grpo``: the command's first argument, not a key of the file.
+    model
+        A model id or folder (required).
+    data
+        The exported data: a parquet file, a folder of ``<split>.parquet`` files, or an ``hf``
+        export's config folder (required).
+    tokenizer
+        A tokenizer id or folder (default: the model's).
+    rewards
+        GRPO only: reward names from :data:`tracekit.trainers.rewards.REWARDS` (default
+        ``[correctness, format]``).
+    trl
+        Every other key of the file: TRL's own ``SFTConfig`` / ``GRPOConfig`` fields, passed
+        unchanged.
+    """
 
     kind: str
     model: str

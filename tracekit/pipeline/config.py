@@ -82,7 +82,7 @@ class TaskSpec:
 class SampleConfig:
     """variants: prompt variant names; variants_file: extra variants (YAML); samples_per_variant: k;
     few_shot: solved demonstrations shown before each question; params: decoding settings
-    (temperature, top_p, top_k, repetition_penalty, max_tokens, stop)."""
+    (a ``SamplingParams``; stop at </answer> by default)."""
 
     variants: tuple[str, ...] = ("plain", "plan", "alternatives", "rephrase")
     variants_file: str | None = None

@@ -14,10 +14,25 @@ _PAPER = "temperature 0.7, top_p 0.8, top_k 20, repetition_penalty 1.1"
 class SamplingParams:
     """Decoding settings (defaults: the SkillFactory paper's).
 
-    ``stop`` strings end a generation and are kept at the end of the text (so a response
-    stopped at ``</answer>`` still has its closing tag). ``regex`` constrains the whole
-    output to a regular expression (structured output; vLLM and vLLM servers only), e.g.
-    ``"[\\s\\S]{0,1500}<verdict>(Correct|Incorrect)</verdict>"`` for reflections.
+    Parameters
+    ----------
+    temperature
+        Sampling temperature, >= 0 (0: greedy).
+    top_p
+        Nucleus sampling: the smallest set of tokens whose probability reaches it, in (0, 1].
+    top_k
+        Sample among the k most likely tokens, >= 0 (0: no top-k limit).
+    repetition_penalty
+        Penalty on tokens already generated, > 0 (1: no penalty).
+    max_tokens
+        Most tokens generated for one response, >= 1.
+    stop
+        Strings that end a generation; they are kept at the end of the text (so a response
+        stopped at ``</answer>`` still has its closing tag).
+    regex
+        Constrains the whole output to a regular expression (structured output; vLLM and vLLM
+        servers only), e.g. ``"[\\s\\S]{0,1500}<verdict>(Correct|Incorrect)</verdict>"`` for
+        reflections.
     """
 
     temperature: float = 0.7
