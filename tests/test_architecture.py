@@ -160,7 +160,7 @@ def documented_names(doc: str | None) -> list[str]:
     text = " ".join(lines)
     while re.search(r"\([^()]*\)", text):
         text = re.sub(r"\([^()]*\)", "", text)  # parentheses explain; they document no field
-    clauses = re.finditer(rf"(?:^|[;.])\s*({NAME}(?:\s*(?:,|\band\b)\s*{NAME})*)\s*:", text)
+    clauses = re.finditer(rf"(?:^|[;.]\s)\s*({NAME}(?:\s*(?:,|\band\b)\s*{NAME})*)\s*:", text)
     return [n for m in clauses for n in re.split(r"\s*(?:,|\band\b)\s*", m.group(1))]
 
 
