@@ -127,13 +127,17 @@ def hub_errors(repo_id: str, endpoint: str):
 
 
 def _read_card(api, repo_id: str, revision: str | None) -> str | None:
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
 
     try:
         path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
-    except EntryNotFoundError:
+    except (EntryNotFoundError, RevisionNotFoundError):  # no card yet, or a branch the push creates
         return None
-    return Path(path).read_text(encoding="utf-8")
+    from tracekit.export.card import read_card_file, split_card
+
+    text = read_card_file(Path(path))
+    split_card(text, f"README.md of datasets/{repo_id}")  # checked before anything is pushed
+    return text
 
 
 def _ensure_dataset_repo(api, repo_id: str, *, private: bool, explicit: bool) -> None:
@@ -156,6 +160,14 @@ def _ensure_dataset_repo(api, repo_id: str, *, private: bool, explicit: bool) ->
             )
             raise HubError(msg)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+
+
+def check_staging() -> None:
+    """Refuse a temporary space (where the card's files are staged) that lies inside a tracekit
+    store or holds one (``TMPDIR`` pointed into a store)."""
+    from tracekit.places import check_output_dir
+
+    check_output_dir(tempfile.gettempdir(), "push: the temporary folder (TMPDIR)")
 
 
 def _quiet_clients(hub) -> None:
@@ -194,6 +206,7 @@ def push(
         )
         raise HubError(msg)
     endpoint = hub.constants.ENDPOINT
+    check_staging()
     frames = config_frames(store, tables, formats=formats)
     if not frames:
         raise HubError(f"nothing to push from {store.root}: every config is empty.\nHint: build data first.")
@@ -202,6 +215,7 @@ def push(
     api = hub.HfApi()
     with hub_errors(repo_id, endpoint):
         _ensure_dataset_repo(api, repo_id, private=private, explicit=explicit)
+        _read_card(api, repo_id, revision)  # a card that cannot be merged is refused before any push
         for config, parts in frames.items():
             echo(f"pushing {config}: " + ", ".join(f"{s} {n}" for s, n in counts[config].items()))
             dataset_dict(parts).push_to_hub(
@@ -212,7 +226,7 @@ def push(
                 commit_message=f"tracekit: {config} config",
             )
         with tempfile.TemporaryDirectory() as tmp:
-            existing = _read_card(api, repo_id, revision)
+            existing = _read_card(api, repo_id, revision)  # again: the config pushes changed its YAML
             text = build_card(
                 store,
                 counts,
@@ -221,6 +235,7 @@ def push(
                 max_length=max_length,
                 tokenizer=load_tokenizer(tokenizer),
                 existing=existing,
+                where=f"README.md of datasets/{repo_id}",
             )
             changed = text != existing
             if changed:
