@@ -103,6 +103,22 @@ def _store_below(path: Path) -> Path | None:
     return None
 
 
+def check_inside_no_store(path: str | os.PathLike, what: str) -> Path:
+    """Raise :class:`~tracekit.errors.OutputError` when ``path`` is a tracekit store or lies inside
+    one (for a place where a command makes a new folder of its own, such as a temporary one)."""
+    path = Path(path)
+    store = _store_above(path)
+    if store is not None:
+        is_it = store in (path.absolute(), path.resolve())
+        where = "is the tracekit store" if is_it else "lies inside the tracekit store"
+        msg = (
+            f"{what} {path} {where} {store}; writing there would damage its tables.\n"
+            "Hint: name a folder outside every store (e.g. a sibling of the store)."
+        )
+        raise OutputError(msg)
+    return path
+
+
 def check_outside_stores(path: str | os.PathLike, what: str) -> Path:
     """Raise :class:`~tracekit.errors.OutputError` when the output folder ``path`` is a tracekit
     store, lies inside one or holds one: an output written there would replace or mix with a
@@ -121,16 +137,7 @@ def check_outside_stores(path: str | os.PathLike, what: str) -> Path:
     ...
     tracekit.errors.OutputError: export --out .../st/hf lies inside the tracekit store .../st; ...
     """
-    path = Path(path)
-    store = _store_above(path)
-    if store is not None:
-        is_it = store in (path.absolute(), path.resolve())
-        where = "is the tracekit store" if is_it else "lies inside the tracekit store"
-        msg = (
-            f"{what} {path} {where} {store}; writing there would damage its tables.\n"
-            "Hint: name a folder outside every store (e.g. a sibling of the store)."
-        )
-        raise OutputError(msg)
+    path = check_inside_no_store(path, what)
     if path.is_dir():
         inner = _store_below(path)
         if inner is not None:

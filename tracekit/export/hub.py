@@ -107,6 +107,11 @@ def hub_errors(repo_id: str, endpoint: str):
                 f"{where}: this token may not write there (HTTP 403).\n"
                 "Hint: use a token with write access to the namespace."
             )
+        elif status in (409, 412):  # the commit's parent is no longer the branch head
+            msg = (
+                f"{where}: the Hub refused a concurrent commit (HTTP {status}): another push to this repo "
+                "committed first.\nHint: retry the push (configs that landed already are not sent again)."
+            )
         else:
             msg = f"{where}: the Hub answered HTTP {status}.\nHint: try again later; check the Hub's status page."
         raise HubError(msg) from None
@@ -163,11 +168,11 @@ def _ensure_dataset_repo(api, repo_id: str, *, private: bool, explicit: bool) ->
 
 
 def check_staging() -> None:
-    """Refuse a temporary space (where the card's files are staged) that lies inside a tracekit
-    store or holds one (``TMPDIR`` pointed into a store)."""
-    from tracekit.places import check_output_dir
+    """Refuse a temporary space (where the card's files are staged, in a new folder of their
+    own) that is or lies inside a tracekit store (``TMPDIR`` pointed into one)."""
+    from tracekit.places import check_inside_no_store
 
-    check_output_dir(tempfile.gettempdir(), "push: the temporary folder (TMPDIR)")
+    check_inside_no_store(tempfile.gettempdir(), "push: the temporary folder (TMPDIR)")
 
 
 def _quiet_clients(hub) -> None:
