@@ -110,7 +110,7 @@ def hub_errors(repo_id: str, endpoint: str):
         elif status in (409, 412):  # the commit's parent is no longer the branch head
             msg = (
                 f"{where}: the Hub refused a concurrent commit (HTTP {status}): another push to this repo "
-                "committed first.\nHint: retry the push (configs that landed already are not sent again)."
+                "committed first.\nHint: retry the push (pushing again is idempotent: what landed stays as it is)."
             )
         else:
             msg = f"{where}: the Hub answered HTTP {status}.\nHint: try again later; check the Hub's status page."
