@@ -36,6 +36,11 @@ def ok_reply(n: int, text: str = "<answer>6</answer>") -> bytes:
     return json.dumps({"choices": choices}).encode()
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:  # a client that hung up on purpose
+        pass
+
+
 class Server:
     """A threaded server whose every POST is answered by ``answer(handler, body)``."""
 
@@ -61,7 +66,7 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = _QuietServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 

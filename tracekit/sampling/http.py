@@ -21,6 +21,7 @@ What a server may not do (each is one error, nothing stored):
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import math
@@ -29,12 +30,12 @@ import re
 import socket
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
 from tracekit.errors import ConfigError, TracekitError
 from tracekit.sampling.base import Completion, Request
+from tracekit.sampling.dispatch import Endpoints, dispatch, home_of
 
 REPLY_FIXED_BYTES = 64 * 1024
 REPLY_CHOICE_BYTES = 16 * 1024
@@ -88,6 +89,22 @@ def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _check_url(url: Any, fail) -> None:
+    if not isinstance(url, str):
+        fail(f"base_url must be a string, not {type(url).__name__}", "write base_url: http://HOST:PORT/v1")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        fail(f"base_url {url!r} is not an http:// or https:// URL", "write base_url: http://HOST:PORT/v1")
+    if parts.username or parts.password:
+        fail("base_url holds credentials", "put the key in the variable named by api_key_env, not in the URL")
+    if parts.query or parts.fragment:
+        fail(f"base_url {url!r} has a query or fragment", "give the URL up to and including /v1")
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        fail(f"base_url {url!r} has an invalid port", "write base_url: http://HOST:PORT/v1")
+
+
 def check_http_options(options: dict[str, Any]) -> None:
     """Raise :class:`~tracekit.errors.ConfigError` for an option value the backend cannot use
     (checked when the config is read, before anything runs).
@@ -103,20 +120,14 @@ def check_http_options(options: dict[str, Any]) -> None:
     def fail(what: str, hint: str) -> None:
         raise ConfigError(f"backend 'http': {what}.\nHint: {hint}")
 
-    url = options.get("base_url")
-    if not isinstance(url, str):
-        fail(f"base_url must be a string, not {type(url).__name__}", "write base_url: http://HOST:PORT/v1")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        fail(f"base_url {url!r} is not an http:// or https:// URL", "write base_url: http://HOST:PORT/v1")
-    if parts.username or parts.password:
-        fail("base_url holds credentials", "put the key in the variable named by api_key_env, not in the URL")
-    if parts.query or parts.fragment:
-        fail(f"base_url {url!r} has a query or fragment", "give the URL up to and including /v1")
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        fail(f"base_url {url!r} has an invalid port", "write base_url: http://HOST:PORT/v1")
+    urls = options.get("base_url")
+    if isinstance(urls, list):
+        if not urls:
+            fail("base_url is an empty list", "give one URL, or a list of the endpoints' URLs")
+        if len(set(map(str, urls))) != len(urls):
+            fail("base_url lists an endpoint twice", "list each endpoint once")
+    for url in urls if isinstance(urls, list) else [urls]:
+        _check_url(url, fail)
     for name in ("model", "api_key_env"):
         if name in options and (not isinstance(options[name], str) or not options[name]):
             fail(f"{name} must be a non-empty string", f"set {name} to a name")
@@ -136,6 +147,13 @@ def check_http_options(options: dict[str, Any]) -> None:
     for name, (ok, want) in limits.items():
         if name in options and not ok(options[name]):
             fail(f"{name} is {options[name]!r}; it must be {want}", f"set {name} to {want}")
+
+
+def _refused(exc: BaseException) -> bool:
+    """A connection the endpoint refused or dropped (a dead or restarting server), not a timeout."""
+    return isinstance(exc, (ConnectionError, socket.gaierror)) or (
+        isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH)
+    )
 
 
 class _Refused(TracekitError):
@@ -192,7 +210,7 @@ class HTTPSampler:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | list[str],
         model: str,
         api_key_env: str = "OPENAI_API_KEY",
         concurrency: int = 8,
@@ -213,7 +231,10 @@ class HTTPSampler:
                 "vllm_extras": vllm_extras,
             }
         )
-        self.url = base_url.rstrip("/") + "/chat/completions"
+        urls = base_url if isinstance(base_url, list) else [base_url]
+        self.urls = [u.rstrip("/") + "/chat/completions" for u in urls]
+        self.url = self.urls[0]
+        self.endpoints = Endpoints(len(self.urls), cooloff=max(1.0, 4 * backoff))
         self.model_id = model
         self.model_revision = None
         self.api_key_env = api_key_env
@@ -224,8 +245,11 @@ class HTTPSampler:
         self.vllm_extras = vllm_extras
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(self._one, requests))
+        """Completions for ``requests``, in order: at most ``concurrency`` in flight per endpoint,
+        each routed by its group (see :mod:`tracekit.sampling.dispatch`)."""
+        n = len(self.urls)
+        homes = [home_of(r.group or json.dumps(r.messages, sort_keys=True), n) for r in requests]
+        return dispatch(requests, homes, n, self.concurrency, self._call)
 
     def _body(self, req: Request) -> dict:
         p = req.params
@@ -263,10 +287,10 @@ class HTTPSampler:
             )
         return body
 
-    def _one(self, req: Request) -> list[Completion]:
-        return self._call(self.url, req)
-
-    def _call(self, url: str, req: Request) -> list[Completion]:
+    def _call(self, req: Request, first: int = 0) -> list[Completion]:
+        """One request: from endpoint ``first`` on, failing over to the next endpoint on a refused
+        connection (without using up a retry while another endpoint is left to try); timeouts,
+        429 and 5xx are retried after the backoff."""
         data = json.dumps(self._body(req)).encode()
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(self.api_key_env)
@@ -274,33 +298,50 @@ class HTTPSampler:
             headers["Authorization"] = f"Bearer {key}"
         limit = reply_limit(req.n, req.params.max_tokens)
         last_error = ""
-        for attempt in range(self.max_retries + 1):
-            if attempt:
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+        attempt, tried = 0, set()
+        while True:
+            i = self.endpoints.pick(first, tried)
+            i = first if i is None else i
+            url = self.urls[i]
+            status, body = None, b""
             try:
                 status, body = self._post(url, data, headers, limit, key)
             except (OSError, http.client.HTTPException) as exc:
                 last_error = f"{type(exc).__name__} talking to {url}: {redact(str(exc), key)}"
-                continue
-            if status == 429 or status >= 500:
-                last_error = f"HTTP {status} from {url}: {redact(body.decode('utf-8', 'replace'), key)}"
-                continue
-            if status >= 400:
-                detail = redact(body.decode("utf-8", "replace"), key)
-                msg = (
-                    f"HTTP {status} from {url}: {detail}\nHint: check model, base_url and the key's variable."
-                )
-                raise TracekitError(msg)
-            try:
-                payload = json.loads(body)
-            except ValueError as exc:
-                last_error = (
-                    f"{url} answered with invalid JSON ({exc.__class__.__name__}: {redact(str(exc), key)})"
-                )
-                continue
-            return self._parse(payload, req, url)
+                if _refused(exc):
+                    self.endpoints.mark_down(i)
+                    tried.add(i)
+                    if self.endpoints.pick(first, tried) is not None:
+                        continue  # fail over to the next endpoint within this attempt
+            if status is not None:
+                self.endpoints.mark_up(i)
+                result = self._answer(status, body, url, req, key)
+                if isinstance(result, list):
+                    return result
+                last_error = result
+            attempt, tried = attempt + 1, set()
+            if attempt > self.max_retries:
+                break
+            time.sleep(self.backoff * 2 ** (attempt - 1))
         msg = f"{last_error} (gave up after {self.max_retries + 1} attempts).\nHint: is the server up? Check base_url."
         raise TracekitError(msg)
+
+    def _answer(
+        self, status: int, body: bytes, url: str, req: Request, key: str | None
+    ) -> list[Completion] | str:
+        """The completions of a reply, or the error to retry on (a string); raises when retrying
+        would not help."""
+        if status == 429 or status >= 500:
+            return f"HTTP {status} from {url}: {redact(body.decode('utf-8', 'replace'), key)}"
+        if status >= 400:
+            detail = redact(body.decode("utf-8", "replace"), key)
+            msg = f"HTTP {status} from {url}: {detail}\nHint: check model, base_url and the key's variable."
+            raise TracekitError(msg)
+        try:
+            payload = json.loads(body)
+        except ValueError as exc:
+            return f"{url} answered with invalid JSON ({exc.__class__.__name__}: {redact(str(exc), key)})"
+        return self._parse(payload, req, url)
 
     def _post(self, url: str, data: bytes, headers: dict, limit: int, key: str | None) -> tuple[int, bytes]:
         """One POST to ``url`` within the deadline: ``(status, body)``; never follows a redirect."""
