@@ -212,7 +212,7 @@ def _is_saved_dataset(folder: Path) -> bool:
 
 def check_replaceable(out: Path, configs) -> None:
     """Raise :class:`~tracekit.errors.OutputError` before any write when ``OUT/<config>`` exists and
-    is not a saved ``datasets`` folder (an earlier export's), or ``OUT/README.md`` is not a file."""
+    is not a saved ``datasets`` folder (an earlier export's), or the card or its histogram is not a file."""
     for config in configs:
         final = out / config
         if os.path.lexists(final) and not _is_saved_dataset(final):
@@ -221,10 +221,11 @@ def check_replaceable(out: Path, configs) -> None:
                 "tracekit replaces only those.\nHint: move it away, or name another --out."
             )
             raise OutputError(msg)
-    readme = out / "README.md"
-    if os.path.lexists(readme) and not readme.is_file():
-        msg = f"export --out: {readme} is not a file (the dataset card goes there).\nHint: move it away."
-        raise OutputError(msg)
+    for name in ("README.md", HISTOGRAM):  # the card and its histogram replace files only
+        path = out / name
+        if os.path.lexists(path) and not path.is_file():
+            msg = f"export --out: {path} is not a file (the dataset card's {name} goes there).\nHint: move it away."
+            raise OutputError(msg)
 
 
 def _save_atomically(dsd, final: Path) -> Path:
