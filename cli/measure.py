@@ -42,8 +42,11 @@ def skills(
     import json
 
     from tracekit.evaluate.skills import format_skills, skill_tables
+    from tracekit.places import check_output_file
     from tracekit.store import Store, atomic_write_text
 
+    if json_out:
+        check_output_file(json_out, "skills --json")  # before the work
     tables = skill_tables(Store(store), source=source, tokenizer=tokenizer)
     typer.echo(format_skills(tables))
     if json_out:

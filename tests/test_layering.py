@@ -17,7 +17,7 @@ LAYERS = [
     ["tracekit.ids"],
     ["tracekit.extract"],
     ["tracekit.schemas"],
-    ["tracekit.store"],
+    ["tracekit.store", "tracekit.places"],
     ["tracekit.tasks"],
     ["tracekit.prompts"],
     ["tracekit.sampling"],

@@ -145,7 +145,9 @@ def plan_reflections(
         task = tasks[pid]
         messages = reflect_messages(questions[pid], response[sid], setting.demos.get(task, []))
         for j, rid in zip(indices, ids):  # one request per reflection, seeded by its own id
-            request = Request(messages=messages, n=1, params=setting.params, seed=seed_for(rid) % (2**31))
+            request = Request(
+                messages=messages, n=1, params=setting.params, seed=seed_for(rid) % (2**31), group=pid
+            )
             work.append(ReflectWork(request, sid, pid, j, rid))
     return ReflectPlan(setting, tuple(work), reused)
 

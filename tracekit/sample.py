@@ -154,7 +154,9 @@ def plan_samples(problems: pl.DataFrame, setting: SampleSetting, stored: pl.Data
                     continue
                 # one request per sample, seeded by its own key: its text never depends on
                 # which other samples were asked for with it (backends that take a seed)
-                request = Request(messages=messages, n=1, params=setting.params, seed=seed_for(key) % (2**31))
+                request = Request(
+                    messages=messages, n=1, params=setting.params, seed=seed_for(key) % (2**31), group=pid
+                )
                 work.append(SampleWork(request, pid, task, meta, variant.name, prompt, i, key))
     serving = serving.filter(pl.col("sample_key").is_in(wanted))
     return SamplePlan(setting=setting, serving=serving, work=tuple(work))

@@ -142,7 +142,8 @@ def score_file(task: str, src: str | Path, out: str | Path) -> tuple[int, list[s
     written as it goes, under a temporary name, and appears whole at the end (flat memory).
     Returns the number of scored lines and the malformed ones (see :func:`score_jsonl`).
     """
-    from tracekit.store.files import atomic_write, check_input_file, check_output_file
+    from tracekit.places import check_input_file, check_output_file
+    from tracekit.store.files import atomic_write
 
     verifier = get_task(task)
     src = check_input_file(src, "score: input", "give a jsonl file: one JSON object per line.")

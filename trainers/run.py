@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tracekit.errors import require
+from tracekit.places import check_output_dir
 from tracekit.sampling.hf import load_pretrained
 from tracekit.trainers.config import load_train_config
 
@@ -17,6 +18,10 @@ from tracekit.trainers.config import load_train_config
 def run_training(kind: str, config: str | Path, *, drop_no_signal: bool = False, echo=print):
     """Run one training job described by ``config``; return the trainer."""
     cfg = load_train_config(config, kind)
+    default = "tracekit-sft" if cfg.kind == "sft" else "tracekit-grpo"
+    check_output_dir(
+        str(cfg.trl.get("output_dir", default)), "train: output_dir"
+    )  # before any model is loaded
     transformers = require("transformers", "train")
     tokenizer = load_pretrained(transformers.AutoTokenizer, cfg.tokenizer or cfg.model, "tokenizer")
     if cfg.kind == "sft":

@@ -29,6 +29,11 @@ class EvalModel:
     options: dict[str, Any] = field(default_factory=dict)
     few_shot: int | None = None
 
+    def __post_init__(self) -> None:
+        from tracekit.sampling.registry import check_backend
+
+        check_backend(self.backend, self.options)  # names and values, when the config is read
+
 
 @dataclass(frozen=True)
 class EvalTask:

@@ -23,8 +23,8 @@ from tracekit.evaluate import plots
 from tracekit.evaluate.problems import difficulty_label, read_table
 from tracekit.evaluate.results import current_evals, results_long, results_wide
 from tracekit.evaluate.skills import skill_rows, skill_tables
+from tracekit.places import check_output_file
 from tracekit.store import Store, atomic_write_text
-from tracekit.store.files import check_output_file
 from tracekit.store.views import view_counts
 
 _TAG_RE = re.compile(r"&lt;(/?)(think|sample|reflect|answer|verdict)&gt;")

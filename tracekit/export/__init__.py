@@ -70,7 +70,7 @@ def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Writte
         msg = f"export target {to!r} does not take {flags}.\nHint: it takes {known}."
         raise ConfigError(msg)
     from tracekit.errors import OutputError, warn
-    from tracekit.store.files import check_output_dir
+    from tracekit.places import check_output_dir
 
     check_output_dir(out, "export --out")
     try:

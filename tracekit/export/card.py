@@ -63,10 +63,48 @@ def card_metadata(configs: dict[str, dict[str, int]]) -> dict[str, Any]:
     }
 
 
+_PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,-/:@+=%")
+
+
+def md_text(value: Any) -> str:
+    """``value`` as inert markdown text, safe in a paragraph, a heading and a table cell.
+
+    Every value that comes from data (task, variant and model names, reasons, ids) goes through
+    this: characters other than letters, digits and ``PLAIN`` punctuation become numeric
+    character references, so no markdown (emphasis, links, table pipes) and no HTML (tags,
+    entities) can form; line breaks become spaces.
+
+    Examples
+    --------
+    >>> md_text('<img src=x onerror="alert(1)">|`x`')
+    '&#60;img src=x onerror=&#34;alert&#40;1&#41;&#34;&#62;&#124;&#96;x&#96;'
+    >>> md_text("Qwen/Qwen2.5-1.5B")
+    'Qwen/Qwen2.5-1.5B'
+    """
+    text = " ".join(str(value).splitlines()) if value is not None else "None"
+    return "".join(c if c in _PLAIN or (c.isalnum() and ord(c) > 127) else f"&#{ord(c)};" for c in text)
+
+
+def md_code(value: Any) -> str:
+    """``value`` shown as code (``<code>``), escaped like :func:`md_text` (a markdown code span
+    cannot hold every string: a backtick or a pipe would end it or the table cell)."""
+    return f"<code>{md_text(value)}</code>"
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    """A markdown table; every cell is escaped with :func:`md_text` unless it is already markup
+    (``Markup``: made by :func:`md_code` or this module's own wording)."""
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+class Markup(str):
+    """Text this module built as markdown (already escaped): :func:`_table` leaves it as it is."""
+
+
+def _cell(value: Any) -> str:
+    return str(value) if isinstance(value, Markup) else md_text(value)
 
 
 def _block(lang: str, text: str) -> str:
@@ -79,7 +117,7 @@ def _block(lang: str, text: str) -> str:
 def render_card(stats: dict[str, Any], configs: dict[str, dict[str, int]], *, repo_id: str) -> str:
     """tracekit's section of the card (markdown between the ``START``/``END`` markers)."""
     r, v, lengths = stats["recipe"], stats["verdicts"], stats["lengths"]
-    out = [START, f"# {repo_id.split('/')[-1]}", ""]
+    out = [START, f"# {md_text(repo_id.split('/')[-1])}", ""]
     out.append(
         "Silver reasoning traces built with tracekit the SkillFactory way "
         "(arXiv 2512.04072): a base model's own answers, checked exactly, and its own self-verifications that "
@@ -87,17 +125,18 @@ def render_card(stats: dict[str, Any], configs: dict[str, dict[str, int]], *, re
     )
     out += ["", "## Configs", ""]
     rows = [
-        [f"`{name}`", split, n, CONFIG_DOC.get(name, "")]
+        [Markup(md_code(name)), split, n, Markup(CONFIG_DOC.get(name, ""))]
         for name, c in configs.items()
         for split, n in c.items()
     ]
     out.append(_table(["config", "split", "rows", "what"], rows))
     out += ["", "## Recipe", ""]
     out.append(
-        f"- tracekit {r['tracekit_version']}; model `{r['model']}` at revision `{r['model_revision']}`"
+        f"- tracekit {md_text(r['tracekit_version'])}; model {md_code(r['model'])} "
+        f"at revision {md_code(r['model_revision'])}"
     )
-    out.append(f"- seeds: {r['seeds']}")
-    out.append(f"- store tables: {json.dumps(stats['counts'])}")
+    out.append(f"- seeds: {md_text(r['seeds'])}")
+    out.append(f"- store tables: {md_text(json.dumps(stats['counts']))}")
     if r["sampling"]:
         out += [
             "- sampling parameters:",
@@ -106,7 +145,10 @@ def render_card(stats: dict[str, Any], configs: dict[str, dict[str, int]], *, re
         ]
     out += ["", "Commands that built the data, in order:", ""]
     for c in r["commands"]:
-        out.append(f"- `tracekit {c['command']}` ({c['started_at']}, tracekit {c['tracekit_version']}):")
+        out.append(
+            f"- {md_code('tracekit ' + str(c['command']))} "
+            f"({md_text(c['started_at'])}, tracekit {md_text(c['tracekit_version'])}):"
+        )
         out += ["", _block("yaml", yaml.safe_dump(c["config"], sort_keys=True)), ""]
     out += [
         "## Base-model accuracy",
@@ -144,7 +186,9 @@ def render_card(stats: dict[str, Any], configs: dict[str, dict[str, int]], *, re
     )
     out += ["", "## Trace formats", ""]
     fm = stats["formats"]
-    out.append(_table(["format", "traces"], [[f"`{k}`", n] for k, n in fm.items()]) if fm else "No traces.")
+    out.append(
+        _table(["format", "traces"], [[Markup(md_code(k)), n] for k, n in fm.items()]) if fm else "No traces."
+    )
     out += ["", "## Trace lengths", ""]
     if lengths["n"]:
         out.append(f"![trace lengths]({HISTOGRAM})")
@@ -169,7 +213,7 @@ def render_card(stats: dict[str, Any], configs: dict[str, dict[str, int]], *, re
             "",
             "## Example trace",
             "",
-            f"`{ex['format']}`, {ex['n_samples']} samples, `{ex['trace_id']}`.",
+            f"{md_code(ex['format'])}, {md_text(ex['n_samples'])} samples, {md_code(ex['trace_id'])}.",
             "",
             "User:",
             "",
@@ -185,7 +229,8 @@ def render_card(stats: dict[str, Any], configs: dict[str, dict[str, int]], *, re
 
 def usage(repo_id: str, configs: dict[str, dict[str, int]]) -> str:
     """How to load each config and train on it (TRL, verl, LLaMA-Factory)."""
-    loads = "\n".join(f'{name} = load_dataset("{repo_id}", "{name}")' for name in configs)
+    rid = json.dumps(repo_id)  # a Python string literal, whatever the folder or repo is called
+    loads = "\n".join(f'{name} = load_dataset({rid}, "{name}")' for name in configs)
     return "\n".join(
         [
             "## Loading and training",
@@ -197,7 +242,7 @@ def usage(repo_id: str, configs: dict[str, dict[str, int]]) -> str:
             "",
             _block(
                 "python",
-                f'from trl import SFTConfig, SFTTrainer\n\ntrain = load_dataset("{repo_id}", "sft", '
+                f'from trl import SFTConfig, SFTTrainer\n\ntrain = load_dataset({rid}, "sft", '
                 'split="train").select_columns(["prompt", "completion"])\n'
                 'SFTTrainer(model="Qwen/Qwen2.5-1.5B-Instruct", train_dataset=train,\n'
                 '           args=SFTConfig(output_dir="ckpt", max_length=8192)).train()',
@@ -222,10 +267,29 @@ def usage(repo_id: str, configs: dict[str, dict[str, int]]) -> str:
     )
 
 
-def split_card(text: str | None) -> tuple[dict[str, Any], str]:
-    """``(metadata, body)`` of a README.md (empty metadata when it has no YAML header)."""
+def read_card_file(path: Path) -> str:
+    """The text of an existing README.md (UTF-8); another encoding is an :class:`InputFormatError`."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = (
+            f"{path} is not UTF-8 text (byte {exc.start}); the dataset card is merged into it.\n"
+            "Hint: convert it to UTF-8, or move it away to get a new card."
+        )
+        raise InputFormatError(msg) from None
+
+
+def split_card(text: str | None, where: str = "the existing dataset card") -> tuple[dict[str, Any], str]:
+    """``(metadata, body)`` of a README.md (empty metadata when it has no YAML header).
+
+    A header that is not a YAML mapping, or tracekit's markers out of order, are an
+    :class:`InputFormatError` naming ``where``: merging would lose what the user wrote.
+    """
     if not text:
         return {}, ""
+    meta: Any = {}
+    body = text
     if text.startswith("---\n") or text.startswith("---\r\n"):
         rest = text.split("\n", 1)[1]
         end = rest.find("\n---")
@@ -233,14 +297,30 @@ def split_card(text: str | None) -> tuple[dict[str, Any], str]:
             try:
                 meta = yaml.safe_load(rest[:end]) or {}
             except yaml.YAMLError as exc:
-                msg = f"the existing dataset card has invalid YAML metadata ({exc}).\nHint: fix README.md on the Hub."
+                detail = " ".join(str(exc).split())
+                msg = f"{where} has invalid YAML metadata ({detail}).\nHint: fix its YAML header."
                 raise InputFormatError(msg) from None
             body = rest[end + 4 :].split("\n", 1)[1] if "\n" in rest[end + 4 :] else ""
-            return (meta if isinstance(meta, dict) else {}), body
-    return {}, text
+            if not isinstance(meta, dict):
+                msg = (
+                    f"{where} has a YAML header that is a {type(meta).__name__}, not a mapping of keys.\n"
+                    "Hint: write the header as `key: value` lines (license: ..., tags: [...]) between the --- lines."
+                )
+                raise InputFormatError(msg)
+    starts, ends = body.count(START), body.count(END)
+    if (starts, ends) != (0, 0) and ((starts, ends) != (1, 1) or body.index(END) < body.index(START)):
+        msg = (
+            f"{where}: tracekit's section markers are out of order ({starts} {START}, {ends} {END}, "
+            "the end must follow the one start).\n"
+            "Hint: fix or remove the markers; tracekit rewrites what lies between them."
+        )
+        raise InputFormatError(msg)
+    return meta, body
 
 
-def merge_card(existing: str | None, ours: dict[str, Any], section: str) -> str:
+def merge_card(
+    existing: str | None, ours: dict[str, Any], section: str, *, where: str = "the existing dataset card"
+) -> str:
     """The card with tracekit's metadata and section merged into ``existing``.
 
     A key the user wrote keeps their value (``tags`` are united, ``OWNED_KEYS`` and
@@ -263,14 +343,15 @@ def merge_card(existing: str | None, ours: dict[str, Any], section: str) -> str:
     My notes.
     <BLANKLINE>
     """
-    meta, body = split_card(existing)
+    meta, body = split_card(existing, where)
     for key, value in ours.items():
         if key == "tags":
-            have = list(meta.get("tags") or [])
+            have = meta.get("tags") or []
+            have = list(have) if isinstance(have, list) else [have]
             meta["tags"] = have + [t for t in value if t not in have]
         elif key in OWNED_KEYS or key == "configs" or key not in meta:
             meta[key] = value
-    if START in body and END in body:
+    if START in body:
         head, rest = body.split(START, 1)
         tail = rest.split(END, 1)[1].lstrip("\n")
         body = head + section + tail

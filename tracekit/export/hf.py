@@ -17,8 +17,16 @@ from typing import Any
 
 import polars as pl
 
-from tracekit.errors import InputFormatError, unknown_name, warn
-from tracekit.export.card import HISTOGRAM, card_metadata, histogram_png, merge_card, render_card
+from tracekit.errors import InputFormatError, OutputError, unknown_name, warn
+from tracekit.export.card import (
+    HISTOGRAM,
+    card_metadata,
+    histogram_png,
+    merge_card,
+    read_card_file,
+    render_card,
+    split_card,
+)
 from tracekit.export.lengths import load_tokenizer
 from tracekit.export.source import (
     UNVERIFIABLE_HINT,
@@ -32,7 +40,7 @@ from tracekit.export.stats import card_stats
 from tracekit.export.trl import grpo_view, sft_view
 from tracekit.schemas.tables import SPLITS
 from tracekit.store import Store, atomic_write_text
-from tracekit.store.files import TMP_PREFIX, file_digest
+from tracekit.store.files import file_digest, temporary_path
 
 CONFIGS = ("problems", "samples", "reflections", "sft", "grpo")
 
@@ -99,6 +107,7 @@ def build_card(
     tokenizer: Any = None,
     existing: str | None = None,
     configs_meta: list | None = None,
+    where: str = "the existing dataset card",
 ) -> str:
     """The merged card text; the histogram PNG is written to ``folder`` when there are traces."""
     stats = card_stats(store, max_length=max_length, tokenizer=tokenizer)
@@ -107,7 +116,7 @@ def build_card(
     meta = card_metadata(counts)
     if configs_meta is not None:
         meta["configs"] = configs_meta
-    return merge_card(existing, meta, render_card(stats, counts, repo_id=repo_id))
+    return merge_card(existing, meta, render_card(stats, counts, repo_id=repo_id), where=where)
 
 
 def export_hf(
@@ -126,6 +135,10 @@ def export_hf(
     """
     out = Path(out)
     frames = config_frames(store, tables, formats=formats)
+    check_replaceable(out, frames)
+    readme = out / "README.md"
+    existing = read_card_file(readme) if readme.exists() else None
+    split_card(existing, str(readme))  # a card tracekit cannot merge into is refused before any write
     out.mkdir(parents=True, exist_ok=True)
     files, counts = {}, {}
     for config, parts in frames.items():
@@ -143,8 +156,6 @@ def export_hf(
         }
         for c, parts in frames.items()
     ]
-    readme = out / "README.md"
-    existing = readme.read_text() if readme.exists() else None
     text = build_card(
         store,
         per_config,
@@ -154,6 +165,7 @@ def export_hf(
         tokenizer=load_tokenizer(tokenizer),
         existing=existing,
         configs_meta=configs_meta,
+        where=str(readme),
     )
     atomic_write_text(readme, text)
     files["README.md"] = readme
@@ -173,19 +185,73 @@ def content_digest(folder: Path) -> str:
     return h.hexdigest()[:20]
 
 
+_SPLIT_FILES = ("dataset_info.json", "state.json")
+
+
+def _is_saved_dataset(folder: Path) -> bool:
+    """True when ``folder`` holds what ``DatasetDict.save_to_disk`` writes and nothing else: the
+    only kind of folder an export replaces (a folder the user or a store put there is kept)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    entries = list(folder.iterdir())
+    if "dataset_dict.json" not in {e.name for e in entries}:
+        return False
+    for entry in entries:
+        if entry.is_symlink():
+            return False
+        if entry.name == "dataset_dict.json" and entry.is_file():
+            continue
+        if not entry.is_dir():
+            return False
+        for f in entry.iterdir():
+            arrow = f.name.startswith("data-") and f.name.endswith(".arrow")
+            if f.is_symlink() or not f.is_file() or not (arrow or f.name in _SPLIT_FILES):
+                return False
+    return True
+
+
+def check_replaceable(out: Path, configs) -> None:
+    """Raise :class:`~tracekit.errors.OutputError` before any write when ``OUT/<config>`` exists and
+    is not a saved ``datasets`` folder (an earlier export's), or the card or its histogram is not a file."""
+    for config in configs:
+        final = out / config
+        if os.path.lexists(final) and not _is_saved_dataset(final):
+            msg = (
+                f"export --out: {final} exists and is not a datasets folder an earlier export wrote; "
+                "tracekit replaces only those.\nHint: move it away, or name another --out."
+            )
+            raise OutputError(msg)
+    for name in ("README.md", HISTOGRAM):  # the card and its histogram replace files only
+        path = out / name
+        if os.path.lexists(path) and not path.is_file():
+            msg = f"export --out: {path} is not a file (the dataset card's {name} goes there).\nHint: move it away."
+            raise OutputError(msg)
+
+
 def _save_atomically(dsd, final: Path) -> Path:
-    """``save_to_disk`` into a hidden folder, then swap it into place (readers see old or new, whole)."""
-    tmp = final.with_name(f"{TMP_PREFIX}{final.name}.{os.getpid()}")
-    old = final.with_name(f"{TMP_PREFIX}old-{final.name}.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
+    """``save_to_disk`` into a new hidden folder, then swap it into place (readers see old or new,
+    whole). Only folders this call created, or an earlier export's saved ``datasets`` folder at
+    ``final``, are ever removed."""
+    tmp = temporary_path(final)
+    tmp.mkdir()  # exclusive: the name is this writer's
+    old = None
     try:
         dsd.save_to_disk(str(tmp))
-        if final.exists():
+        if os.path.lexists(final):
+            if not _is_saved_dataset(final):  # appeared since check_replaceable
+                check_replaceable(final.parent, [final.name])
+            old = temporary_path(final)
             os.replace(final, old)
         os.replace(tmp, final)
+    except BaseException:
+        if old is not None and not os.path.lexists(final):
+            os.replace(old, final)  # put the earlier export back
+            old = None
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return final
 
 

@@ -107,6 +107,11 @@ def hub_errors(repo_id: str, endpoint: str):
                 f"{where}: this token may not write there (HTTP 403).\n"
                 "Hint: use a token with write access to the namespace."
             )
+        elif status in (409, 412):  # the commit's parent is no longer the branch head
+            msg = (
+                f"{where}: the Hub refused a concurrent commit (HTTP {status}): another push to this repo "
+                "committed first.\nHint: retry the push (pushing again is idempotent: what landed stays as it is)."
+            )
         else:
             msg = f"{where}: the Hub answered HTTP {status}.\nHint: try again later; check the Hub's status page."
         raise HubError(msg) from None
@@ -127,13 +132,17 @@ def hub_errors(repo_id: str, endpoint: str):
 
 
 def _read_card(api, repo_id: str, revision: str | None) -> str | None:
-    from huggingface_hub.errors import EntryNotFoundError
+    from huggingface_hub.errors import EntryNotFoundError, RevisionNotFoundError
 
     try:
         path = api.hf_hub_download(repo_id, "README.md", repo_type="dataset", revision=revision)
-    except EntryNotFoundError:
+    except (EntryNotFoundError, RevisionNotFoundError):  # no card yet, or a branch the push creates
         return None
-    return Path(path).read_text(encoding="utf-8")
+    from tracekit.export.card import read_card_file, split_card
+
+    text = read_card_file(Path(path))
+    split_card(text, f"README.md of datasets/{repo_id}")  # checked before anything is pushed
+    return text
 
 
 def _ensure_dataset_repo(api, repo_id: str, *, private: bool, explicit: bool) -> None:
@@ -156,6 +165,14 @@ def _ensure_dataset_repo(api, repo_id: str, *, private: bool, explicit: bool) ->
             )
             raise HubError(msg)
     api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+
+
+def check_staging() -> None:
+    """Refuse a temporary space (where the card's files are staged, in a new folder of their
+    own) that is or lies inside a tracekit store (``TMPDIR`` pointed into one)."""
+    from tracekit.places import check_inside_no_store
+
+    check_inside_no_store(tempfile.gettempdir(), "push: the temporary folder (TMPDIR)")
 
 
 def _quiet_clients(hub) -> None:
@@ -194,6 +211,7 @@ def push(
         )
         raise HubError(msg)
     endpoint = hub.constants.ENDPOINT
+    check_staging()
     frames = config_frames(store, tables, formats=formats)
     if not frames:
         raise HubError(f"nothing to push from {store.root}: every config is empty.\nHint: build data first.")
@@ -202,6 +220,7 @@ def push(
     api = hub.HfApi()
     with hub_errors(repo_id, endpoint):
         _ensure_dataset_repo(api, repo_id, private=private, explicit=explicit)
+        _read_card(api, repo_id, revision)  # a card that cannot be merged is refused before any push
         for config, parts in frames.items():
             echo(f"pushing {config}: " + ", ".join(f"{s} {n}" for s, n in counts[config].items()))
             dataset_dict(parts).push_to_hub(
@@ -212,7 +231,7 @@ def push(
                 commit_message=f"tracekit: {config} config",
             )
         with tempfile.TemporaryDirectory() as tmp:
-            existing = _read_card(api, repo_id, revision)
+            existing = _read_card(api, repo_id, revision)  # again: the config pushes changed its YAML
             text = build_card(
                 store,
                 counts,
@@ -221,6 +240,7 @@ def push(
                 max_length=max_length,
                 tokenizer=load_tokenizer(tokenizer),
                 existing=existing,
+                where=f"README.md of datasets/{repo_id}",
             )
             changed = text != existing
             if changed:

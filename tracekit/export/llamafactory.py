@@ -53,7 +53,13 @@ def entry_name(name: str, split: str) -> str:
 def export_llamafactory(
     store: Store, out: str | Path, *, formats: list[str] | None = None, name: str = "tracekit_sft"
 ) -> Written:
-    """Write the sharegpt files and merge their entries into ``OUT/dataset_info.json``."""
+    """Write the sharegpt files and merge their entries into ``OUT/dataset_info.json``.
+
+    ``name`` becomes the folder ``OUT/<name>``: one plain file-name component, never a path
+    (see :func:`tracekit.places.check_name_component`)."""
+    from tracekit.places import check_name_component
+
+    check_name_component(name, "export --to llamafactory --name")
     out = Path(out)
     traces = traces_for_export(store, formats)
     splits = problem_splits(store)

@@ -24,7 +24,8 @@ from tracekit.sampling.base import SamplingParams
 class ModelConfig:
     """backend: transformers | vllm | http | scripted; options: the backend's keyword arguments
     (transformers: model, gguf_file, device, dtype, batch_size; vllm: model, revision, engine;
-    http: base_url, model, concurrency, timeout, max_retries). No model = the embedded SmolLM2-135M."""
+    http: base_url (one URL or a list of endpoints), model, concurrency, timeout, max_retries). No model = the
+    embedded SmolLM2-135M."""
 
     backend: str = "transformers"
     options: dict[str, Any] = field(default_factory=dict)

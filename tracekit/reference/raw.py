@@ -42,7 +42,7 @@ class RawFile:
     and ``where(row)`` (``"line N"`` or ``"row N"`` of a 0-based row index)."""
 
     def __init__(self, path: str | Path) -> None:
-        from tracekit.store.files import check_input_file
+        from tracekit.places import check_input_file
 
         self.path = check_input_file(path, "import: raw file", "give a .parquet or .jsonl file.")
         self.kind = self.path.suffix.lower()

@@ -86,6 +86,7 @@ class Request:
     seed: int
     params: SamplingParams
     prefix: str = ""  # a partial assistant turn to continue ("" = a fresh turn)
+    group: str = ""  # requests of one group (a problem) share a prompt prefix: a router keeps them together
 
 
 @dataclass(frozen=True)

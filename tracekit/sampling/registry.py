@@ -34,7 +34,8 @@ def backend_class(backend: str) -> type:
 
 def check_backend(backend: str, options: dict[str, Any]) -> None:
     """Raise unless ``backend`` is registered and takes every one of ``options`` (with every
-    option it requires).
+    option it requires), and the backend's own ``check_options(options)`` (when it has one)
+    accepts their values.
 
     Examples
     --------
@@ -47,7 +48,8 @@ def check_backend(backend: str, options: dict[str, Any]) -> None:
     """
     import difflib
 
-    params = inspect.signature(backend_class(backend).__init__).parameters
+    cls = backend_class(backend)
+    params = inspect.signature(cls.__init__).parameters
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     takes = {n: p for n, p in params.items() if n != "self" and p.kind in named}
     for name in options:
@@ -60,6 +62,9 @@ def check_backend(backend: str, options: dict[str, Any]) -> None:
     if missing:
         msg = f"backend {backend!r} needs the option(s) {missing}."
         raise ConfigError(msg + f"\nHint: its options are {sorted(takes)}.")
+    check_values = getattr(cls, "check_options", None)
+    if check_values is not None:  # a backend may check its option values too (e.g. http's base_url)
+        check_values(options)
 
 
 def make_sampler(backend: str, **options: Any) -> Sampler:

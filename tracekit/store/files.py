@@ -7,10 +7,7 @@ Temporary names are unique to the writer (``.tmp-NAME~PID@HOST~TOKEN``), so two 
 share each other's temporaries. (Store parts and commit records are written through the
 store's file system, :mod:`tracekit.store.fs`, whose temporaries prove their writer alive.)
 
-``check_output_dir``, ``check_output_file`` and ``check_input_file`` say, before any work is
-done, whether a command can write (or read) where the user pointed it: a file where a folder
-belongs, a folder under a file, a read-only or otherwise unwritable folder are errors that
-name the path, and nothing is created to find out.
+Where a command may read or write is checked in :mod:`tracekit.places`, not here.
 """
 
 from __future__ import annotations
@@ -95,82 +92,8 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
-# ------------------------------------------------------------------ where a command may write
-def _first_file_above(path: Path) -> Path | None:
-    """The nearest existing ancestor of ``path`` that is not a folder, if any."""
-    for parent in path.parents:
-        if parent.exists():
-            return None if parent.is_dir() else parent
-    return None
-
-
-def check_writable_dir(folder: str | os.PathLike, what: str) -> None:
-    """Raise :class:`~tracekit.errors.OutputError` unless new files can be created in ``folder``
-    (an existing folder): one hidden temporary file is created and removed. Root ignores file
-    modes, so only an attempt tells (a read-only file system, a full disk, a permission)."""
-    from tracekit.errors import OutputError
-
-    probe = temporary_path(Path(folder) / "probe")
-    try:
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except OSError as exc:
-        msg = (
-            f"{what}: cannot create files in {folder}: {exc.strerror or exc}.\n"
-            "Hint: make the folder writable (or not read-only), or name another one."
-        )
-        raise OutputError(msg) from None
-    os.close(fd)
-    os.unlink(probe)
-
-
-def check_output_dir(path: str | os.PathLike, what: str) -> Path:
-    """Check that ``path`` can be an output folder (it exists as a writable folder, or can be
-    created): nothing is created. Raises :class:`~tracekit.errors.OutputError`."""
-    from tracekit.errors import OutputError
-
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        msg = f"{what} {path} is a file, not a folder.\nHint: name a folder (it is created when missing)."
-        raise OutputError(msg)
-    blocker = _first_file_above(path)
-    if blocker is not None:
-        msg = f"{what} {path}: {blocker} is a file, so no folder can be made under it.\nHint: name another folder."
-        raise OutputError(msg)
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    check_writable_dir(existing, what)
-    return path
-
-
-def check_output_file(path: str | os.PathLike, what: str) -> Path:
-    """Check that ``path`` can be written as a file (an existing file is replaced): its folder
-    exists and is writable, and ``path`` is not a folder. Raises :class:`~tracekit.errors.OutputError`."""
-    from tracekit.errors import OutputError
-
-    path = Path(path)
-    if path.is_dir():
-        msg = (
-            f"{what} {path} is a folder, not a file.\nHint: name a file inside it, e.g. {path / 'out.jsonl'}."
-        )
-        raise OutputError(msg)
-    blocker = _first_file_above(path)
-    if blocker is not None:
-        msg = f"{what} {path}: {blocker} is a file, not a folder.\nHint: name a file in an existing folder."
-        raise OutputError(msg)
-    if not path.parent.is_dir():
-        msg = f"{what} {path}: the folder {path.parent} does not exist.\nHint: create it first."
-        raise OutputError(msg)
-    check_writable_dir(path.parent, what)
-    return path
-
-
-def check_input_file(path: str | os.PathLike, what: str, hint: str) -> Path:
-    """``path`` as a :class:`Path` when it is an existing file; else an
-    :class:`~tracekit.errors.InputFormatError` saying what it is instead."""
-    from tracekit.errors import InputFormatError
-
-    path = Path(path)
-    if path.is_dir():
-        raise InputFormatError(f"{what} {path} is a folder, not a file.\nHint: {hint}")
-    if not path.exists():
-        raise InputFormatError(f"{what} {path} does not exist.\nHint: {hint}")
-    return path
+# ------------------------------------------------------------------ kept for the store's own modules
+# The checks of where a command may read or write live in :mod:`tracekit.places`; the store's
+# tables module still imports these two names from here (its root is checked for shape only).
+from tracekit.places import check_dir_shape as check_output_dir  # noqa: E402,F401
+from tracekit.places import check_writable_dir  # noqa: E402,F401

@@ -1,0 +1,133 @@
+"""The http backend over several endpoints (issue 22 §3): routing by problem, work sharing at
+a call's tail, failover on refused connections. Several real servers on 127.0.0.1, each
+recording which requests reached it."""
+
+from __future__ import annotations
+
+import socket
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_bad_input import edited, one_error
+from test_http_hardening import Server, ok_reply, send
+
+from tracekit.errors import TracekitError
+from tracekit.sampling.base import Request, SamplingParams
+from tracekit.sampling.dispatch import home_of
+from tracekit.sampling.registry import make_sampler
+
+PARAMS = SamplingParams(max_tokens=8)
+
+
+@pytest.fixture
+def serve():
+    started: list[Server] = []
+    yield lambda answer: started.append(Server(answer)) or started[-1]
+    for s in started:
+        s.close()
+
+
+def recording(delay: float = 0.0):
+    got: list[str] = []
+
+    def answer(handler, body):
+        got.append(body["messages"][-1]["content"])
+        time.sleep(delay)
+        send(handler, 200, ok_reply(body["n"], body["messages"][-1]["content"]))
+
+    return answer, got
+
+
+def requests_of(groups: list[str], per_group: int) -> list[Request]:
+    return [
+        Request(({"role": "user", "content": f"{g}#{k}"},), 1, k, PARAMS, group=g)
+        for g in groups
+        for k in range(per_group)
+    ]
+
+
+def dead_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on: connections are refused
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+def test_requests_of_one_problem_go_to_one_endpoint(serve):
+    answers = [recording() for _ in range(3)]
+    servers = [serve(a) for a, _ in answers]
+    groups = [f"problem-{i}" for i in range(12)]
+    sampler = make_sampler("http", base_url=[s.url for s in servers], model="m", concurrency=1)
+    reqs = requests_of(groups, 4)
+    out = sampler.generate(reqs)
+    assert [o[0].text for o in out] == [r.messages[0]["content"] for r in reqs]  # answers in request order
+    on_home = sum(
+        text.split("#")[0] in {g for g in groups if home_of(g, 3) == e}
+        for e, (_, got) in enumerate(answers)
+        for text in got
+    )
+    assert on_home >= 0.75 * len(reqs)  # stealing moves only a call's tail; routing at random would give ~1/3
+    assert all(got for _, got in answers)  # every endpoint took part
+
+
+def test_an_idle_endpoint_takes_over_the_backlog_of_a_slow_one(serve):
+    (slow_answer, slow_got), (fast_answer, fast_got) = recording(delay=0.3), recording()
+    slow, fast = serve(slow_answer), serve(fast_answer)
+    groups = [g for g in (f"p{i}" for i in range(200)) if home_of(g, 2) == 0][:12]  # all homed on `slow`
+    sampler = make_sampler("http", base_url=[slow.url, fast.url], model="m", concurrency=1)
+    out = sampler.generate(requests_of(groups, 1))
+    assert len(out) == 12 and all(o[0].text for o in out)
+    assert len(fast_got) > len(slow_got) >= 1  # the fast endpoint served most of the slow one's queue
+
+
+def test_a_dead_endpoint_fails_over_without_using_retries(serve):
+    answer, got = recording()
+    live = serve(answer)
+    groups = [f"q{i}" for i in range(10)]
+    sampler = make_sampler("http", base_url=[dead_url(), live.url], model="m", max_retries=0, concurrency=2)
+    out = sampler.generate(requests_of(groups, 2))
+    assert len(out) == 20 and len(got) == 20  # every request answered by the live endpoint
+
+
+def test_every_endpoint_dead_is_one_error():
+    sampler = make_sampler("http", base_url=[dead_url(), dead_url()], model="m", max_retries=1, backoff=0)
+    with pytest.raises(TracekitError, match="gave up after 2 attempts"):
+        sampler.generate(requests_of(["x"], 1))
+
+
+def test_a_run_over_two_endpoints(tk, tmp_path, monkeypatch, serve):
+    answers = [recording() for _ in range(2)]
+    servers = [serve(a) for a, _ in answers]
+    monkeypatch.chdir(tmp_path)
+    opts = {"base_url": [s.url for s in servers], "model": "m", "max_retries": 0}
+    config = edited(model={"backend": "http", "options": opts}, tasks=[{"name": "multiplication", "n": 8}])
+    Path("run.yaml").write_text(yaml.safe_dump(config))
+    code, _, err = tk("run", "run.yaml", "-q")
+    assert code == 0, err
+    from tracekit.store import Store
+
+    assert Store(tmp_path / "st").count("samples") == 16
+    print(
+        [len(g) for _, g in answers],
+        [home_of(p, 2) for p in Store(tmp_path / "st").read("problems")["problem_id"]],
+    )
+    assert all(got for _, got in answers)
+
+
+@pytest.mark.parametrize(
+    ("urls", "needle"),
+    [
+        ([], "base_url is an empty list"),
+        (["http://a/v1", "http://a/v1"], "lists an endpoint twice"),
+        (["http://a/v1", "ftp://b/v1"], "'ftp://b/v1' is not an http"),
+    ],  # fmt: skip
+)
+def test_a_bad_list_of_endpoints_is_refused_when_read(tk, tmp_path, monkeypatch, urls, needle):
+    monkeypatch.chdir(tmp_path)
+    Path("run.yaml").write_text(
+        yaml.safe_dump(edited(model={"backend": "http", "options": {"base_url": urls, "model": "m"}}))
+    )
+    one_error(tk("run", "run.yaml", "--dry-run", "-q"), "backend 'http'", needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.yaml"]
