@@ -15,6 +15,7 @@ name the path, and nothing is created to find out.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import secrets
@@ -44,18 +45,28 @@ def row_group_rows(frame: pl.DataFrame) -> int:
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` with tracekit's settings: zstd level 1 (fast, within a few percent of
     level 3), statistics, row groups of about 16 MB."""
-    frame.write_parquet(
-        path, compression="zstd", compression_level=1, statistics=True, row_group_size=row_group_rows(frame)
-    )
+    try:
+        frame.write_parquet(
+            path,
+            compression="zstd",
+            compression_level=1,
+            statistics=True,
+            row_group_size=row_group_rows(frame),
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise _os_error(exc, path) from exc
 
 
 def sink_parquet(frame: pl.LazyFrame, path: str | os.PathLike, *, row_group_size: int = 4_096) -> None:
     """Stream ``frame`` to ``path`` (zstd level 1, statistics; flat memory, all cores).
 
     Row groups of 4,096 rows: about 16 MB of typical traces, so readers stream them in small steps."""
-    frame.sink_parquet(
-        path, compression="zstd", compression_level=1, statistics=True, row_group_size=row_group_size
-    )
+    try:
+        frame.sink_parquet(
+            path, compression="zstd", compression_level=1, statistics=True, row_group_size=row_group_size
+        )
+    except pl.exceptions.PolarsError as exc:
+        raise _os_error(exc, path) from exc
 
 
 def temporary_path(path: str | os.PathLike) -> Path:
@@ -132,6 +143,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
         _fsync_file(tmp)
         os.replace(tmp, path)
         _fsync_dir(path.parent)
+    except OSError as exc:
+        raise _named(exc, path) from exc
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -148,8 +161,11 @@ def create_exclusive(path: str | os.PathLike, data: bytes) -> bool:
     path = Path(path)
     tmp = temporary_path(path)
     try:
-        tmp.write_bytes(data)
-        _fsync_file(tmp)
+        try:
+            tmp.write_bytes(data)
+            _fsync_file(tmp)
+        except OSError as exc:
+            raise _named(exc, path) from exc
         try:
             os.link(tmp, path)
         except FileExistsError:
@@ -168,6 +184,57 @@ def create_exclusive(path: str | os.PathLike, data: bytes) -> bool:
         tmp.unlink(missing_ok=True)
     _fsync_dir(path.parent)
     return True
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+_OS_ERROR = re.compile(r"\((?:os error|errno) (\d+)\)", re.IGNORECASE)
+
+
+def _os_error(exc: Exception, path: str | os.PathLike) -> Exception:
+    """The operating-system error inside a polars error (``... (os error 28)``) as an ``OSError``
+    naming ``path``; ``exc`` itself when it holds none."""
+    match = _OS_ERROR.search(str(exc))
+    if match is None:
+        return exc
+    code = int(match.group(1))
+    return OSError(code, os.strerror(code), str(path))
+
+
+def _named(exc: OSError, path: Path) -> OSError:
+    """A disk-full ``exc`` naming ``path`` (the file being made, not its hidden temporary); other
+    errors as they are."""
+    if exc.errno in DISK_FULL and type(exc) is OSError:
+        return OSError(exc.errno, exc.strerror or os.strerror(exc.errno), str(path))
+    return exc
+
+
+def disk_full_message(exc: BaseException) -> str | None:
+    """The command line's message for ``exc`` when it says a disk is full (or a quota spent),
+    naming the file being written; ``None`` for any other error.
+
+    Examples
+    --------
+    >>> full = OSError(errno.ENOSPC, "No space left on device", "/st/samples/p.parquet")
+    >>> disk_full_message(full).splitlines()[0]
+    'no space left on the device holding /st/samples/p.parquet (No space left on device), so it was not written.'
+    """
+    if not isinstance(exc, OSError):
+        return None
+    text = str(exc)
+    full = exc.errno in DISK_FULL or "No space left on device" in text or "Disk quota exceeded" in text
+    if not full:
+        return None
+    path = Path(exc.filename) if exc.filename else None
+    if path is not None and path.name.startswith(TMP_PREFIX):  # a staged part: name the file it becomes
+        path = path.with_name(path.name[len(TMP_PREFIX) :].split("~")[0])
+    where = f"the device holding {path}" if path else "the device"
+    reason = exc.strerror or os.strerror(errno.ENOSPC)
+    name = "it was" if exc.filename else "a file was"
+    return (
+        f"no space left on {where} ({reason}), so {name} not written.\nHint: free some space there, or give "
+        "another --store/--out; a failed write commits nothing, so the store holds what it held before "
+        "(a run resumes from its last commit)."
+    )
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
