@@ -95,7 +95,10 @@ def _expanded_values(root) -> int:
         if key in sizes:
             continue
         if key in active:
-            raise _Refused(node.start_mark, "an alias refers to the value that contains it.")
+            msg = "an alias refers to the value that contains it, which has no end."
+            raise _Refused(
+                node.start_mark, msg + "\nHint: an alias (*name) may only repeat a value written before it."
+            )
         active.add(key)
         stack.append((node, True))
         stack.extend((c, False) for c in _children(node) if id(c) not in sizes)

@@ -70,9 +70,10 @@ def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Writte
         msg = f"export target {to!r} does not take {flags}.\nHint: it takes {known}."
         raise ConfigError(msg)
     from tracekit.errors import OutputError, warn
-    from tracekit.store.files import check_output_dir
+    from tracekit.store.files import check_output_dir, refuse_folder
 
     check_output_dir(out, "export --out")
+    refuse_folder(Path(out) / MANIFEST)  # written last: refused before the data files are written
     try:
         store.check_writable()
         recordable = True

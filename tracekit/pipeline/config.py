@@ -240,7 +240,10 @@ def _build(cls, data: Any, where: str):
             raise ConfigError(f"{where.rstrip(': ')}: expected a mapping, got {_kind(data)}.")
         return dict(data)
     if cls in (int, float, str, bool):
-        raise ConfigError(f"{where.rstrip(': ')}: expected {cls.__name__}, got {data!r}")
+        hint = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}[cls]
+        if cls in (int, float) and isinstance(data, str):
+            hint += " in plain digits (YAML reads 1e9 as text: write 1000000000)"
+        raise ConfigError(f"{where.rstrip(': ')}: expected {cls.__name__}, got {data!r}.\nHint: give {hint}.")
     return data
 
 

@@ -137,6 +137,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     """Create ``path`` all or nothing: ``write(tmp)`` fills a hidden temporary file beside it,
     which is flushed to disk and renamed into place. Readers never see a torn file."""
     path = Path(path)
+    refuse_folder(path)
     tmp = temporary_path(path)
     try:
         write(tmp)
@@ -148,6 +149,16 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Path], None]) -> Path
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def refuse_folder(path: Path) -> None:
+    """An :class:`~tracekit.errors.OutputError` when the file ``path`` is to be written over a folder
+    (renaming a file onto a folder fails, and the folder may hold someone's data)."""
+    if path.is_dir():
+        from tracekit.errors import OutputError
+
+        msg = f"cannot write the file {path}: a folder of that name is in the way."
+        raise OutputError(msg + "\nHint: move or remove that folder, or write somewhere else (--out).")
 
 
 def create_exclusive(path: str | os.PathLike, data: bytes) -> bool:
