@@ -4,8 +4,8 @@ Each command is a few lines over the library, in the module of its group: :mod:`
 (``run``), :mod:`.data` (import, rearrange, export, info, schema), :mod:`.deliver` (push,
 train), :mod:`.tasks` (tasks, score), :mod:`.measure` (eval, skills, report). The CLI may import both
 the library and the trainer adapters; the library imports neither. Errors the library raises on purpose
-print one ``error:`` line and exit with 2; its warnings (:class:`~tracekit.errors.TracekitWarning`)
-print one ``warning:`` line each.
+print one ``error:`` line and exit with 2, as does a full disk (``ENOSPC``, ``EDQUOT``); its
+warnings (:class:`~tracekit.errors.TracekitWarning`) print one ``warning:`` line each.
 """
 
 from __future__ import annotations
@@ -36,6 +36,14 @@ def main() -> None:
             app(standalone_mode=True)
         except TracekitError as exc:
             typer.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except OSError as exc:  # a full disk is the machine's state, not a bug: one line, like bad input
+            from tracekit.store.files import disk_full_message
+
+            msg = disk_full_message(exc)
+            if msg is None:
+                raise
+            typer.echo(f"error: {msg}", err=True)
             sys.exit(2)
 
 

@@ -37,3 +37,30 @@ def split_values(values: list[str] | None) -> list[str]:
     for value in values or []:
         out.extend(v.strip() for v in value.split(",") if v.strip())
     return out
+
+
+def listed(values: list[str] | None, option: str) -> list[str] | None:
+    """The names given to the repeatable option ``option`` (:func:`split_values`), or ``None`` when
+    it was not given; given with no name in it (``--formats ''``, ``--variants ','``) is an error,
+    not the default."""
+    if values is None:
+        return None
+    names = split_values(values)
+    if not names:
+        from tracekit.errors import ConfigError
+
+        msg = f"{option} was given {', '.join(map(repr, values))}, which names nothing."
+        raise ConfigError(
+            msg + f"\nHint: name at least one (comma-separated), or leave {option} out for the default."
+        )
+    return names
+
+
+def at_least(value: int | None, option: str, low: int, example: str) -> int | None:
+    """``value`` of the integer option ``option``, refused (an error, before any work) below ``low``."""
+    if value is not None and value < low:
+        from tracekit.errors import ConfigError
+
+        msg = f"{option} must be >= {low}, got {value}."
+        raise ConfigError(msg + f"\nHint: e.g. {option} {example}.")
+    return value

@@ -24,7 +24,7 @@ from typing import Any
 
 import typer
 
-from tracekit.cli.app import split_values
+from tracekit.cli.app import listed
 
 
 def field_docs(cls) -> dict[str, str]:
@@ -126,8 +126,6 @@ def given(cls, values: dict[str, Any]) -> dict[str, Any]:
         if value is None:
             continue
         if _option_type(hints[f.name])[1] == "list":
-            value = tuple(split_values(value))
-            if not value:
-                continue
+            value = tuple(listed(value, "--" + f.name.replace("_", "-")))
         out[f.name] = value
     return out

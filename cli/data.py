@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tracekit.cli.app import StoreOpt, app, split_values
+from tracekit.cli.app import StoreOpt, app, at_least, listed
 from tracekit.cli.config_options import config_options, given
 from tracekit.rearrange.stage import RearrangeConfig
 
@@ -88,10 +88,10 @@ def export(
     from tracekit.store import Store
 
     given = {
-        "formats": split_values(formats) or None,
+        "formats": listed(formats, "--formats"),
         "split": split,
-        "tables": split_values(tables) or None,
-        "max_length": max_length,
+        "tables": listed(tables, "--tables"),
+        "max_length": at_least(max_length, "--max-length", 1, "8192 (tokens)"),
         "tokenizer": tokenizer,
         "name": name,
     }
@@ -114,6 +114,7 @@ def info(
     from tracekit.store import Store
     from tracekit.store.info import format_info, store_info
 
+    at_least(runs, "--runs", 1, "10 (the last 10 runs; --json lists every run)")
     data = store_info(Store(store))
     typer.echo(json.dumps(data, indent=2, default=str) if as_json else format_info(data, runs=runs))
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from tracekit.cli.app import StoreOpt, app, split_values
+from tracekit.cli.app import StoreOpt, app, at_least, listed
 
 
 @app.command()
@@ -42,10 +42,10 @@ def push(
     st = Store(store)
     options = {
         "private": private,
-        "tables": split_values(tables) or None,
+        "tables": listed(tables, "--tables"),
         "revision": revision,
-        "formats": split_values(formats) or None,
-        "max_length": max_length,
+        "formats": listed(formats, "--formats"),
+        "max_length": at_least(max_length, "--max-length", 1, "8192 (tokens)"),
         "tokenizer": tokenizer,
     }
     started = time.perf_counter()

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tracekit.errors import ConfigError, unknown_name
 from tracekit.tasks import Task
 
@@ -71,14 +69,11 @@ def load_variants(path: str | Path | None) -> dict[str, Variant]:
     out = dict(VARIANTS)
     if path is None:
         return out
-    try:
-        items = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-        msg = f"cannot read prompt variants file {path}: {reason}."
-        raise ConfigError(
-            msg + "\nHint: variants_file is a path from the current folder to a YAML list."
-        ) from None
+    from tracekit.yamlfile import read_yaml
+
+    items = read_yaml(
+        path, "prompt variants file", "variants_file is a path from the current folder to a YAML list."
+    )
     if not isinstance(items, list):
         raise ConfigError(f"{path}: expected a list of variants")
     for i, item in enumerate(items):

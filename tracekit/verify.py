@@ -71,8 +71,8 @@ def score_jsonl(task: Task, src, dst) -> tuple[int, list[str]]:
     """Score every line of a jsonl file: each line holds the task's fields and a ``response``.
 
     Writes each input line plus ``is_correct`` and ``reason`` to ``dst``. A malformed line
-    (not JSON, nested too deep, a missing field, a field of the wrong type, a string that is
-    not valid Unicode) is skipped and reported (``"line N: ..."``) without stopping the
+    (not UTF-8 text, not JSON, nested too deep, a missing field, a field of the wrong type, a
+    string that is not valid Unicode) is skipped and reported (``"line N: ..."``) without stopping the
     others. Returns the number of scored lines and the problems found.
 
     Examples
@@ -91,6 +91,14 @@ def score_jsonl(task: Task, src, dst) -> tuple[int, list[str]]:
     for number, line in enumerate(src, start=1):
         if not line.strip():
             continue
+        if isinstance(line, bytes):  # a file read as bytes: text that is not UTF-8 is this line's problem
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                errors.append(
+                    f"line {number}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+                )
+                continue
         record, problem = _read_line(task, line)
         if problem is None:
             try:
@@ -151,7 +159,7 @@ def score_file(task: str, src: str | Path, out: str | Path) -> tuple[int, list[s
     result: list[tuple[int, list[str]]] = []
 
     def write(tmp: Path) -> None:
-        with open(src, encoding="utf-8", errors="replace") as fh, open(tmp, "w", encoding="utf-8") as dst:
+        with open(src, "rb") as fh, open(tmp, "w", encoding="utf-8") as dst:
             result.append(score_jsonl(verifier, fh, dst))
 
     atomic_write(out, write)

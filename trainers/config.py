@@ -55,17 +55,17 @@ def trl_config_class(kind: str):
 
 def load_train_config(path: str | Path, kind: str) -> TrainConfig:
     """Read and check ``path`` (YAML) for ``kind`` (``sft`` or ``grpo``)."""
-    import yaml
+    from tracekit.yamlfile import read_yaml
 
     if kind not in OWN_KEYS:
         raise unknown_name("trainer", kind, list(OWN_KEYS))
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"cannot read {path}: {exc}") from None
+    data = read_yaml(path, "train config")
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of TRL config fields plus model and data.")
+        msg = f"{path}: expected a mapping of TRL config fields plus model and data."
+        raise ConfigError(
+            msg + "\nHint: write 'key: value' lines, e.g. model: ..., data: ..., max_length: 4096."
+        )
     trl_fields = {f.name for f in dataclasses.fields(trl_config_class(kind)) if f.init}
     own = OWN_KEYS[kind]
     unknown = sorted(k for k in data if k not in trl_fields and k not in own)
@@ -83,6 +83,10 @@ def load_train_config(path: str | Path, kind: str) -> TrainConfig:
             f"trl.{trl_config_class(kind).__name__}."
         )
         raise ConfigError(msg)
+    length = data.get("max_length")
+    if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 1):
+        msg = f"{path}: max_length must be a whole number of tokens >= 1, got {length!r}."
+        raise ConfigError(msg + "\nHint: traces are long; e.g. max_length: 8192, or leave it out (8192).")
     for key in ("model", "data"):
         if not data.get(key):
             raise ConfigError(f"{path}: {key!r} is required.\nHint: add `{key}: ...` to the file.")

@@ -14,7 +14,7 @@ from typing import Any
 
 from tracekit.errors import ConfigError
 from tracekit.executor.config import ExecutorConfig
-from tracekit.pipeline.config import _build, read_yaml_mapping
+from tracekit.pipeline.config import _build, check_planned, read_yaml_mapping
 from tracekit.sampling.base import SamplingParams
 
 
@@ -140,6 +140,8 @@ class EvalConfig:
                 f"budget params.max_tokens ({self.params.max_tokens})"
             )
             raise ConfigError(msg)
+        per_model = sum(t.n * len(t.difficulties()) for t in self.tasks) * self.k
+        check_planned({"responses": per_model * len(self.models)}, "lower tasks[].n, the difficulties or k")
         labels = [m.label for m in self.models if m.label]
         if len(labels) != len(set(labels)):
             raise ConfigError(f"eval config: model labels must differ, got {labels}")

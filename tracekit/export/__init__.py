@@ -71,8 +71,10 @@ def run_export(store: Store, to: str, out: str | Path, **options: Any) -> Writte
         raise ConfigError(msg)
     from tracekit.errors import OutputError, warn
     from tracekit.places import check_output_dir
+    from tracekit.store.files import refuse_folder
 
     check_output_dir(out, "export --out")
+    refuse_folder(Path(out) / MANIFEST)  # written last: refused before the data files are written
     try:
         store.check_writable()
         recordable = True

@@ -85,10 +85,15 @@ def write_splits(
     exported columns (default: as they are). Files are streamed and appear atomically.
     Returns ``(files, counts)`` keyed by split.
     """
+    from tracekit.store.files import refuse_folder
+
+    present = present_splits(splits, rows)
+    for split in present:  # before any file is written
+        refuse_folder(out / f"{prefix}{split}.parquet")
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     counts: dict[str, int] = {}
-    for split in present_splits(splits, rows):
+    for split in present:
         ids = splits.filter(pl.col("split") == split).select("problem_id")
         part = rows.join(ids.lazy(), on="problem_id", how="semi", maintain_order="left")
         frame = view(part, split) if view else part

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from tracekit.errors import ConfigError, TracekitError
 from tracekit.executor.config import ExecutorConfig
 from tracekit.rearrange.stage import RearrangeConfig
@@ -128,6 +126,20 @@ class ReflectConfig:
         _at_least("call_size", self.call_size, 1)
 
 
+MAX_PLANNED_ROWS = 100_000_000
+"""The most rows of one kind (samples, reflections, eval responses) a config may plan: more could not
+finish (at 1,000 responses a second, 10**8 take more than a day) and is almost always a typo."""
+
+
+def check_planned(planned: dict[str, int], hint: str) -> None:
+    """Raise a :class:`ConfigError` naming the count when a config plans more than
+    :data:`MAX_PLANNED_ROWS` rows of a kind (``planned``: kind -> rows); ``hint`` says what to lower."""
+    for kind, rows in planned.items():
+        if rows > MAX_PLANNED_ROWS:
+            msg = f"this config plans {rows:,} {kind}, more than the bound of {MAX_PLANNED_ROWS:,}."
+            raise ConfigError(msg + f"\nHint: {hint}.")
+
+
 def _at_least(name: str, value: int, low: int) -> None:
     if value < low:
         msg = f"{name} must be >= {low}, got {value}."
@@ -161,6 +173,13 @@ class RunConfig:
             )
         _at_least("chunk_problems", self.chunk_problems, 1)
         check_seed(self.seed, "seed")
+        samples = (
+            sum(t.n for t in self.tasks) * len(self.sampling.variants) * self.sampling.samples_per_variant
+        )
+        check_planned(
+            {"samples": samples, "reflections": samples * self.reflection.per_sample},
+            "lower tasks[].n, sampling.samples_per_variant or reflection.per_sample",
+        )
 
     @property
     def rearrangement(self) -> RearrangeConfig:
@@ -234,7 +253,10 @@ def _build(cls, data: Any, where: str):
             raise ConfigError(f"{where.rstrip(': ')}: expected a mapping, got {_kind(data)}.")
         return dict(data)
     if cls in (int, float, str, bool):
-        raise ConfigError(f"{where.rstrip(': ')}: expected {cls.__name__}, got {data!r}")
+        hint = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}[cls]
+        if cls in (int, float) and isinstance(data, str):
+            hint += " in plain digits (YAML reads 1e9 as text: write 1000000000)"
+        raise ConfigError(f"{where.rstrip(': ')}: expected {cls.__name__}, got {data!r}.\nHint: give {hint}.")
     return data
 
 
@@ -247,29 +269,14 @@ def _kind(data: Any) -> str:
 def read_yaml_mapping(
     path: str | Path, what: str, example: str = "a run config needs at least 'store' and 'tasks'"
 ) -> dict[str, Any]:
-    """The top-level mapping of a YAML file; a :class:`ConfigError` naming the file (and line)
-    when it cannot be read, is not UTF-8, is empty or is not a mapping. ``example`` is the hint
+    """The top-level mapping of a YAML file, read strictly (:func:`tracekit.yamlfile.read_yaml`:
+    no repeated keys, no non-finite numbers, bounded size); a :class:`ConfigError` naming the file
+    (and line) when it cannot be read, is not UTF-8, is empty or is not a mapping. ``example`` is the hint
     an empty file gets (what such a file needs at least, and where one is)."""
+    from tracekit.yamlfile import read_yaml
+
     p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except IsADirectoryError:
-        raise ConfigError(f"{what} {p} is a directory.\nHint: give the path of a YAML file.") from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {p}: {exc.strerror or exc}.\nHint: check the path.") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        msg = f"{what} {p}: line {line}: not UTF-8 text (byte 0x{raw[exc.start]:02x})."
-        raise ConfigError(msg + "\nHint: save the file as UTF-8.") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-        msg = f"{what} {p}: {where}not valid YAML: {problem or ' '.join(str(exc).split())}"
-        raise ConfigError(msg + "\nHint: check the indentation and brackets at that line.") from None
+    data = read_yaml(p, what)
     if data is None:
         msg = f"{what} {p} is empty."
         raise ConfigError(msg + f"\nHint: {example}.")

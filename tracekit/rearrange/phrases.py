@@ -12,10 +12,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from tracekit.errors import ConfigError
 from tracekit.ids import stable_hash
+from tracekit.yamlfile import load_yaml, read_text, read_yaml
 
 DEFAULT_BANK = Path(__file__).parent.parent / "data" / "phrases.yaml"
 BANKS = ("generic_glue", "correct_glue", "incorrect_glue", "ending", "backtrack", "confirm")
@@ -52,16 +51,14 @@ def load_phrase_bank(path: str | Path | None = None) -> PhraseBank:
     if path is None:
         raw_text = DEFAULT_BANK.read_text(encoding="utf-8")
         source = "tracekit:data/phrases.yaml"
+        raw = load_yaml(raw_text, f"phrase bank {source}")
     else:
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"phrase bank file {p} does not exist.")
-        raw_text = p.read_text(encoding="utf-8")
         source = str(p)
-    try:
-        raw = json.loads(raw_text) if source.endswith(".json") else yaml.safe_load(raw_text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ConfigError(f"phrase bank {source} is not valid YAML/JSON: {exc}") from None
+        if p.suffix.lower() == ".json":
+            raw = _read_json(p)
+        else:
+            raw = read_yaml(p, "phrase bank", "--phrases names a YAML or JSON file of phrase lists.")
     if not isinstance(raw, dict):
         raise ConfigError(f"phrase bank {source} must be a mapping of bank name to a list of phrases.")
     unknown = sorted(set(raw) - set(BANKS))
@@ -83,3 +80,26 @@ def load_phrase_bank(path: str | Path | None = None) -> PhraseBank:
             )
         phrases[bank] = tuple(s.strip() for s in items)
     return PhraseBank(phrases=phrases, digest=stable_hash(phrases), source=source)
+
+
+def _read_json(path: Path) -> object:
+    """A phrase bank written as JSON, read as strictly as YAML ones (no repeated keys, no NaN)."""
+    text = read_text(path, "phrase bank", "--phrases names a YAML or JSON file of phrase lists.")
+    try:
+        return json.loads(text, object_pairs_hook=_no_repeats, parse_constant=_no_constant)
+    except ValueError as exc:
+        msg = f"phrase bank {path} is not valid JSON: {exc}"
+        raise ConfigError(msg + "\nHint: a mapping of bank name to a list of phrases.") from None
+
+
+def _no_repeats(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not a finite number")

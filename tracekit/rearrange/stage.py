@@ -173,6 +173,10 @@ class RearrangeConfig:
         if self.min_samples is not None and self.min_samples < 1:
             msg = f"rearrange: min_samples must be >= 1, got {self.min_samples}."
             raise ConfigError(msg + "\nHint: leave it out to use n_max (alg1 and star: 1).")
+        if self.phrases is not None:  # read now, so a run refuses a bad file before it samples
+            from tracekit.rearrange.phrases import load_phrase_bank
+
+            load_phrase_bank(self.phrases)
 
     def _apply_recipe(self) -> None:
         from tracekit.rearrange.recipes import RECIPES

@@ -1,13 +1,15 @@
 """Reading a raw file in the SkillFactory reference layout, with every check that names a line.
 
 A raw file is parquet or jsonl with the columns of :data:`RAW_COLUMNS`. :class:`RawFile`
-streams it in batches of checked frames (flat memory for parquet; a jsonl file is parsed
-once), each with a ``row`` column (0-based position among the file's rows). Whatever is
+streams it in batches of checked frames (flat memory for parquet; a jsonl file is checked line
+by line, then parsed once), each with a ``row`` column (0-based position among the file's rows). Whatever is
 wrong is an :class:`~tracekit.errors.InputFormatError` that says where, as a text editor
 would: ``line N`` of a jsonl file (blank lines counted), ``row N`` of a parquet file (from 1).
 
-* JSON that does not parse and bytes that are not UTF-8 are found line by line (the fast
-  reader does not say where);
+* every jsonl line is checked first, in Python (the fast reader does not say where, and keeps
+  what Python refuses): JSON that does not parse, bytes that are not UTF-8, a key given twice in
+  one object, a lone surrogate (``\\ud800``) are errors naming the line; ``\\u0000`` is kept, as in
+  a parquet file; a file without a row is an error;
 * answers are read as written: JSON numbers keep their text (``416``, not ``416.0``), and a
   float column of a parquet file (pandas writes integers with gaps that way) loses ``.0``
   on whole numbers; a row without a question or an answer is an error;
@@ -62,6 +64,9 @@ class RawFile:
                 ) from None
             _check_columns(self.path, set(self._parquet.schema_arrow.names))
             self.rows = self._parquet.metadata.num_rows
+            if not self.rows:
+                msg = f"{self.path} holds no rows (its columns are right, but it is empty)."
+                raise InputFormatError(msg + "\nHint: give a file with at least one row.")
         else:
             self._frame = self._read_jsonl()
             self.rows = self._frame.height
@@ -79,43 +84,35 @@ class RawFile:
 
     # ------------------------------------------------------------------ reading
     def _read_jsonl(self) -> pl.DataFrame:
+        self._check_lines()  # Python's reader says where; polars' says neither where nor all of what
         overrides = {"answer": pl.String, REFLECTIONS: pl.String}  # as written; decoded below
         try:
             frame = pl.read_ndjson(self.path, infer_schema_length=None, schema_overrides=overrides)
-        except Exception as exc:  # polars does not say which line: find it
-            raise self._first_bad_line() or InputFormatError(f"cannot read {self.path}: {exc}") from None
+        except Exception as exc:  # every line is an object of valid JSON: say what polars says, on one line
+            reason = " ".join(str(exc).split())[:300]
+            msg = f"cannot read {self.path}: {reason}"
+            raise InputFormatError(
+                msg + "\nHint: each line is one JSON object of the reference layout."
+            ) from None
         _check_columns(self.path, set(frame.columns))
         return frame.select(RAW_COLUMNS)
 
-    def _first_bad_line(self) -> InputFormatError | None:
+    def _check_lines(self) -> None:
+        """Every line is UTF-8 text of one JSON object whose keys are all different and whose strings
+        are Unicode text (JSON allows a lone surrogate such as ``\\ud800``; UTF-8 cannot hold one); the
+        file holds at least one such line. The first line that is not is an error naming it."""
+        rows = 0
         with open(self.path, "rb") as fh:
             for number, raw in enumerate(fh, start=1):
                 if not raw.strip():
                     continue
-                try:
-                    text = raw.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    byte = f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
-                    msg = f"{self.path}: line {number}: not UTF-8 text ({byte})."
-                    return InputFormatError(msg + "\nHint: save the file as UTF-8.")
-                try:
-                    record = json.loads(text)
-                except RecursionError:
-                    msg = f"{self.path}: line {number}: nested too deeply to read."
-                    return InputFormatError(
-                        msg + "\nHint: each line is one JSON object of the reference layout."
-                    )
-                except ValueError as exc:
-                    msg = f"{self.path}: line {number}: not valid JSON ({exc})."
-                    return InputFormatError(
-                        msg + "\nHint: each line is one JSON object; fix or remove that line."
-                    )
-                if not isinstance(record, dict):
-                    msg = f"{self.path}: line {number}: expected a JSON object, got {type(record).__name__}."
-                    return InputFormatError(
-                        msg + "\nHint: each line is one JSON object of the reference layout."
-                    )
-        return None
+                problem = _line_problem(raw)
+                if problem is not None:
+                    raise InputFormatError(f"{self.path}: line {number}: {problem}")
+                rows += 1
+        if not rows:
+            msg = f"{self.path} holds no rows (it is empty or has only blank lines)."
+            raise InputFormatError(msg + "\nHint: give a file with one JSON object per line.")
 
     def batches(self) -> Iterator[pl.DataFrame]:
         """Checked frames of at most :data:`BATCH_ROWS` rows with a ``row`` column, in file order."""
@@ -160,6 +157,56 @@ class RawFile:
     def _checked(self, frame: pl.DataFrame, first: int) -> pl.DataFrame:
         frame = _answers_as_text(frame.with_row_index("row", offset=first), self.path)
         return _check_types(self, frame)
+
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _line_problem(raw: bytes) -> str | None:
+    """What is wrong with one jsonl line (ending with its hint), or ``None``."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+        return f"not UTF-8 text ({byte}).\nHint: save the file as UTF-8."
+    try:
+        record = json.loads(text, object_pairs_hook=_distinct_keys)
+    except RecursionError:
+        return "nested too deeply to read.\nHint: each line is one JSON object of the reference layout."
+    except _RepeatedKey as exc:
+        hint = "keep one of them (JSON readers differ in which they use)"
+        return f"the key {exc.key!r} appears twice in one object.\nHint: {hint}."
+    except ValueError as exc:
+        return f"not valid JSON ({exc}).\nHint: each line is one JSON object; fix or remove that line."
+    if not isinstance(record, dict):
+        kind = type(record).__name__
+        return f"expected a JSON object, got {kind}.\nHint: each line is one JSON object of the reference layout."
+    if _SURROGATE.search(raw):  # only an escape can write a surrogate: check such lines whole
+        try:
+            json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return (
+                f"a string holds a lone surrogate ({exc.object[exc.start]!a}), which is not Unicode text."
+                "\nHint: write the character itself, or a surrogate pair (\\ud83d\\ude00)."
+            )
+    return None
+
+
+class _RepeatedKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _distinct_keys(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _RepeatedKey(key)
+            seen.add(key)
+    return out
 
 
 def _check_columns(path: Path, names: set[str]) -> None:

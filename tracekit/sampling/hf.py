@@ -79,6 +79,8 @@ class TransformersSampler:
         restored after each batch).
     """
 
+    OPTION_MINIMUMS = {"batch_size": 1, "threads": 1}  # checked with the config (sampling/registry.py)
+
     def __init__(
         self,
         model: str | None = None,

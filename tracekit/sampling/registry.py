@@ -62,9 +62,51 @@ def check_backend(backend: str, options: dict[str, Any]) -> None:
     if missing:
         msg = f"backend {backend!r} needs the option(s) {missing}."
         raise ConfigError(msg + f"\nHint: its options are {sorted(takes)}.")
+    _check_option_values(backend, backend_class(backend), options)
     check_values = getattr(cls, "check_options", None)
     if check_values is not None:  # a backend may check its option values too (e.g. http's base_url)
         check_values(options)
+
+
+def _check_option_values(backend: str, cls: type, options: dict[str, Any]) -> None:
+    """Each option of the type its parameter declares (``model: str``, ``batch_size: int``), and
+    at least the class's ``OPTION_MINIMUMS`` (``{"batch_size": 1}``): checked here, so that a
+    ``--dry-run``, which builds no backend, refuses them too."""
+    import types
+    import typing
+
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that cannot be resolved here: leave its check to the class
+        hints = {}
+    simple = {str: "a string", int: "an integer", float: "a number", bool: "true or false", dict: "a mapping"}
+    for name, value in options.items():
+        hint = hints.get(name)
+        args = (
+            typing.get_args(hint) if typing.get_origin(hint) in (typing.Union, types.UnionType) else (hint,)
+        )
+        allowed = [typing.get_origin(a) or a for a in args]
+        if value is None and type(None) in allowed:
+            continue
+        kinds = [a for a in allowed if a in simple]
+        if not kinds or len(kinds) < len([a for a in allowed if a is not type(None)]):
+            continue  # a type this check does not know (a callable, Any): the class decides
+        fits = any(
+            isinstance(value, kind)
+            and (kind is bool or not isinstance(value, bool))
+            or (kind is float and isinstance(value, int) and not isinstance(value, bool))
+            for kind in kinds
+        )
+        if not fits:
+            wanted = " or ".join(simple[k] for k in kinds)
+            msg = f"backend {backend!r}: option {name!r} must be {wanted}, got {value!r}."
+            hint = f"quote it to make it text: {name}: '{value}'" if str in kinds else f"give {name} {wanted}"
+            raise ConfigError(msg + f"\nHint: {hint}.")
+    for name, low in getattr(cls, "OPTION_MINIMUMS", {}).items():
+        value = options.get(name)
+        if value is not None and value < low:
+            msg = f"backend {backend!r}: option {name!r} must be >= {low}, got {value!r}."
+            raise ConfigError(msg + f"\nHint: set {name}: {low} or more, or leave it out.")
 
 
 def make_sampler(backend: str, **options: Any) -> Sampler:
