@@ -62,10 +62,10 @@ def check_backend(backend: str, options: dict[str, Any]) -> None:
     if missing:
         msg = f"backend {backend!r} needs the option(s) {missing}."
         raise ConfigError(msg + f"\nHint: its options are {sorted(takes)}.")
-    _check_option_values(backend, backend_class(backend), options)
     check_values = getattr(cls, "check_options", None)
-    if check_values is not None:  # a backend may check its option values too (e.g. http's base_url)
+    if check_values is not None:  # a backend may check its option values itself (e.g. http's base_url)
         check_values(options)
+    _check_option_values(backend, cls, options)
 
 
 def _check_option_values(backend: str, cls: type, options: dict[str, Any]) -> None:

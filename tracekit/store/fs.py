@@ -22,7 +22,8 @@ writer holds an exclusive ``flock`` on ``.writers/TOKEN`` in the store for as lo
 lives. A temporary is removed only when that lock can be taken, which proves its writer is
 gone: the kernel releases a dead process's locks, whatever PID namespace (container) it ran
 in, and a live writer's lock is never free. Temporaries of the older ``~PID@HOST~`` form are
-removed only after :data:`OLD_TEMPORARY_AGE_S`.
+removed only after :data:`OLD_TEMPORARY_AGE_S`, as are temporaries whose writer's lock file is gone
+(nothing can prove them alive or dead).
 """
 
 from __future__ import annotations
@@ -367,7 +368,10 @@ class LocalFS:
                         gone[token] = _writer_is_gone(self.root, token)
                     if gone[token]:
                         path.unlink(missing_ok=True)
-                elif _OLD_TMP_RE.match(path.name):
+                        continue
+                    if (self.root / WRITERS_DIR / token).exists():
+                        continue  # its writer holds its lock: alive
+                if match or _OLD_TMP_RE.match(path.name):  # no lock file, no proof either way: only age tells
                     try:
                         if now - path.stat().st_mtime > OLD_TEMPORARY_AGE_S:
                             path.unlink(missing_ok=True)
