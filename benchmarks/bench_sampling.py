@@ -1,11 +1,15 @@
 """Sampling throughput through tracekit against the bare engine, on the same prompts, same run.
 
-transformers (CPU here; the embedded SmolLM2-135M-Instruct by default): generated tokens/s
-of ``TransformersSampler.generate`` against a plain ``model.generate`` loop with the same
-batches, seeds and settings; the ratio is tracekit's overhead. With ``--vllm MODEL`` on a
-GPU machine, the same comparison for vLLM (``VLLMSampler`` against ``LLM.generate``).
+Input: the sample requests of ``configs/demo-cpu.yaml`` (64: 8 problems x 2 prompt variants x
+4 samples, each prompt a system turn, two solved demonstrations and the question), in the
+chunks ``tracekit run`` sends them. transformers (CPU here; the embedded SmolLM2-135M-Instruct):
+wall time and generated tokens/s of a plain ``model.generate`` loop (left-padded batches in
+request order, the backend's old way), of ``TransformersSampler.generate`` without the shared
+prefix cache, and with it (the default). With ``--vllm MODEL`` on a GPU machine, the same
+prompts through ``VLLMSampler`` against ``LLM.generate``.
 
-    python benchmarks/bench_sampling.py --prompts 32 --max-tokens 48
+    python benchmarks/bench_sampling.py            # all 64 requests
+    python benchmarks/bench_sampling.py --prompts 16 --repeats 2
 """
 
 from __future__ import annotations
@@ -14,64 +18,117 @@ import argparse
 import time
 
 
-def prompts(n: int):
-    from tracekit.tasks import get_task
+def demo_chunks(config: str, limit: int | None = None):
+    """The sample requests of a run config, chunk by chunk as ``tracekit run`` sends them
+    (``configs/demo-cpu.yaml``: 8 problems x 2 variants x 4 samples = 64 requests, chunks of 4 problems)."""
+    import polars as pl
 
-    problems = get_task("multiplication").generate(n, seed=0, digits=2, digits_b=1)
-    return [({"role": "user", "content": q},) for q in problems["question"].to_list()]
+    from tracekit.pipeline.config import load_config
+    from tracekit.pipeline.run import make_demos, make_problems
+    from tracekit.prompts import load_variants, pick_variants
+    from tracekit.sample import SampleSetting, plan_samples
+
+    cfg = load_config(config)
+    problems = make_problems(cfg)
+    demos, _ = make_demos(cfg, set(problems["problem_id"].to_list()))
+    setting = SampleSetting(
+        variants=tuple(pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))),
+        k=cfg.sampling.samples_per_variant,
+        params=cfg.sampling.params,
+        seed=cfg.seed,
+        model="bench",
+        demos=demos,
+    )
+    empty = pl.DataFrame(
+        schema={
+            "sample_key": pl.Utf8,
+            "sample_id": pl.Utf8,
+            "max_tokens": pl.Int64,
+            "finish_reason": pl.Utf8,
+            "n_tokens": pl.Int64,
+        }
+    )
+    chunks, total = [], 0
+    for start in range(0, problems.height, cfg.chunk_problems):
+        plan = plan_samples(problems.slice(start, cfg.chunk_problems), setting, empty)
+        reqs = [w.request for w in plan.work]
+        if limit is not None:
+            reqs = reqs[: max(0, limit - total)]
+        if reqs:
+            chunks.append(reqs)
+            total += len(reqs)
+    return cfg, chunks
 
 
-def bench_transformers(n: int, max_tokens: int, batch_size: int) -> None:
-    from tracekit.sampling.base import Request, SamplingParams
+def bench_transformers(config: str, limit: int | None, repeats: int) -> None:
+    import os
+
     from tracekit.sampling.hf import TransformersSampler
 
+    cfg, chunks = demo_chunks(config, limit)
+    batch_size = cfg.model.options.get("batch_size", 16)
     sampler = TransformersSampler(batch_size=batch_size)
-    params = SamplingParams(max_tokens=max_tokens, stop=())  # no stop strings: both sides do the same work
-    reqs = [Request(m, n=1, seed=i, params=params) for i, m in enumerate(prompts(n))]
-    sampler.generate(reqs[:batch_size])  # warm-up
     torch, tok, model = sampler._torch, sampler.tokenizer, sampler.model
-    if sampler.threads:  # the sampler sets its threads per batch only: give the bare loop the same
-        torch.set_num_threads(sampler.threads)
-    texts = [sampler.render(r.messages) for r in reqs]
+    n_requests = sum(len(c) for c in chunks)
 
     def bare() -> int:
+        """Plain model.generate, left-padded batches in request order (what the backend did before)."""
+        torch.set_num_threads(sampler.threads)
         tokens = 0
-        for start in range(0, len(texts), batch_size):
-            enc = tok(
-                texts[start : start + batch_size], return_tensors="pt", padding=True, add_special_tokens=False
-            )
-            torch.manual_seed(start)
-            with torch.no_grad():
-                out = model.generate(
-                    **enc,
-                    do_sample=True,
-                    temperature=0.7,
-                    top_p=0.8,
-                    top_k=20,
-                    repetition_penalty=1.1,
-                    max_new_tokens=max_tokens,
-                    pad_token_id=tok.pad_token_id,
+        for reqs in chunks:
+            texts = [sampler.prompt_text(r) for r in reqs]
+            for start in range(0, len(texts), batch_size):
+                enc = tok(
+                    texts[start : start + batch_size],
+                    return_tensors="pt",
+                    padding=True,
+                    add_special_tokens=False,
                 )
-            gen = out[:, enc["input_ids"].shape[1] :]
-            tokens += int((gen != tok.pad_token_id).sum())
+                p = reqs[start].params
+                torch.manual_seed(start)
+                with torch.no_grad():
+                    out = model.generate(
+                        **enc,
+                        do_sample=True,
+                        temperature=p.temperature,
+                        top_p=p.top_p,
+                        top_k=p.top_k,
+                        repetition_penalty=p.repetition_penalty,
+                        max_new_tokens=p.max_tokens,
+                        pad_token_id=tok.pad_token_id,
+                        stop_strings=list(p.stop) or None,
+                        tokenizer=tok,
+                    )
+                gen = out[:, enc["input_ids"].shape[1] :]
+                tokens += int((gen != tok.pad_token_id).sum())
         return tokens
 
-    def ours() -> int:
-        return sum(c.n_tokens for comps in sampler.generate(reqs) for c in comps)
+    def ours(prefix_cache: bool):
+        def run() -> int:
+            sampler.prefix_cache = prefix_cache
+            return sum(c.n_tokens for reqs in chunks for comps in sampler.generate(reqs) for c in comps)
 
-    results = {}
-    for name, fn in (("bare", bare), ("tracekit", ours), ("bare", bare), ("tracekit", ours)):
-        start = time.perf_counter()
-        tokens = fn()
-        rate = tokens / (time.perf_counter() - start)
-        results.setdefault(name, []).append(rate)
-    b, t = max(results["bare"]), max(results["tracekit"])
+        return run
+
+    runs = {"bare model.generate": bare, "tracekit, no prefix cache": ours(False), "tracekit": ours(True)}
+    results: dict[str, list[tuple[float, int]]] = {name: [] for name in runs}
+    sampler.generate(chunks[0][:2])  # warm-up
+    for _ in range(repeats):
+        for name, fn in runs.items():  # interleaved, so load bursts hit them alike
+            start = time.perf_counter()
+            tokens = fn()
+            results[name].append((time.perf_counter() - start, tokens))
     print(
-        f"transformers, {n} prompts x {max_tokens} tokens, batch {batch_size}, CPU threads {torch.get_num_threads()}"
+        f"transformers, {n_requests} sample requests of {config} ({len(chunks)} chunks, batch {batch_size}), "
+        f"CPU threads {sampler.threads}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
-    print(
-        f"  bare model.generate: {b:,.1f} tok/s   tracekit: {t:,.1f} tok/s   overhead {100 * (1 - t / b):+.1f}%"
-    )
+    base = min(t for t, _ in results["bare model.generate"])
+    for name, values in results.items():
+        best, tokens = min(values)
+        print(
+            f"  {name:<28} {best:7.1f} s  ({tokens:,} tokens, {tokens / best:6.1f} tok/s)  "
+            f"{base / best:4.2f}x the bare loop's speed"
+        )
 
 
 def bench_vllm(model: str, n: int, max_tokens: int) -> None:
@@ -82,7 +139,8 @@ def bench_vllm(model: str, n: int, max_tokens: int) -> None:
 
     sampler = VLLMSampler(model=model)
     params = SamplingParams(max_tokens=max_tokens, stop=())
-    reqs = [Request(m, n=4, seed=i, params=params) for i, m in enumerate(prompts(n))]
+    reqs = [r for chunk in demo_chunks("configs/demo-cpu.yaml", n)[1] for r in chunk]
+    reqs = [Request(r.messages, n=4, seed=r.seed, params=params) for r in reqs]
     texts = [sampler.render(r.messages) for r in reqs]
     vparams = [vllm_params(vllm, params, r.n, r.seed) for r in reqs]
     sampler.llm.generate(texts[:8], sampling_params=vparams[:8], use_tqdm=False)
@@ -101,14 +159,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--prompts", type=int, default=32)
-    parser.add_argument("--max-tokens", type=int, default=48)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--config", default="configs/demo-cpu.yaml")
+    parser.add_argument("--prompts", type=int, default=None, help="only the first N requests (default: all)")
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--max-tokens", type=int, default=48, help="vLLM only")
     parser.add_argument("--vllm", help="also benchmark vLLM with this model (GPU)")
     args = parser.parse_args()
-    bench_transformers(args.prompts, args.max_tokens, args.batch_size)
+    bench_transformers(args.config, args.prompts, args.repeats)
     if args.vllm:
-        bench_vllm(args.vllm, args.prompts, args.max_tokens)
+        bench_vllm(args.vllm, args.prompts or 64, args.max_tokens)
 
 
 if __name__ == "__main__":

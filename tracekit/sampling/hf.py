@@ -77,6 +77,10 @@ class TransformersSampler:
     threads
         CPU threads while generating (default on CPU: every core; torch's own setting is
         restored after each batch).
+    prefix_cache
+        Encode the prompt text a batch shares (system prompt, demonstrations) once and give
+        every row its keys and values, instead of encoding it once per row (default on).
+        Requests are batched in order of their prompt text, so batches share the most.
     """
 
     OPTION_MINIMUMS = {"batch_size": 1, "threads": 1}  # checked with the config (sampling/registry.py)
@@ -89,6 +93,7 @@ class TransformersSampler:
         dtype: str | None = None,
         batch_size: int = 16,
         threads: int | None = None,
+        prefix_cache: bool = True,
     ) -> None:
         torch = require("torch", "hf")
         transformers = require("transformers", "hf")
@@ -114,6 +119,8 @@ class TransformersSampler:
         self.model.eval()
         self.device = device
         self.batch_size = batch_size
+        self.prefix_cache = prefix_cache
+        self._cache_arg = _cache_arg()
         self._torch = torch
         self.source = "generate"
 
@@ -150,6 +157,8 @@ class TransformersSampler:
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
         items = [(r_i, self.prompt_text(req), req) for r_i, req in enumerate(requests) for _ in range(req.n)]
+        if self.prefix_cache:  # prompts that share a beginning (a variant, its demonstrations) batch together
+            items.sort(key=lambda item: item[1])  # stable: a request's samples keep their order
         results: list[list[Completion]] = [[] for _ in requests]
         for start in range(0, len(items), self.batch_size):
             batch = items[start : start + self.batch_size]
@@ -171,9 +180,7 @@ class TransformersSampler:
             raise ConfigError(msg)
         torch = self._torch
         tok = self.tokenizer
-        enc = tok([b[1] for b in batch], return_tensors="pt", padding=True, add_special_tokens=False).to(
-            self.device
-        )
+        enc, cache = self._encode([b[1] for b in batch])
         kwargs = dict(
             do_sample=params.temperature > 0,
             max_new_tokens=params.max_tokens,
@@ -185,6 +192,8 @@ class TransformersSampler:
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
         with self._scoped(seed_for(*[b[2].seed for b in batch]) % (2**63)), torch.no_grad():
+            if cache is not None:
+                kwargs[self._cache_arg] = cache()
             out = self.model.generate(**enc, **kwargs)
         prompt_len = enc["input_ids"].shape[1]
         eos = {tok.eos_token_id, tok.pad_token_id} - {None}
@@ -197,3 +206,65 @@ class TransformersSampler:
             reason = "stop" if (ended or stopped) else "length"
             completions.append(Completion(text=text, finish_reason=reason, n_tokens=n))
         return completions
+
+    def _encode(self, texts: list[str]):
+        """The batch's ``input_ids`` and ``attention_mask``, and (with ``prefix_cache``) a function
+        making the keys and values of the token prefix every row shares, or None.
+
+        Without a shared prefix rows are left-padded as usual. With one, the padding goes between
+        the shared prefix and each row's own tokens (masked out, so every row sees the same
+        positions and tokens as alone); ``generate`` then encodes only the tokens after the
+        prefix. The same tokens are in each row either way, so repetition penalties and stop
+        strings see what they saw before.
+        """
+        torch, tok = self._torch, self.tokenizer
+        ids = tok(texts, add_special_tokens=False)["input_ids"]
+        shared = _shared_prefix(ids) if self.prefix_cache and len(ids) > 1 else 0
+        shared = min(shared, min(len(row) for row in ids) - 1)  # each row keeps a token of its own
+        if shared < MIN_SHARED_TOKENS:
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(self.device)
+            return enc, None
+        width = max(len(row) for row in ids) - shared
+        pad = tok.pad_token_id
+        rows, masks = [], []
+        for row in ids:
+            gap = width - (len(row) - shared)
+            rows.append(row[:shared] + [pad] * gap + row[shared:])
+            masks.append([1] * shared + [0] * gap + [1] * (len(row) - shared))
+        enc = {
+            "input_ids": torch.tensor(rows, device=self.device),
+            "attention_mask": torch.tensor(masks, device=self.device),
+        }
+
+        def cache():
+            prefix = enc["input_ids"][:1, :shared]
+            out = self.model(input_ids=prefix, use_cache=True)
+            past = getattr(out, "cache", None) or out.past_key_values
+            past.batch_repeat_interleave(len(rows))
+            return past
+
+        return enc, cache
+
+
+def _cache_arg() -> str:
+    """The name ``generate`` takes the keys and values under (``cache`` since transformers 5.3x)."""
+    try:
+        from transformers.generation.utils import ALL_CACHE_NAMES
+    except ImportError:
+        return "past_key_values"
+    return "cache" if "cache" in ALL_CACHE_NAMES else "past_key_values"
+
+
+MIN_SHARED_TOKENS = 16  # below this a shared prefix saves less than it costs
+
+
+def _shared_prefix(rows: list[list[int]]) -> int:
+    """How many leading tokens every row has in common."""
+    first = rows[0]
+    n = min(len(r) for r in rows)
+    for row in rows[1:]:
+        k = 0
+        while k < n and row[k] == first[k]:
+            k += 1
+        n = k
+    return n
