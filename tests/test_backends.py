@@ -73,6 +73,12 @@ def test_vllm_request_building(monkeypatch):
         "seed": 7,
     }
     assert [c.finish_reason for c in result[0]] == ["stop", "stop", "length"]
+    # batch invariance: off unless VLLM_BATCH_INVARIANT is set (the run manifest records it)
+    assert sampler.batch_invariant is False
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
+    assert make_sampler("vllm", model="org/model").batch_invariant is True
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "0")
+    assert make_sampler("vllm", model="org/model").batch_invariant is False
     # structured output: the regex reaches vLLM's structured-output parameters
     fake.sampling_params = types.SimpleNamespace(StructuredOutputsParams=lambda regex: ("so", regex))
     constrained = SamplingParams(max_tokens=32, regex="<verdict>(Correct|Incorrect)</verdict>")
@@ -182,3 +188,31 @@ def test_real_generation_with_embedded_model():
         assert comp.text and comp.finish_reason in ("stop", "length") and 0 < comp.n_tokens <= 12
     again = sampler.generate([req])
     assert [c.text for c in again[0]] == [c.text for c in out[0]]  # same seed, same batch: same text
+
+
+@pytest.mark.slow
+def test_export_embedded_model(tmp_path):
+    """The embedded GGUF model exported as a plain safetensors folder: same logits, reused, never overwritten."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tracekit.errors import ConfigError
+    from tracekit.sampling.hf import embedded_model, export_embedded
+
+    out = export_embedded(tmp_path / "m", dtype="float32")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tracekit-lineage.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # written beside it, then renamed into place
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    folder, name = embedded_model()
+    gguf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    plain = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    ids = tok("What is 12 * 7?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(gguf(ids).logits, plain(ids).logits, atol=1e-4)
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    assert export_embedded(out, dtype="float32") == out  # reused as it is
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="not the embedded model exported as bfloat16"):
+        export_embedded(out, dtype="bfloat16")

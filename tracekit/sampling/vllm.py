@@ -1,11 +1,16 @@
 """The vLLM backend: offline ``LLM.generate``, n samples per prompt, prefix caching (GPU).
 
 Stop strings are kept in the output (``include_stop_str_in_output``); each request's
-seed is passed to vLLM, so a request is reproducible on its own.
+seed is passed to vLLM. A seeded request's text still depends on the requests it was
+batched with (the kernels' reduction order changes with the batch), unless vLLM's batch
+invariance is on (``VLLM_BATCH_INVARIANT=1``, recent NVIDIA GPUs only); the sampler says
+which in :attr:`VLLMSampler.batch_invariant`, and the run manifest records it. Resume does
+not depend on it: ids, not texts, decide what is done.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from tracekit.errors import require
@@ -35,6 +40,16 @@ def vllm_params(vllm, params: SamplingParams, n: int, seed: int):
     )
 
 
+def batch_invariant(vllm=None) -> bool:
+    """Whether vLLM runs batch invariant (``VLLM_BATCH_INVARIANT=1``): a seeded request's text
+    then does not depend on the other requests in its batch."""
+    layer = getattr(getattr(getattr(vllm, "model_executor", None), "layers", None), "batch_invariant", None)
+    if layer is not None and hasattr(layer, "vllm_is_batch_invariant"):
+        return bool(layer.vllm_is_batch_invariant())
+    value = os.environ.get("VLLM_BATCH_INVARIANT", "0").strip()
+    return value not in ("", "0") and value.lower() != "false"
+
+
 class VLLMSampler:
     """Sample with vLLM's offline engine.
 
@@ -54,6 +69,7 @@ class VLLMSampler:
         self.tokenizer = self.llm.get_tokenizer()
         self.model_id = model
         self.model_revision = revision
+        self.batch_invariant = batch_invariant(self._vllm)
 
     def render(self, messages) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
