@@ -111,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
             }
             for i in range(body["n"])
         ]
-        data = json.dumps({"choices": choices}).encode()
+        usage = {"prompt_tokens": 9, "completion_tokens": 5 * body["n"], "total_tokens": 9 + 5 * body["n"]}
+        data = json.dumps({"choices": choices, "usage": usage}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -148,6 +149,10 @@ def test_http_backend(server, monkeypatch):
         body["max_tokens"] == 32 and body["temperature"] == 0.7 and body["include_stop_str_in_output"] is True
     )
     assert len(_Handler.bodies) == 7
+    # token counts: the reply's usage counts every choice together, so only a single choice gets one
+    assert [c.n_tokens for c in out[0]] == [None, None]
+    [[one]] = sampler.generate([Request(MESSAGES, n=1, seed=0, params=PARAMS)])
+    assert one.n_tokens == 5
 
 
 def test_http_errors(server):

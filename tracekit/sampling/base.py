@@ -17,7 +17,9 @@ class SamplingParams:
     ``stop`` strings end a generation and are kept at the end of the text (so a response
     stopped at ``</answer>`` still has its closing tag). ``regex`` constrains the whole
     output to a regular expression (structured output; vLLM and vLLM servers only), e.g.
-    ``"[\\s\\S]{0,1500}<verdict>(Correct|Incorrect)</verdict>"`` for reflections.
+    ``"[^<]{0,1500}<verdict>(Correct|Incorrect)</verdict>"`` for reflections: exactly one
+    verdict tag, at the end (with ``[\\s\\S]`` in place of ``[^<]`` the model may write other
+    ``<verdict>`` tags before it, which make the verdict unrecognized or contradictory).
     """
 
     temperature: float = 0.7

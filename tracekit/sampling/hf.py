@@ -94,6 +94,7 @@ def export_embedded(out: str | Path, dtype: str = "bfloat16") -> Path:
     plain.to(getattr(torch, dtype))
     out.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    work.chmod(0o755)  # mkdtemp makes it private
     try:
         plain.save_pretrained(work)
         tok.save_pretrained(work)

@@ -131,6 +131,9 @@ class HTTPSampler:
             raise TracekitError(f"{self.url} returned {len(choices)} choices for n={req.n}")
         out = []
         stop = req.params.stop
+        # usage counts all choices together: a token count for a single choice only (budget forcing asks n=1)
+        tokens = (payload.get("usage") or {}).get("completion_tokens") if len(choices) == 1 else None
+        tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
         for c in choices:
             text = (c.get("message") or {}).get("content") or ""
             reason = "length" if c.get("finish_reason") == "length" else "stop"
@@ -141,5 +144,5 @@ class HTTPSampler:
                 and c.get("stop_reason") == stop[0]
             ):
                 text += stop[0]  # endpoints that drop the matched stop string
-            out.append(Completion(text=text, finish_reason=reason, n_tokens=None))
+            out.append(Completion(text=text, finish_reason=reason, n_tokens=tokens))
         return out

@@ -10,6 +10,7 @@ not depend on it: ids, not texts, decide what is done.
 
 from __future__ import annotations
 
+import importlib
 import os
 from typing import Any
 
@@ -40,14 +41,15 @@ def vllm_params(vllm, params: SamplingParams, n: int, seed: int):
     )
 
 
-def batch_invariant(vllm=None) -> bool:
+def batch_invariant() -> bool:
     """Whether vLLM runs batch invariant (``VLLM_BATCH_INVARIANT=1``): a seeded request's text
-    then does not depend on the other requests in its batch."""
-    layer = getattr(getattr(getattr(vllm, "model_executor", None), "layers", None), "batch_invariant", None)
-    if layer is not None and hasattr(layer, "vllm_is_batch_invariant"):
-        return bool(layer.vllm_is_batch_invariant())
-    value = os.environ.get("VLLM_BATCH_INVARIANT", "0").strip()
-    return value not in ("", "0") and value.lower() != "false"
+    then does not depend on the other requests in its batch. vLLM's own reading of the
+    variable when it has one, else the variable read the same way."""
+    try:
+        return bool(importlib.import_module("vllm.envs").VLLM_BATCH_INVARIANT)
+    except (ImportError, AttributeError):
+        value = os.environ.get("VLLM_BATCH_INVARIANT", "0").strip()
+        return value.isdigit() and int(value) != 0
 
 
 class VLLMSampler:
@@ -69,7 +71,7 @@ class VLLMSampler:
         self.tokenizer = self.llm.get_tokenizer()
         self.model_id = model
         self.model_revision = revision
-        self.batch_invariant = batch_invariant(self._vllm)
+        self.batch_invariant = batch_invariant()
 
     def render(self, messages) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
