@@ -82,6 +82,7 @@ class VLLMSampler:
         self.model_id = model
         self.model_revision = revision
         self.source = "generate"
+        self.batch_invariant = batch_invariant()
 
     def close(self) -> None:
         """Shut the engine down and drop it, so its GPU memory can go to the next model."""
@@ -92,7 +93,6 @@ class VLLMSampler:
             shutdown()
         del llm, engine
         _free_memory()
-        self.batch_invariant = batch_invariant()
 
     def render(self, messages) -> str:
         return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
