@@ -372,3 +372,18 @@ def test_a_damaged_store_is_one_error_line_naming_the_file(base, tmp_path, tk, d
         assert code == 2 and err.count("error:") == 1 and "Traceback" not in err, (args, err)
         assert named in err, (args, err)
     assert not (tmp_path / "out").exists()
+
+
+def test_info_while_another_command_writes_never_crashes(base, tmp_path):
+    """`info` lists files while a writer creates and removes temporaries: a name that vanishes
+    between the listing and its size is left out, never a crash."""
+    from tracekit.store.info import store_info
+
+    root = copy(base, tmp_path)
+    child = spawn(root, "replace", 4)
+    calls = 0
+    while child.poll() is None:
+        info = store_info(Store(root))
+        assert info["integrity"] == [] or all("no commit names" in p for p in info["integrity"]), info
+        calls += 1
+    assert child.returncode == 0 and calls >= 3
