@@ -51,6 +51,11 @@ class _PendingStoreDocstrings(logging.Filter):
 logging.getLogger("mkdocs.plugins.griffe").addFilter(_PendingStoreDocstrings())
 
 
+# Built when mkdocs loads this hook, before any plugin's on_config: mkdocstrings reads `paths` then, and a
+# folder that does not exist yet (a fresh clone) leaves `tracekit.schemas` unfindable.
+build_tree()
+
+
 def on_config(config):
     build_tree()
     return config
