@@ -45,8 +45,8 @@ def read_marker(fs: StoreFS) -> dict:
     try:
         marker = json.loads(fs.read_bytes(MARKER))
         version = marker["format"]
-    except FileNotFoundError:
-        raise
+    except (FileNotFoundError, NotADirectoryError):
+        raise FileNotFoundError(where) from None  # no store here (the folder, or a folder above it, is missing)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         msg = f"{where} is corrupt ({exc}).\nHint: restore the marker from a backup."
         raise StoreError(msg) from None
