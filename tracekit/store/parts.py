@@ -46,7 +46,9 @@ def read_marker(fs: StoreFS) -> dict:
         marker = json.loads(fs.read_bytes(MARKER))
         version = marker["format"]
     except (FileNotFoundError, NotADirectoryError):
-        raise FileNotFoundError(where) from None  # no store here (the folder, or a folder above it, is missing)
+        raise FileNotFoundError(
+            where
+        ) from None  # no store here (the folder, or a folder above it, is missing)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         msg = f"{where} is corrupt ({exc}).\nHint: restore the marker from a backup."
         raise StoreError(msg) from None
