@@ -1,78 +1,52 @@
-"""Rearrangement throughput and peak memory, from import to the exported TRL SFT parquet.
+"""The synthesis core as users run it: ``import-skillfactory`` -> ``rearrange`` -> ``export --to
+trl-sft`` (and ``info``), each a ``tracekit`` process of its own, timed with its start-up and
+measured for its own peak RSS.
 
-Input: a synthetic raw table in the SkillFactory reference layout (QUESTIONS x 4 variants
-x 2 samples, 2 reflections each, responses ~1 KB, reflections ~0.5 KB). Job: `*C_full`
-with N_max 5. The timed job runs in a child process so its peak RSS is measured alone.
+Input: a synthetic raw table in the SkillFactory reference layout (QUESTIONS x 4 variants x 2
+samples, 2 reflections each, responses ~1 KB, reflections ~0.5 KB); by default the padding is
+random English words, which compresses like model text (``--text repeated``: one repeated
+sentence, ~50x more compressible, the friendliest input). Job: ``*C_full`` with N_max 5.
 
-    python benchmarks/bench_rearrange.py --questions 50000
-    python benchmarks/bench_rearrange.py --questions 5000 --scales 1,10   # linearity check
-    python benchmarks/bench_rearrange.py --text words                     # text that compresses like model output
+    python benchmarks/bench_rearrange.py                         # 50k questions, local store
+    python benchmarks/bench_rearrange.py --questions 25000 --scales 1,10,20   # flat memory?
+    python benchmarks/bench_rearrange.py --store s3               # the store on a local moto server
+    python benchmarks/bench_rearrange.py --reference sft_data_creation_v2.py  # against the reference
 
-With ``--reference SCRIPT`` the SkillFactory reference script (not shipped with
-tracekit) is run on the same input in the same run, and the ratio is printed.
+Printed beside the commands, in the same run: a **floor**, reading the input and writing its rows
+and the exported rows once at the store's codec settings (what no implementation of these
+commands can skip), and with ``--reference SCRIPT`` the SkillFactory reference script (not shipped
+with tracekit) on the same input, Hub I/O replaced by local files, and the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import resource
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+HERE = Path(__file__).resolve().parent
 
-def child(raw: str, work: str) -> None:
-    import tracekit
 
-    tracekit.tune_allocator()  # as the `tracekit` command does, before polars loads
-    from tracekit.export import export_trl_sft
-    from tracekit.rearrange import RearrangeConfig, rearrange_store
-    from tracekit.reference import import_skillfactory
-    from tracekit.store import Store
+def tracekit_bin() -> list[str]:
+    exe = Path(sys.executable).with_name("tracekit")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracekit.cli"]
 
+
+def measured(cmd: list[str], *, env: dict | None = None) -> tuple[float, float]:
+    """Run ``cmd``; its wall seconds and its own peak RSS in MB (``wait4`` reports the child's)."""
     t0 = time.perf_counter()
-    store = Store(Path(work) / "st", create=True)
-    counts = import_skillfactory(raw, store)
-    t1 = time.perf_counter()
-    stats = rearrange_store(store, RearrangeConfig(formats=("*C_full",), n_max=5, seed=0))
-    t2 = time.perf_counter()
-    out = export_trl_sft(store, Path(work) / "sft")
-    t3 = time.perf_counter()
-    print(
-        json.dumps(
-            {
-                "peak_rss_mb": _vm_hwm_mb(),
-                "import_s": t1 - t0,
-                "rearrange_s": t2 - t1,
-                "export_s": t3 - t2,
-                "total_s": t3 - t0,
-                "traces": stats["traces/written"],
-                "samples": counts["samples"],
-                "reflections": counts["reflections"],
-                "sft_bytes": sum(p.stat().st_size for p in out.files.values()),
-            }
-        )
-    )
-
-
-def _vm_hwm_mb() -> float:
-    """Peak resident memory of this process (VmHWM; unlike ru_maxrss it is not inherited across exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def run_child(args: list[str]) -> tuple[dict, float]:
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(proc.stderr)
-    last = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    result = json.loads(last[-1]) if last else {}
-    return result, result.get("peak_rss_mb", float("nan"))
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{stderr.decode()[-3000:]}")
+    return elapsed, usage.ru_maxrss / 1024
 
 
 def make_raw(questions: int, path: Path, text: str) -> None:
@@ -85,56 +59,135 @@ def make_raw(questions: int, path: Path, text: str) -> None:
     subprocess.run([sys.executable, "-c", code, str(questions), str(path), text], check=True)
 
 
+_FLOOR = """
+import sys, time, polars as pl
+from tracekit.store.files import write_parquet
+raw, sft, out = sys.argv[1:4]
+t0 = time.perf_counter()
+frame = pl.read_parquet(raw)
+write_parquet(frame, out + "/floor-in.parquet")
+del frame
+rows = pl.read_parquet(sft)
+write_parquet(rows, out + "/floor-out.parquet")
+print(time.perf_counter() - t0)
+"""
+
+
+def floor(raw: Path, sft: Path, work: Path) -> tuple[float, float]:
+    """Read the input and write its rows and the exported rows once at the store's settings."""
+    out = subprocess.run(
+        [sys.executable, "-c", _FLOOR, str(raw), str(sft), str(work)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(out.stdout.split()[-1]), 0.0
+
+
+def run_scale(n: int, args, work: Path, store: str, env: dict) -> dict:
+    raw = work / "raw.parquet"
+    make_raw(n, raw, args.text)
+    tk = tracekit_bin()
+    sft = work / "sft"
+    steps = {
+        "import": [*tk, "import-skillfactory", str(raw), "--store", store],
+        "rearrange": [
+            *tk,
+            "rearrange",
+            "--store",
+            store,
+            "--formats",
+            "*C_full",
+            "--n-max",
+            "5",
+            "--seed",
+            "0",
+        ],
+        "export": [*tk, "export", "--store", store, "--to", "trl-sft", "--out", str(sft)],
+        "info": [*tk, "info", "--store", store],
+    }
+    res = {name: measured(cmd, env=env) for name, cmd in steps.items()}
+    res["floor"] = floor(raw, sft / "train.parquet", work)
+    import polars as pl
+
+    res["traces"] = pl.scan_parquet(sft / "train.parquet").select(pl.len()).collect().item()
+    res["input_mb"] = raw.stat().st_size / 1e6
+    if args.reference:
+        res["reference"] = run_reference(args.reference, raw, work)
+    return res
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--questions", type=int, default=50_000)
-    parser.add_argument("--scales", default="1", help="comma-separated multiples of --questions (e.g. 1,10)")
     parser.add_argument(
-        "--reference", help="path to the SkillFactory reference script, run on the same input"
+        "--scales", default="1", help="comma-separated multiples of --questions (e.g. 1,10,20)"
+    )
+    parser.add_argument(
+        "--store", choices=["local", "s3"], default="local", help="a folder, or a moto S3 server"
+    )
+    parser.add_argument(
+        "--reference", help="the SkillFactory reference script, run on the same input (scale 1)"
     )
     parser.add_argument(
         "--text",
-        choices=["repeated", "words"],
-        default="repeated",
-        help="padding of responses and reflections: one repeated sentence (compresses ~50x) "
-        "or random English words (compresses ~2-3x, like model text)",
+        choices=["words", "repeated"],
+        default="words",
+        help="padding of responses and reflections: random English words (compresses ~2-3x, like model "
+        "text; the default) or one repeated sentence (compresses ~50x)",
     )
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        child(*args.child)
-        return
+    env = dict(os.environ)
+    server = None
+    if args.store == "s3":
+        sys.path.insert(0, str(HERE.parent / "tests"))
+        from s3_server import S3Server  # the tests' moto server on 127.0.0.1
+
+        server = S3Server()
+        env.update(server.env)
     results = []
-    for scale in [int(s) for s in args.scales.split(",")]:
-        with tempfile.TemporaryDirectory(prefix="tk-bench-") as work:
-            raw = Path(work) / "raw.parquet"
+    try:
+        for i, scale in enumerate(int(s) for s in args.scales.split(",")):
             n = args.questions * scale
-            make_raw(n, raw, args.text)
-            res, peak = run_child(["--child", str(raw), work])
-            results.append((n, res, peak))
-            print(
-                f"questions={n:>8}  samples={res['samples']:>8}  reflections={res['reflections']:>8}  "
-                f"traces={res['traces']:>8}  text={args.text}"
-            )
-            print(
-                f"  import {res['import_s']:.2f} s   rearrange {res['rearrange_s']:.2f} s   "
-                f"export {res['export_s']:.2f} s   total {res['total_s']:.2f} s"
-            )
-            print(
-                f"  throughput {res['traces'] / res['total_s']:,.0f} traces/s   peak RSS {peak:,.0f} MB   "
-                f"SFT parquet {res['sft_bytes'] / 1e6:,.0f} MB"
-            )
-            if args.reference and scale == 1:
-                ref_s, ref_peak = run_reference(args.reference, raw, Path(work))
-                print(
-                    f"  reference script: {ref_s:.2f} s, peak RSS {ref_peak:,.0f} MB   "
-                    f"-> tracekit is {ref_s / res['total_s']:.1f}x faster, {ref_peak / peak:.1f}x less memory"
-                )
+            with tempfile.TemporaryDirectory(prefix="tk-bench-") as tmp:
+                work = Path(tmp)
+                store = str(work / "st") if server is None else f"s3://{server.bucket(f'tk-bench-{i}')}/st"
+                if args.reference and i:
+                    args.reference = None  # the reference runs at the first scale only
+                res = run_scale(n, args, work, store, env)
+            results.append((n, res))
+            report(n, res, args)
+    finally:
+        if server is not None:
+            server.stop()
     if len(results) > 1:
-        (n0, r0, p0), (n1, r1, p1) = results[0], results[-1]
-        print(f"scaling x{n1 / n0:.0f}: time x{r1['total_s'] / r0['total_s']:.2f}, peak RSS x{p1 / p0:.2f}")
+        (n0, r0), (n1, r1) = results[0], results[-1]
+        for step in ("import", "rearrange", "export", "info"):
+            print(
+                f"scaling x{n1 / n0:.0f} {step:>9}: time x{r1[step][0] / r0[step][0]:.2f}, "
+                f"peak RSS x{r1[step][1] / r0[step][1]:.2f}"
+            )
+
+
+def report(n: int, res: dict, args) -> None:
+    total = sum(res[s][0] for s in ("import", "rearrange", "export"))
+    print(
+        f"questions={n:,}  samples={n * 8:,}  reflections={n * 16:,}  traces={res['traces']:,}  "
+        f"text={args.text}  store={args.store}  input {res['input_mb']:,.0f} MB  load {os.getloadavg()[0]:.1f}"
+    )
+    for step in ("import", "rearrange", "export", "info"):
+        print(f"  {step:>9} {res[step][0]:8.2f} s   peak RSS {res[step][1]:7,.0f} MB")
+    print(f"  three commands {total:.2f} s ({res['traces'] / total:,.0f} traces/s)")
+    print(f"  floor (read input, write its rows and the exported rows once) {res['floor'][0]:.2f} s")
+    if "reference" in res:
+        ref_s, ref_peak = res["reference"]
+        peak = max(res[s][1] for s in ("import", "rearrange", "export"))
+        print(
+            f"  reference script {ref_s:.2f} s, peak RSS {ref_peak:,.0f} MB   -> tracekit "
+            f"{ref_s / total:.1f}x faster, {ref_peak / peak:.1f}x less memory"
+        )
 
 
 _REFERENCE_SHIM = """
@@ -152,16 +205,7 @@ runpy.run_path(script, run_name="__main__")
 
 def run_reference(script: str, raw: Path, work: Path) -> tuple[float, float]:
     """Run the reference script on ``raw`` (Hub I/O replaced by local files); seconds and peak RSS."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-c", _REFERENCE_SHIM, str(raw), script, str(work / "ref.parquet")],
-        capture_output=True,
-        text=True,
-    )
-    elapsed = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr[-2000:])
-    return elapsed, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # parent is small: fair
+    return measured([sys.executable, "-c", _REFERENCE_SHIM, str(raw), script, str(work / "ref.parquet")])
 
 
 if __name__ == "__main__":

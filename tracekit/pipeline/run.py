@@ -163,8 +163,13 @@ def _run(
                 "samples": samples["sample_id"],
                 "reflections": reflections,
             }
-            stats, trace_ids = build_traces(store, cfg.rearrangement, rows=rows, progress=progress)
-        rec.add_view("traces", trace_ids)
+            stats, _ = build_traces(
+                store,
+                cfg.rearrangement,
+                rows=rows,
+                progress=progress,
+                on_ids=lambda ids: rec.add_view("traces", ids),
+            )
         rec.add_written("traces", stats["traces/written"])
         rec.drops.update(stats)
         summary = summarize(

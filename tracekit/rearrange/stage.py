@@ -450,7 +450,8 @@ def build_traces(
     progress: bool = False,
     sink=None,
     snapshot=None,
-) -> tuple[Counter, pl.Series]:
+    on_ids=None,
+) -> tuple[Counter, int]:
     """The stage: filter + rearrangement over the given rows of a store; write the traces it lacks.
 
     ``rows`` names the ids of ``problems``, ``samples`` and ``reflections`` to use (a view;
@@ -458,8 +459,10 @@ def build_traces(
     A trace's id hashes its inputs (see :func:`tracekit.rearrange.render.lay_out`), so a trace
     the store already holds is not rendered again: only traces of problems whose inputs
     changed are written. Returns the counters of the run report (drops by reason, traces
-    built per format, ``traces/written``) and the id of every trace of these rows (written
-    or already there): the view of ``traces`` they define. With ``replace`` every trace is
+    built per format, ``traces/written``) and the number of traces of these rows (written or
+    already there). ``on_ids`` is called with the ids of those traces, chunk by chunk, as they
+    are laid out (the view of ``traces`` they define: :meth:`RunRecorder.add_view`), so no
+    list of every id is kept. With ``replace`` every trace is
     written into ``sink``, a transaction that replaces the table's parts when it commits (see
     :meth:`tracekit.store.Store.transaction`; :func:`rearrange_store` passes the one its
     ``runs`` row commits with): until then readers see the old traces, and an interrupted run
@@ -490,9 +493,9 @@ def build_traces(
         target = nullcontext(sink) if sink is not None else store.transaction("traces", replace=True)
     else:
         target = nullcontext(sink if sink is not None else store)
-    existing = pl.Series("trace_id", [], dtype=pl.Utf8) if replace else store.ids("traces", snapshot=snapshot)
+    held = [] if replace else snapshot.table("traces").parts  # traces the store holds already
     stats: Counter = Counter()
-    trace_ids: list[pl.Series] = []
+    in_view = 0
     columns = {"problems": ["problem_id", "question"], "samples": _SAMPLE_COLS, "reflections": _REFL_COLS}
     buckets = iter_problem_buckets(
         store, columns, target_bytes=target_bytes or TARGET_BYTES, snapshot=snapshot
@@ -505,16 +508,19 @@ def build_traces(
                 stats.update(counts)
                 texts = (bucket["samples"]["response"], bucket["reflections"]["text"], bucket["problems"])
                 for layout in _layouts(pool, kept, *texts, cfg, bank, stats):
-                    trace_ids.append(layout.frame["trace_id"])
-                    if existing.len():
-                        layout = layout.select(~layout.frame["trace_id"].is_in(existing.implode()).to_numpy())
+                    ids = layout.frame["trace_id"]
+                    in_view += ids.len()
+                    if on_ids is not None:
+                        on_ids(ids)
+                    there = store.find_ids("traces", held, ids) if held else None
+                    if there is not None and there.len():
+                        layout = layout.select(~ids.is_in(there.implode()).to_numpy())
                     for piece in layout.pieces_of(RENDER_ROWS):  # rendered text stays small: flat memory
                         writer.submit("traces", piece.render)
         stats["traces/written"] = writer.written[
             "traces"
         ]  # rows the table took (another writer may have been first)
-    ids = pl.concat(trace_ids) if trace_ids else pl.Series("trace_id", [], dtype=pl.Utf8)
-    return stats, ids
+    return stats, in_view
 
 
 def _refuse_empty(store, stats: Counter) -> None:
@@ -561,7 +567,7 @@ def rearrange_store(
         rows = {t: view_ids(store, t, snapshot=snap) for t in ("problems", "samples", "reflections")}
         sink = rec.transaction("traces", replace=True) if replace else None
         with rec.stage("rearrange"):
-            stats, trace_ids = build_traces(
+            stats, in_view = build_traces(
                 store,
                 cfg,
                 rows=rows,
@@ -570,10 +576,10 @@ def rearrange_store(
                 progress=progress,
                 sink=sink,
                 snapshot=snap,
+                on_ids=lambda ids: rec.add_view("traces", ids),
             )
-        if trace_ids.len() == 0:
+        if in_view == 0:
             _refuse_empty(store, stats)
-        rec.add_view("traces", trace_ids)
         rec.add_written("traces", stats["traces/written"])
         rec.drops.update(stats)
     return stats

@@ -91,6 +91,37 @@ class Occurrences:
         return out
 
 
+class SeenProblems:
+    """Which problems of a batch the import met in no earlier batch (a question's rows may span
+    batches), with memory flat in the file's size: 8 bytes a problem (their id hashes), the ids
+    of the last batch, and, for the rare hash that matches neither, the staged problems read back.
+    A hash collision never drops a problem: every match is confirmed on the ids themselves.
+    """
+
+    def __init__(self, store: Store, staged) -> None:
+        self.hashes = HashSet()
+        self.last = pl.Series("problem_id", [], dtype=pl.Utf8)
+        self.store, self.staged = store, staged  # the import's transaction of problems
+        self.parts = store.snapshot("problems").parts  # problems an earlier import wrote
+
+    def first_seen(self, ids: pl.Series) -> pl.Series:
+        """A boolean mask over ``ids`` (unique within the batch): met for the first time."""
+        hashes = ids.hash(seed=0).to_numpy()
+        maybe = self.hashes.contains(hashes)
+        fresh = ~maybe
+        if maybe.any():
+            suspects = ids.filter(pl.Series(maybe))
+            known = suspects.is_in(self.last.implode())
+            if not known.all():  # not in the last batch: in the staged parts (written before this batch)
+                rest = suspects.filter(~known)
+                found = [self.staged.staged_ids(rest), self.store.find_ids("problems", self.parts, rest)]
+                known = known | suspects.is_in(pl.concat(found).implode())
+            fresh[maybe] = ~known.to_numpy()
+        self.hashes.add(hashes[fresh])
+        self.last = ids
+        return pl.Series(fresh)
+
+
 def import_task(task: str) -> Task | None:
     """The task whose fields an import reads from each question (None for the plain label
     ``skillfactory``); an error for any other name, with a did-you-mean."""
@@ -149,14 +180,15 @@ def import_skillfactory(
     tables = ("problems", "samples", "reflections")
     bar = tqdm(total=raw_file.rows, desc="import", unit="row", disable=not progress, file=sys.stderr)
     with recording(store, "import-skillfactory", config) as rec, rec.stage("import"), bar:
-        before = {t: store.ids(t) for t in tables}  # rows an earlier import wrote
         named = _other_model_samples(store, model)
-        seen_problems: set[str] = set()  # a question spans batches
         occurrences = Occurrences()  # identical responses span batches
         unreadable: list[int] = []  # rows whose question the task cannot read
         staged = rec.final  # published with the runs row and the views, in one commit
+        # sample and reflection ids are unique in a file by construction (occurrences count
+        # repeated contents): their transactions keep no hashes of what they staged
         for table in tables:
-            rec.transaction(table)
+            rec.transaction(table, unique=table != "problems")
+        seen_problems = SeenProblems(store, rec.final.open["problems"])  # a question spans batches
         with BackgroundWriter(staged) as writer:
             for raw in prefetch(raw_file.batches()):  # batch i+1 is decoded while batch i is converted
                 counts["raw_rows"] += raw.height
@@ -165,18 +197,14 @@ def import_skillfactory(
                     raw, task=task, model=model, split=split, occurrences=occurrences, fields=fields
                 )
                 _check_model(raw_file, samples, rows, named, model)
-                new = [pid not in seen_problems for pid in problems["problem_id"].to_list()]
-                problems = problems.filter(pl.Series(new, dtype=pl.Boolean))
-                seen_problems.update(problems["problem_id"].to_list())
+                problems = problems.filter(seen_problems.first_seen(problems["problem_id"]))
                 for table, frame in (
                     ("problems", problems),
                     ("samples", samples),
                     ("reflections", reflections),
                 ):
                     rec.add_view(table, frame[frame.columns[0]], extends=True)  # ids are unique in a file
-                    if before[table].len():
-                        frame = frame.filter(~pl.col(frame.columns[0]).is_in(before[table].implode()))
-                    if frame.height and not unreadable:
+                    if frame.height and not unreadable:  # (rows the store holds are dropped as staged)
                         writer.submit(table, frame)
                 bar.update(raw.height)
             if unreadable:

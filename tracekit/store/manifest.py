@@ -144,10 +144,11 @@ class RunRecorder:
             self._write_view_row(table, view, _cut(view.parts, VIEW_ROW_IDS))
             view.held -= VIEW_ROW_IDS
 
-    def transaction(self, table: str, *, replace: bool = False) -> Transaction:
+    def transaction(self, table: str, *, replace: bool = False, unique: bool = False) -> Transaction:
         """A transaction of ``table`` published by this command's last commit, with its ``runs``
-        row and views (see the module docstring); nothing of it appears if the command fails."""
-        return self.final.add(table, replace=replace)
+        row and views (see the module docstring); nothing of it appears if the command fails.
+        ``unique``: the command writes each id at most once (see :class:`Transaction`)."""
+        return self.final.add(table, replace=replace, unique=unique)
 
     def _write_view_row(self, table: str, view: _View, ids: pl.Series) -> None:
         row = pl.select(  # a list column built from the Series (no Python object per id)
@@ -214,12 +215,11 @@ class RunRecorder:
             named = pl.concat(
                 [views.read_pending(p, ["table", "ids"]) for p in views.pending], how="vertical"
             ).filter(pl.col("table") == table)
-            named = named.select(pl.col("ids").explode().alias(id_col)).drop_nulls()
-            have = [self.store.ids_of(table, snap.table(table).parts)]
+            named = named.select(pl.col("ids").explode().alias(id_col)).drop_nulls().unique().to_series()
+            have = [self.store.find_ids(table, snap.table(table).parts, named)]
             if table in self.final.open:
-                own = self.final.open[table]
-                have += [own.read_pending(p, [id_col]).to_series() for p in own.pending]
-            lost = named.filter(~pl.col(id_col).is_in(pl.concat(have).implode())).height
+                have.append(self.final.open[table].staged_ids(named))
+            lost = named.filter(~named.is_in(pl.concat(have).implode())).len()
             if lost:
                 number, _, op, _ = removals[-1]
                 msg = (

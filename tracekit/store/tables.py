@@ -99,7 +99,8 @@ class Store:
         self.id = marker.get("id", "")
         self._mutex = threading.RLock()
         self._log = CommitLog(self.fs, self.id)
-        self._ids: dict[str, dict[str, pl.Series]] = {}
+        self._ids: dict[str, dict] = {}  # table -> part name -> sorted id hashes (see id_hashes)
+        self._last_read: tuple[str, str, pl.Series] | None = None  # one part's ids (see find_ids)
         self._verified: set[tuple[str, str, int]] = set()
 
     def _create(self) -> None:
@@ -195,10 +196,10 @@ class Store:
         return validate(table, df, source=f"{self.url}/{table}")
 
     def ids(self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None) -> pl.Series:
-        """The id column of ``table`` (each id once)."""
-        snap = self._table_snapshot(table, snapshot)
-        ids = self.ids_of(table, snap.parts).alias(ID_COLUMNS[table])
-        return ids if snap.all_checked else ids.unique(maintain_order=True)
+        """The id column of ``table`` (each id once), read from its parts (nothing kept: to ask
+        whether some ids are there, :meth:`find_ids` reads less)."""
+        id_col = ID_COLUMNS[table]
+        return self.scan(table, snapshot=snapshot).select(id_col).collect().to_series().alias(id_col)
 
     def count(self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None) -> int:
         """Rows of ``table``, from its commit log (no file is read unless ids may repeat)."""
@@ -236,34 +237,70 @@ class Store:
         self._verified.add(key)
         return path
 
-    def ids_of(self, table: str, parts: Iterable[PartEntry]) -> pl.Series:
-        """The ids of ``parts`` (read once per part and cached), concatenated without copying."""
+    def id_hashes(self, table: str, parts: Iterable[PartEntry]) -> list:
+        """The sorted 64-bit hashes of each part's ids (numpy ``uint64``), read once per part and
+        cached: 8 bytes a row, the ids themselves are never kept (see :meth:`find_ids`)."""
+        import numpy as np
+
         parts = list(parts)
         id_col = ID_COLUMNS[table]
         with self._mutex:
             cache = self._ids.setdefault(table, {})
             missing = [p for p in parts if p.name not in cache]
-        if missing:
-            schema = polars_schema(table)
-            sources = [self.fs.scan_source(self.verified_part(table, p, schema)) for p in missing]
+        schema = polars_schema(table)
+        for group in _groups(missing, HASH_READ_ROWS):  # a bounded number of ids in memory at once
+            sources = [self.fs.scan_source(self.verified_part(table, p, schema)) for p in group]
             scan = pl.scan_parquet(sources, schema=schema, storage_options=self.fs.storage_options())
-            column = scan.select(id_col).collect().to_series()
-            if column.len() != sum(p.rows for p in missing):
-                msg = f"table {table!r}: the parts {sources} hold {column.len()} rows, the commit log says otherwise."
+            hashes = scan.select(id_col).collect().to_series().hash(seed=0).to_numpy()
+            if len(hashes) != sum(p.rows for p in group):
+                msg = f"table {table!r}: the parts {sources} hold {len(hashes)} rows, the commit log says otherwise."
                 raise StoreError(msg)
             offset = 0
             with self._mutex:
-                for p in missing:
-                    cache[p.name] = column.slice(offset, p.rows)
+                for p in group:
+                    cache[p.name] = np.sort(hashes[offset : offset + p.rows])
                     offset += p.rows
         with self._mutex:
-            pieces = [cache[p.name] for p in parts]
-        if not pieces:
-            return pl.Series(id_col, [], dtype=pl.Utf8)
-        return pl.concat(pieces, rechunk=False)
+            return [cache[p.name] for p in parts]
+
+    def find_ids(self, table: str, parts: Iterable[PartEntry], ids: pl.Series) -> pl.Series:
+        """Those of ``ids`` that the rows of ``parts`` hold. Exact, with memory that does not grow
+        with the table: the cached hashes (:meth:`id_hashes`) name the parts that may hold one,
+        and only those parts' ids are read, one part at a time, and compared as strings."""
+        import numpy as np
+
+        parts = list(parts)
+        id_col = ID_COLUMNS[table]
+        found = [pl.Series(id_col, [], dtype=pl.Utf8)]
+        if not parts or not ids.len():
+            return found[0]
+        wanted = np.sort(ids.hash(seed=0).to_numpy())
+        for part, hashes in zip(parts, self.id_hashes(table, parts)):
+            if not len(hashes):
+                continue
+            at = np.minimum(np.searchsorted(hashes, wanted), len(hashes) - 1)
+            if not (hashes[at] == wanted).any():
+                continue
+            column = self._part_ids(table, part)
+            found.append(column.filter(column.is_in(ids.implode())))
+        return pl.concat(found).unique(maintain_order=True)
+
+    def _part_ids(self, table: str, part: PartEntry) -> pl.Series:
+        """The ids of one part; the last part read is kept (callers that look up chunk after
+        chunk of one table, like a rearrangement, mostly hit the same part again)."""
+        last = self._last_read
+        if last is not None and last[:2] == (table, part.name):
+            return last[2]
+        source = self.fs.scan_source(self.verified_part(table, part))
+        id_col = ID_COLUMNS[table]
+        column = pl.read_parquet(
+            source, columns=[id_col], storage_options=self.fs.storage_options()
+        ).to_series()
+        self._last_read = (table, part.name, column)
+        return column
 
     def forget_ids(self, snapshot: StoreSnapshot) -> None:
-        """Drop cached ids of parts that ``snapshot`` no longer holds."""
+        """Drop the cached id hashes of parts that ``snapshot`` no longer holds."""
         with self._mutex:
             for table, cache in self._ids.items():
                 live = {p.name for p in snapshot.table(table).parts}
@@ -441,3 +478,20 @@ def _remove_new_store(store: Store, *, keep_folder: bool) -> None:
     (root / MARKER).unlink(missing_ok=True)
     if not keep_folder and not any(not p.name.startswith(".") for p in root.iterdir()):
         shutil.rmtree(root, ignore_errors=True)
+
+
+HASH_READ_ROWS = 2_000_000  # ids read at once when hashing parts (about 60 MB of strings)
+
+
+def _groups(parts: list[PartEntry], rows: int) -> Iterator[list[PartEntry]]:
+    """Consecutive runs of ``parts`` of about ``rows`` rows each (a bigger part alone)."""
+    group: list[PartEntry] = []
+    held = 0
+    for part in parts:
+        if group and held + part.rows > rows:
+            yield group
+            group, held = [], 0
+        group.append(part)
+        held += part.rows
+    if group:
+        yield group

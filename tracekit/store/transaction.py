@@ -40,7 +40,6 @@ class Pending:
 
     staged: Staged
     entry: PartEntry
-    hashes: np.ndarray  # 64-bit hashes of its ids (8 bytes a row; the ids are read back when a hash matches)
     seen: frozenset[str]  # parts whose ids it was checked against
 
 
@@ -56,11 +55,10 @@ def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def drop_ids(frame: pl.DataFrame, id_col: str, known: pl.Series) -> pl.DataFrame:
-    """``frame`` without the rows whose id is in ``known`` (hashes the small side only)."""
+    """``frame`` without the rows whose id is in ``known``."""
     if not known.len() or not frame.height:
         return frame
-    hits = known.filter(known.is_in(frame[id_col].implode()))
-    return frame.filter(~pl.col(id_col).is_in(hits.implode())) if hits.len() else frame
+    return frame.filter(~pl.col(id_col).is_in(known.implode()))
 
 
 class _CommitOnExit:
@@ -84,13 +82,16 @@ class Transaction(_CommitOnExit):
     :attr:`rows` is the number of rows the commit published.
     """
 
-    def __init__(self, store, table: str, *, replace: bool = False) -> None:
+    def __init__(self, store, table: str, *, replace: bool = False, unique: bool = False) -> None:
         store.check_table(table)  # an unknown table fails here
         store.ensure_current_format()
         self.store, self.table, self.replace = store, table, replace
         self.rows = 0
         self.pending: list[Pending] = []
-        self._staged = HashSet()  # hashes of the staged ids (see :meth:`_drop_staged`)
+        # hashes of the staged ids (see :meth:`_drop_staged`), 8 bytes a row; none when the
+        # writer promises ``unique`` ids (each id written once in this transaction: an import,
+        # whose ids are unique in its file by construction)
+        self._staged = None if unique else HashSet()
         self.state = "open"
 
     # ------------------------------------------------------------------ writing
@@ -102,12 +103,12 @@ class Transaction(_CommitOnExit):
         id_col = ID_COLUMNS[table]
         frame = conform(table, frame)
         hashes = frame[id_col].hash(seed=0).to_numpy()
-        if self.pending and frame.height:
+        if self.pending and frame.height and self._staged is not None:
             frame, hashes = self._drop_staged(frame, id_col, hashes)
         seen: frozenset[str] = frozenset()
         if not self.replace and frame.height:
             snap = self.store.snapshot(table)
-            known = self.store.ids_of(table, snap.parts)
+            known = self.store.find_ids(table, snap.parts, frame[id_col])
             if known.len():
                 frame = drop_ids(frame, id_col, known)
                 hashes = frame[id_col].hash(seed=0).to_numpy()
@@ -125,20 +126,28 @@ class Transaction(_CommitOnExit):
         self, frame: pl.DataFrame, id_col: str, hashes: np.ndarray
     ) -> tuple[pl.DataFrame, np.ndarray]:
         """``frame`` (and its ids' ``hashes``) without the rows this transaction staged already.
-        The 64-bit hashes find the candidates (a write costs O(its rows log staged), not O(all
-        staged rows)); candidates are then compared as strings, so a collision never drops a row."""
+        The staged ids' 64-bit hashes find the candidates (a write costs O(its rows log staged),
+        and a transaction keeps 8 bytes a staged row, not its ids); only when there are any (a
+        repeated id, or a collision) are the staged parts' ids read back and compared as strings,
+        so a collision never drops a row."""
         maybe = self._staged.contains(hashes)
         if not maybe.any():
             return frame, hashes
         suspects = frame[id_col].filter(pl.Series(maybe))
-        staged = pl.Series(id_col, [], dtype=pl.Utf8)
-        for pending in self.pending:
-            if np.isin(hashes[maybe], pending.hashes).any():  # rare: a repeated id (or a collision)
-                ids = self.read_pending(pending, [id_col]).to_series()
-                staged.append(ids.filter(ids.is_in(suspects.implode())))
+        staged = self.staged_ids(suspects)
         keep = ~maybe
         keep[maybe] = ~suspects.is_in(staged.implode()).to_numpy()
         return frame.filter(pl.Series(keep)), hashes[keep]
+
+    def staged_ids(self, ids: pl.Series, pending: list[Pending] | None = None) -> pl.Series:
+        """Those of ``ids`` that the staged parts (``pending``: all of them) hold, read back one
+        part at a time."""
+        id_col = ID_COLUMNS[self.table]
+        found = [pl.Series(id_col, [], dtype=pl.Utf8)]
+        for part in list(self.pending if pending is None else pending):  # (a writer thread may append)
+            column = self.read_pending(part, [id_col]).to_series()
+            found.append(column.filter(column.is_in(ids.implode())))
+        return pl.concat(found)
 
     def stage(
         self, frame: pl.DataFrame, *, seen: frozenset[str] = frozenset(), hashes: np.ndarray | None = None
@@ -149,12 +158,13 @@ class Transaction(_CommitOnExit):
         self._check_open()
         if hashes is None:
             hashes = frame[ID_COLUMNS[self.table]].hash(seed=0).to_numpy()
-        pending = self._write_part(frame, seen, hashes)
+        pending = self._write_part(frame, seen)
         self.pending.append(pending)
-        self._staged.add(np.sort(hashes), sorted_unique=True)  # ids are unique within a frame
+        if self._staged is not None:
+            self._staged.add(np.sort(hashes), sorted_unique=True)  # ids are unique within a frame
         return pending
 
-    def _write_part(self, frame: pl.DataFrame, seen: frozenset[str], hashes: np.ndarray) -> Pending:
+    def _write_part(self, frame: pl.DataFrame, seen: frozenset[str]) -> Pending:
         fs = self.store.fs
         name = new_part_name()
         staged = fs.stage(self.store.part_path(self.table, name), lambda tmp: write_parquet(frame, tmp))
@@ -163,7 +173,7 @@ class Transaction(_CommitOnExit):
         except BaseException:
             fs.discard(staged)
             raise
-        return Pending(staged, entry, hashes, seen)
+        return Pending(staged, entry, seen)
 
     def read_pending(self, pending: Pending, columns: list[str] | None = None) -> pl.DataFrame:
         """The rows of a staged part (read back from its file)."""
@@ -182,29 +192,35 @@ class Transaction(_CommitOnExit):
         return self.rows
 
     def recheck(self, snap: Snapshot) -> None:
-        """Drop rows that parts committed since each pending part was checked already hold."""
+        """Drop rows that parts committed since each pending part was checked already hold.
+
+        The committed parts' cached id hashes are looked up among the staged ones first; only
+        on a hit (a real race, or a collision) are staged ids read back and compared."""
         if self.replace:
             return
         id_col = ID_COLUMNS[self.table]
         names = frozenset(p.name for p in snap.parts)
         kept = []
-        hashed: dict[tuple[str, ...], np.ndarray] = {}  # pending parts usually saw the same parts
         for pending in self.pending:
             new = [p for p in snap.parts if p.name not in pending.seen and p.name != pending.entry.name]
-            key = tuple(p.name for p in new)
-            if new and key not in hashed:
-                hashed[key] = np.sort(self.store.ids_of(self.table, new).hash(seed=0).to_numpy())
-            if new and _any_in(pending.hashes, hashed[key]):
-                committed = self.store.ids_of(self.table, new)
-                frame = drop_ids(self.read_pending(pending), id_col, committed)  # rare: a real race
-                if frame.height < pending.entry.rows:  # (equal: only a hash collision)
+            if new and self._may_hold(new):
+                ids = self.read_pending(pending, [id_col]).to_series()
+                committed = self.store.find_ids(self.table, new, ids)
+                if committed.len():  # rare: a real race (none found: only a hash collision)
+                    frame = drop_ids(self.read_pending(pending), id_col, committed)
                     self.store.fs.discard(pending.staged)
                     if frame.height:
-                        kept.append(self._write_part(frame, names, frame[id_col].hash(seed=0).to_numpy()))
+                        kept.append(self._write_part(frame, names))
                     continue
             pending.seen = names
             kept.append(pending)
         self.pending = kept
+
+    def _may_hold(self, parts: list[PartEntry]) -> bool:
+        """May ``parts`` hold an id this transaction staged? (Without staged hashes: yes.)"""
+        if self._staged is None:
+            return True
+        return any(self._staged.contains(h).any() for h in self.store.id_hashes(self.table, parts))
 
     def changes(self, snap: StoreSnapshot) -> dict | None:
         """What the commit record says of this table (None: nothing to commit)."""
@@ -284,10 +300,11 @@ class Transactions(_CommitOnExit):
             self.add(table, replace=table in replace)
         self.rows: dict[str, int] = {}
 
-    def add(self, table: str, *, replace: bool = False) -> Transaction:
-        """The transaction of ``table`` in this group (opened on first use)."""
+    def add(self, table: str, *, replace: bool = False, unique: bool = False) -> Transaction:
+        """The transaction of ``table`` in this group (opened on first use; ``unique``: see
+        :class:`Transaction`)."""
         if table not in self.open:
-            self.open[table] = Transaction(self.store, table, replace=replace)
+            self.open[table] = Transaction(self.store, table, replace=replace, unique=unique)
         elif self.open[table].replace != replace:
             raise StoreError(f"table {table!r} is already in this commit with replace={not replace}.")
         return self.open[table]
@@ -371,14 +388,6 @@ class _Compaction(Transaction):
 
     def changes(self, snap: StoreSnapshot) -> dict | None:
         return {"add": [p.entry for p in self.pending], "remove": self._remove}
-
-
-def _any_in(values: np.ndarray, sorted_values: np.ndarray) -> bool:
-    """Does any of ``values`` occur in ``sorted_values`` (sorted)? O(len(values) log n)."""
-    if not len(sorted_values) or not len(values):
-        return False
-    at = np.minimum(np.searchsorted(sorted_values, values), len(sorted_values) - 1)
-    return bool((sorted_values[at] == values).any())
 
 
 def _best_effort(step) -> None:
