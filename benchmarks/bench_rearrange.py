@@ -49,26 +49,34 @@ def measured(cmd: list[str], *, env: dict | None = None) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
+_MAKE_RAW = """
+import sys, pyarrow.parquet as pq
+from tracekit.reference import synthetic_raw
+questions, path, text, chunk = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+writer = None
+for i, first in enumerate(range(0, questions, chunk)):
+    part = synthetic_raw(min(chunk, questions - first), response_chars=1000, reflection_chars=500,
+                         seed=i, text=text, first_question=first).to_arrow()
+    writer = writer or pq.ParquetWriter(path, part.schema, compression="zstd")
+    writer.write_table(part)
+writer.close()
+"""
+
+
 def make_raw(questions: int, path: Path, text: str) -> None:
-    """Write the synthetic input in a separate process, so this one stays small."""
-    code = (
-        "import sys; from tracekit.reference import synthetic_raw; "
-        "synthetic_raw(int(sys.argv[1]), response_chars=1000, reflection_chars=500, seed=0, text=sys.argv[3])"
-        ".write_parquet(sys.argv[2])"
-    )
-    subprocess.run([sys.executable, "-c", code, str(questions), str(path), text], check=True)
+    """Write the synthetic input in a separate process, so this one stays small, and in
+    pieces of 25,000 questions (a 20x input would not fit in memory at once)."""
+    subprocess.run([sys.executable, "-c", _MAKE_RAW, str(questions), str(path), text, "25000"], check=True)
 
 
+# reading the input and writing the output bytes once, streaming (flat memory, like the commands)
 _FLOOR = """
 import sys, time, polars as pl
-from tracekit.store.files import write_parquet
+from tracekit.store.files import sink_parquet
 raw, sft, out = sys.argv[1:4]
 t0 = time.perf_counter()
-frame = pl.read_parquet(raw)
-write_parquet(frame, out + "/floor-in.parquet")
-del frame
-rows = pl.read_parquet(sft)
-write_parquet(rows, out + "/floor-out.parquet")
+sink_parquet(pl.scan_parquet(raw), out + "/floor-in.parquet")
+sink_parquet(pl.scan_parquet(sft), out + "/floor-out.parquet")
 print(time.perf_counter() - t0)
 """
 

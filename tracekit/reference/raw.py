@@ -57,7 +57,9 @@ class RawFile:
             import pyarrow.parquet as pq
 
             try:
-                self._parquet = pq.ParquetFile(self.path)
+                # buffered reads stream each column chunk page by page: memory does not grow
+                # with the row groups' size (one group may hold a whole file)
+                self._parquet = pq.ParquetFile(self.path, buffer_size=1 << 20, pre_buffer=False)
             except Exception as exc:  # pyarrow raises many types for unreadable files
                 raise InputFormatError(
                     f"cannot read {self.path} as parquet: {exc}\nHint: {LAYOUT_HINT}"

@@ -15,13 +15,15 @@ def synthetic_raw(
     reflection_chars: int = 500,
     seed: int = 0,
     text: str = "repeated",
+    first_question: int = 0,
 ) -> pl.DataFrame:
     """A synthetic raw table in the reference layout (for demos, tests and benchmarks).
 
     Questions are small "reach the target" arithmetic puzzles; about half the responses
     are correct; reflections agree with the truth about 85% of the time, and some have
     no usable verdict. Vectorised, so millions of rows take seconds. Deterministic in
-    ``seed``. ``text`` pads responses and reflections with one repeated sentence
+    ``seed``; questions are numbered from ``first_question`` (so files written piece by
+    piece, with their own seeds, hold distinct questions). ``text`` pads responses and reflections with one repeated sentence
     (``"repeated"``: compresses about 50x) or with each row's own window of a random
     stream of English words (``"words"``: compresses about 3x, like model text).
     """
@@ -29,7 +31,7 @@ def synthetic_raw(
 
     rng = np.random.default_rng(seed)
     rows = n_questions * len(variants) * samples_per_variant
-    q = np.repeat(np.arange(n_questions), len(variants) * samples_per_variant)
+    q = np.repeat(np.arange(n_questions), len(variants) * samples_per_variant)  # (offset below)
     v = np.tile(np.repeat(np.arange(len(variants)), samples_per_variant), n_questions)
     a = rng.integers(2, 60, size=n_questions)
     b = rng.integers(2, 60, size=n_questions)
@@ -55,7 +57,7 @@ def synthetic_raw(
 
     frame = pl.DataFrame(
         {
-            "q": q,
+            "q": q + first_question,
             "said": said,
             "correct": correct,
             "a": a[q],
