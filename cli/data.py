@@ -8,7 +8,7 @@ import typer
 
 from tracekit.cli.app import StoreOpt, app, at_least, listed
 from tracekit.cli.config_options import config_options, given
-from tracekit.rearrange.stage import RearrangeConfig
+from tracekit.rearrange.config import RearrangeConfig
 
 
 @app.command("import-skillfactory")

@@ -1,13 +1,20 @@
-"""Pandera models of the tables: problems, samples, reflections, traces, runs, views, evals.
+"""The tables' schemas: problems, samples, reflections, traces, runs, views, evals.
 
 Long tables keyed by stable ids (see :mod:`tracekit.ids`); list columns only where a
 row really names several other rows (a trace's sample, reflection and phrase ids; the
 ids a view holds).
+
+Each schema is plain data (:data:`TABLES`: columns, dtypes, nullability, uniqueness and
+checks), so reading it costs no import of pandera; the pandera models that validation
+falls back to (and that write its error messages) are built from it on first use
+(:func:`model`, or ``tracekit.schemas.ProblemsModel`` and the like).
 """
 
 from __future__ import annotations
 
-import pandera.polars as pa
+from dataclasses import dataclass, field
+from typing import Any
+
 import polars as pl
 
 from tracekit.errors import SchemaError
@@ -15,152 +22,171 @@ from tracekit.errors import SchemaError
 FINISH_REASONS = ["stop", "length", "unknown"]
 VERDICT_REASONS = ["ok", "missing", "unrecognized", "contradictory"]
 SPLITS = ["train", "validation", "test"]
+VIEW_TABLES = ["problems", "samples", "reflections", "traces"]
 
 
-class ProblemsModel(pa.DataFrameModel):
-    """One verifiable problem. ``meta`` is a JSON object with the task's structured fields."""
+@dataclass(frozen=True)
+class Column:
+    """One column: its polars dtype, whether it may be null or must be unique, and its
+    checks as pandera ``Field`` arguments (``str_length``, ``isin``, ``ge``, ``str_startswith``)."""
 
-    problem_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    task: str = pa.Field(str_length={"min_value": 1})
-    question: str = pa.Field(str_length={"min_value": 1})
-    answer: str = pa.Field()
-    split: str = pa.Field(isin=SPLITS)
-    difficulty: str = pa.Field()
-    seed: pl.Int64 | None = pa.Field(nullable=True)
-    index: pl.Int64 | None = pa.Field(nullable=True, ge=0)
-    meta: str = pa.Field(str_startswith="{")
-
-    class Config:
-        name = "problems"
-        strict = True  # an unexpected column is an error, not silently carried
-        coerce = False
+    name: str
+    dtype: Any
+    nullable: bool = False
+    unique: bool = False
+    checks: dict[str, Any] = field(default_factory=dict)
 
 
-class SamplesModel(pa.DataFrameModel):
-    """One model response to one problem under one prompt variant, with its verdict.
+@dataclass(frozen=True)
+class TableSpec:
+    """A table: its name, what a row is, its pandera model's class name, its columns in order."""
+
+    name: str
+    doc: str
+    model_name: str
+    columns: tuple[Column, ...]
+
+    @property
+    def id_column(self) -> str:
+        """The unique id column (each table has exactly one)."""
+        (col,) = [c.name for c in self.columns if c.unique]
+        return col
+
+
+def _c(name, dtype, *, nullable=False, unique=False, **checks) -> Column:
+    return Column(name, dtype, nullable, unique, checks)
+
+
+_ID = {"str_length": {"min_value": 3}}  # ids and keys: at least three characters
+_TEXT = {"str_length": {"min_value": 1}}  # not empty
+_JSON = {"str_startswith": "{"}  # a JSON object
+Str, Int, Bool, Ids = pl.Utf8, pl.Int64, pl.Boolean, pl.List(pl.Utf8)
+
+TABLES: dict[str, TableSpec] = {
+    t.name: t
+    for t in (
+        TableSpec(
+            "problems",
+            "One verifiable problem. ``meta`` is a JSON object with the task's structured fields.",
+            "ProblemsModel",
+            (
+                _c("problem_id", Str, unique=True, **_ID),
+                _c("task", Str, **_TEXT),
+                _c("question", Str, **_TEXT),
+                _c("answer", Str),
+                _c("split", Str, isin=SPLITS),
+                _c("difficulty", Str),
+                _c("seed", Int, nullable=True),
+                _c("index", Int, nullable=True, ge=0),
+                _c("meta", Str, **_JSON),
+            ),
+        ),
+        TableSpec(
+            "samples",
+            """One model response to one problem under one prompt variant, with its verdict.
 
     ``sample_key`` identifies the request (problem, variant, rendered prompt, model and
     revision, sampling settings but ``max_tokens``, seed, index; an imported sample: its
     content); a sample regenerated with another ``max_tokens`` gets a new ``sample_id``
     under the same key. Which row serves a run is decided by
-    :func:`tracekit.sample.serving_rows`, and the run's view names it.
-    """
-
-    sample_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    sample_key: str = pa.Field(str_length={"min_value": 3})  # all that decides the text but max_tokens
-    problem_id: str = pa.Field(str_length={"min_value": 3})
-    prompt_variant: str = pa.Field(str_length={"min_value": 1})
-    sample_index: pl.Int64 = pa.Field(ge=0)
-    model: str = pa.Field()
-    max_tokens: pl.Int64 | None = pa.Field(nullable=True, ge=1)
-    prompt: str | None = pa.Field(nullable=True)
-    response: str = pa.Field()
-    finish_reason: str = pa.Field(isin=FINISH_REASONS)
-    n_tokens: pl.Int64 | None = pa.Field(nullable=True, ge=0)
-    extracted_answer: str | None = pa.Field(nullable=True)
-    is_correct: bool = pa.Field()
-    reason: str = pa.Field(str_length={"min_value": 1})
-    source: str = pa.Field(isin=["import", "generate", "scripted"])
-
-    class Config:
-        name = "samples"
-        strict = True  # an unexpected column is an error, not silently carried
-        coerce = False
-
-
-class ReflectionsModel(pa.DataFrameModel):
-    """One self-verification of a sample. Whether it is kept (its verdict equals the sample's
-    ``is_correct``) is decided by the filter (:mod:`tracekit.filter`), not stored."""
-
-    reflection_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    sample_id: str = pa.Field(str_length={"min_value": 3})
-    problem_id: str = pa.Field(str_length={"min_value": 3})
-    reflection_index: pl.Int64 = pa.Field(ge=0)
-    model: str = pa.Field()
-    text: str = pa.Field()
-    finish_reason: str = pa.Field(isin=FINISH_REASONS)
-    verdict: bool | None = pa.Field(nullable=True)
-    verdict_reason: str = pa.Field(isin=VERDICT_REASONS)
-
-    class Config:
-        name = "reflections"
-        strict = True  # an unexpected column is an error, not silently carried
-        coerce = False
-
-
-class TracesModel(pa.DataFrameModel):
-    """One rearranged silver trace, linked to the sample, reflection and phrase ids it used."""
-
-    trace_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    problem_id: str = pa.Field(str_length={"min_value": 3})
-    format: str = pa.Field(str_length={"min_value": 1})
-    n_samples: pl.Int64 = pa.Field(ge=1)
-    repeat: pl.Int64 = pa.Field(ge=0)
-    prompt: str = pa.Field(str_length={"min_value": 1})
-    completion: str = pa.Field(str_length={"min_value": 1})
-    sample_ids: pl.List(pl.Utf8) = pa.Field()
-    reflection_ids: pl.List(pl.Utf8) = pa.Field()
-    phrase_ids: pl.List(pl.Utf8) = pa.Field()
-    final_answer: str | None = pa.Field(nullable=True)
-    final_correct: bool = pa.Field()
-    config_hash: str = pa.Field(str_length={"min_value": 1})
-
-    class Config:
-        name = "traces"
-        strict = True  # an unexpected column is an error, not silently carried
-        coerce = False
-
-
-class RunsModel(pa.DataFrameModel):
-    """The run manifest: one row per command that wrote to the store."""
-
-    run_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    command: str = pa.Field()
-    config_json: str = pa.Field(str_startswith="{")
-    config_hash: str = pa.Field()
-    tracekit_version: str = pa.Field()
-    model: str | None = pa.Field(nullable=True)
-    model_revision: str | None = pa.Field(nullable=True)
-    sampling_json: str = pa.Field(str_startswith="{")
-    seed: pl.Int64 | None = pa.Field(nullable=True)
-    row_counts_json: str = pa.Field(str_startswith="{")
-    drops_json: str = pa.Field(str_startswith="{")
-    timings_json: str = pa.Field(str_startswith="{")
-    versions_json: str = pa.Field(str_startswith="{")
-    started_at: str = pa.Field()
-    finished_at: str = pa.Field()
-
-    class Config:
-        name = "runs"
-        strict = True  # an unexpected column is an error, not silently carried
-        coerce = False
-
-
-VIEW_TABLES = ["problems", "samples", "reflections", "traces"]
-
-
-class ViewsModel(pa.DataFrameModel):
-    """Which rows a command defines: the ids of ``table`` rows in the view of run ``run_id``.
+    :func:`tracekit.sample.serving_rows`, and the run's view names it.""",
+            "SamplesModel",
+            (
+                _c("sample_id", Str, unique=True, **_ID),
+                _c("sample_key", Str, **_ID),  # all that decides the text but max_tokens
+                _c("problem_id", Str, **_ID),
+                _c("prompt_variant", Str, **_TEXT),
+                _c("sample_index", Int, ge=0),
+                _c("model", Str),
+                _c("max_tokens", Int, nullable=True, ge=1),
+                _c("prompt", Str, nullable=True),
+                _c("response", Str),
+                _c("finish_reason", Str, isin=FINISH_REASONS),
+                _c("n_tokens", Int, nullable=True, ge=0),
+                _c("extracted_answer", Str, nullable=True),
+                _c("is_correct", Bool),
+                _c("reason", Str, **_TEXT),
+                _c("source", Str, isin=["import", "generate", "scripted"]),
+            ),
+        ),
+        TableSpec(
+            "reflections",
+            """One self-verification of a sample. Whether it is kept (its verdict equals the sample's
+    ``is_correct``) is decided by the filter (:mod:`tracekit.filter`), not stored.""",
+            "ReflectionsModel",
+            (
+                _c("reflection_id", Str, unique=True, **_ID),
+                _c("sample_id", Str, **_ID),
+                _c("problem_id", Str, **_ID),
+                _c("reflection_index", Int, ge=0),
+                _c("model", Str),
+                _c("text", Str),
+                _c("finish_reason", Str, isin=FINISH_REASONS),
+                _c("verdict", Bool, nullable=True),
+                _c("verdict_reason", Str, isin=VERDICT_REASONS),
+            ),
+        ),
+        TableSpec(
+            "traces",
+            "One rearranged silver trace, linked to the sample, reflection and phrase ids it used.",
+            "TracesModel",
+            (
+                _c("trace_id", Str, unique=True, **_ID),
+                _c("problem_id", Str, **_ID),
+                _c("format", Str, **_TEXT),
+                _c("n_samples", Int, ge=1),
+                _c("repeat", Int, ge=0),
+                _c("prompt", Str, **_TEXT),
+                _c("completion", Str, **_TEXT),
+                _c("sample_ids", Ids),
+                _c("reflection_ids", Ids),
+                _c("phrase_ids", Ids),
+                _c("final_answer", Str, nullable=True),
+                _c("final_correct", Bool),
+                _c("config_hash", Str, **_TEXT),
+            ),
+        ),
+        TableSpec(
+            "runs",
+            "The run manifest: one row per command that wrote to the store.",
+            "RunsModel",
+            (
+                _c("run_id", Str, unique=True, **_ID),
+                _c("command", Str),
+                _c("config_json", Str, **_JSON),
+                _c("config_hash", Str),
+                _c("tracekit_version", Str),
+                _c("model", Str, nullable=True),
+                _c("model_revision", Str, nullable=True),
+                _c("sampling_json", Str, **_JSON),
+                _c("seed", Int, nullable=True),
+                _c("row_counts_json", Str, **_JSON),
+                _c("drops_json", Str, **_JSON),
+                _c("timings_json", Str, **_JSON),
+                _c("versions_json", Str, **_JSON),
+                _c("started_at", Str),
+                _c("finished_at", Str),
+            ),
+        ),
+        TableSpec(
+            "views",
+            """Which rows a command defines: the ids of ``table`` rows in the view of run ``run_id``.
 
     A view counts once its ``runs`` row exists (see :mod:`tracekit.store.views`). ``extends``:
     the rows add to the view before it (an import) instead of replacing it (a run, a
-    rearrangement). A run's ids may be split over several rows.
-    """
-
-    view_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    run_id: str = pa.Field(str_length={"min_value": 3})
-    table: str = pa.Field(isin=VIEW_TABLES)
-    extends: bool = pa.Field()
-    ids: pl.List(pl.Utf8) = pa.Field()
-
-    class Config:
-        name = "views"
-        strict = True  # an unexpected column is an error, not silently carried
-        coerce = False
-
-
-class EvalsModel(pa.DataFrameModel):
-    """One scored model response to a held-out problem (``tracekit eval``).
+    rearrangement). A run's ids may be split over several rows.""",
+            "ViewsModel",
+            (
+                _c("view_id", Str, unique=True, **_ID),
+                _c("run_id", Str, **_ID),
+                _c("table", Str, isin=VIEW_TABLES),
+                _c("extends", Bool),
+                _c("ids", Ids),
+            ),
+        ),
+        TableSpec(
+            "evals",
+            """One scored model response to a held-out problem (``tracekit eval``).
 
     ``label`` names the model in result tables (several models share a store);
     ``sample_key`` is the request's resume key (as in ``samples``: prompt, model,
@@ -170,70 +196,57 @@ class EvalsModel(pa.DataFrameModel):
     problem's task, difficulty, answer and verifier fields travel with every row, because
     evaluation problems are kept out of the ``problems`` table (the training problems).
     ``lineage_json`` says where the model came from (checkpoint folder, fingerprint, the
-    training lineage a checkpoint carries) and which eval config made the row.
-    """
-
-    eval_id: str = pa.Field(unique=True, str_length={"min_value": 3})
-    sample_key: str = pa.Field(str_length={"min_value": 3})
-    label: str = pa.Field(str_length={"min_value": 1})
-    model: str = pa.Field()
-    model_revision: str | None = pa.Field(nullable=True)
-    condition: str = pa.Field(isin=["base", "forced"])
-    n_forced: pl.Int64 = pa.Field(ge=0)
-    problem_id: str = pa.Field(str_length={"min_value": 3})
-    task: str = pa.Field(str_length={"min_value": 1})
-    difficulty: str = pa.Field()
-    answer: str = pa.Field()
-    meta: str = pa.Field(str_startswith="{")
-    sample_index: pl.Int64 = pa.Field(ge=0)
-    max_tokens: pl.Int64 = pa.Field(ge=1)
-    prompt: str = pa.Field(str_startswith="[")
-    response: str = pa.Field()
-    finish_reason: str = pa.Field(isin=FINISH_REASONS)
-    n_tokens: pl.Int64 | None = pa.Field(nullable=True, ge=0)
-    extracted_answer: str | None = pa.Field(nullable=True)
-    is_correct: bool = pa.Field()
-    reason: str = pa.Field(str_length={"min_value": 1})
-    config_hash: str = pa.Field(str_length={"min_value": 1})
-    lineage_json: str = pa.Field(str_startswith="{")
-
-    class Config:
-        name = "evals"
-        strict = True  # an unexpected column is an error, not silently carried
-        coerce = False
-
-
-MODELS: dict[str, type[pa.DataFrameModel]] = {
-    "problems": ProblemsModel,
-    "samples": SamplesModel,
-    "reflections": ReflectionsModel,
-    "traces": TracesModel,
-    "runs": RunsModel,
-    "views": ViewsModel,
-    "evals": EvalsModel,
+    training lineage a checkpoint carries) and which eval config made the row.""",
+            "EvalsModel",
+            (
+                _c("eval_id", Str, unique=True, **_ID),
+                _c("sample_key", Str, **_ID),
+                _c("label", Str, **_TEXT),
+                _c("model", Str),
+                _c("model_revision", Str, nullable=True),
+                _c("condition", Str, isin=["base", "forced"]),
+                _c("n_forced", Int, ge=0),
+                _c("problem_id", Str, **_ID),
+                _c("task", Str, **_TEXT),
+                _c("difficulty", Str),
+                _c("answer", Str),
+                _c("meta", Str, **_JSON),
+                _c("sample_index", Int, ge=0),
+                _c("max_tokens", Int, ge=1),
+                _c("prompt", Str, str_startswith="["),
+                _c("response", Str),
+                _c("finish_reason", Str, isin=FINISH_REASONS),
+                _c("n_tokens", Int, nullable=True, ge=0),
+                _c("extracted_answer", Str, nullable=True),
+                _c("is_correct", Bool),
+                _c("reason", Str, **_TEXT),
+                _c("config_hash", Str, **_TEXT),
+                _c("lineage_json", Str, **_JSON),
+            ),
+        ),
+    )
 }
 
-ID_COLUMNS = {
-    "problems": "problem_id",
-    "samples": "sample_id",
-    "reflections": "reflection_id",
-    "traces": "trace_id",
-    "runs": "run_id",
-    "views": "view_id",
-    "evals": "eval_id",
-}
+ID_COLUMNS = {name: spec.id_column for name, spec in TABLES.items()}
 
-_PY_TO_POLARS = {str: pl.Utf8, bool: pl.Boolean, int: pl.Int64, float: pl.Float64}
+
+def _spec(table: str) -> TableSpec:
+    try:
+        return TABLES[table]
+    except KeyError:
+        from tracekit.errors import unknown_name
+
+        raise unknown_name("table", table, list(TABLES)) from None
+
+
+_SCHEMAS: dict[str, pl.Schema] = {}
 
 
 def polars_schema(table: str) -> pl.Schema:
     """The exact polars schema (column order and dtypes) of ``table``."""
-    model = _model(table)
-    out: dict[str, pl.DataType] = {}
-    for name, column in model.to_schema().columns.items():
-        dtype = column.dtype.type
-        out[name] = _PY_TO_POLARS.get(dtype, dtype)
-    return pl.Schema(out)
+    if table not in _SCHEMAS:
+        _SCHEMAS[table] = pl.Schema({c.name: c.dtype for c in _spec(table).columns})
+    return _SCHEMAS[table]
 
 
 def empty_frame(table: str) -> pl.DataFrame:
@@ -241,13 +254,38 @@ def empty_frame(table: str) -> pl.DataFrame:
     return pl.DataFrame(schema=polars_schema(table))
 
 
-def _model(table: str) -> type[pa.DataFrameModel]:
-    from tracekit.errors import unknown_name
+_MODELS: dict[str, type] = {}
 
-    try:
-        return MODELS[table]
-    except KeyError:
-        raise unknown_name("table", table, list(MODELS)) from None
+
+def model(table: str) -> type:
+    """``table``'s pandera model (a ``pandera.polars.DataFrameModel``), built from its
+    :class:`TableSpec` on first use: strict (an unexpected column is an error, not silently
+    carried), no coercion."""
+    if table not in _MODELS:
+        import pandera.polars as pa
+
+        spec = _spec(table)
+        namespace: dict[str, Any] = {"__doc__": spec.doc, "__module__": __name__, "__annotations__": {}}
+        for col in spec.columns:
+            kind = {pl.Utf8: str, pl.Boolean: bool}.get(col.dtype, col.dtype)
+            namespace["__annotations__"][col.name] = kind | None if col.nullable else kind
+            namespace[col.name] = pa.Field(nullable=col.nullable, unique=col.unique, **col.checks)
+        namespace["Config"] = type("Config", (), {"name": table, "strict": True, "coerce": False})
+        _MODELS[table] = type(spec.model_name, (pa.DataFrameModel,), namespace)
+    return _MODELS[table]
+
+
+_model = model  # (the name the schema tests use)
+_BY_MODEL_NAME = {spec.model_name: name for name, spec in TABLES.items()}
+
+
+def __getattr__(name: str):
+    """``ProblemsModel`` and the like, and ``MODELS`` (table -> model), built on first use."""
+    if name in _BY_MODEL_NAME:
+        return model(_BY_MODEL_NAME[name])
+    if name == "MODELS":
+        return {table: model(table) for table in TABLES}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def validate(table: str, frame: pl.DataFrame, *, source: str | None = None) -> pl.DataFrame:
@@ -268,11 +306,11 @@ def validate(table: str, frame: pl.DataFrame, *, source: str | None = None) -> p
     """
     import pandera.errors as pe
 
-    model = _model(table)
+    _spec(table)  # an unknown table fails here
     if _passes_compiled_checks(table, frame):
         return frame
     try:
-        return model.validate(frame, lazy=True)
+        return model(table).validate(frame, lazy=True)
     except pe.SchemaErrors as exc:
         raise SchemaError(_describe(table, exc, source)) from None
     except pe.SchemaError as exc:  # pragma: no cover - lazy=True collects, kept for safety
@@ -285,10 +323,10 @@ def validate(table: str, frame: pl.DataFrame, *, source: str | None = None) -> p
 _COMPILED: dict[str, list[pl.Expr] | None] = {}
 
 
-def _check_expr(name: str, column: str, stats: dict) -> pl.Expr | None:
+def _check_expr(name: str, column: str, arg) -> pl.Expr | None:
     col = pl.col(column)
-    if name == "str_length" and stats.get("exact_value") is None:
-        low, high = stats.get("min_value"), stats.get("max_value")
+    if name == "str_length" and arg.get("exact_value") is None:
+        low, high = arg.get("min_value"), arg.get("max_value")
         if low == 1 and high is None:  # at least one character <=> at least one byte (cheap on long texts)
             return col.str.len_bytes() >= 1
         chars = col.str.len_chars()
@@ -296,26 +334,25 @@ def _check_expr(name: str, column: str, stats: dict) -> pl.Expr | None:
             chars <= high if high is not None else pl.lit(True)
         )
     if name == "isin":
-        return col.is_in(list(stats["allowed_values"]))
-    if name == "greater_than_or_equal_to":
-        return col >= stats["min_value"]
+        return col.is_in(list(arg))
+    if name == "ge":
+        return col >= arg
     if name == "str_startswith":
-        return col.str.starts_with(stats["string"])
+        return col.str.starts_with(arg)
     return None  # a check this fast path does not know: pandera runs it
 
 
 def _compiled_checks(table: str) -> list[pl.Expr] | None:
     if table not in _COMPILED:
-        schema = _model(table).to_schema()
         exprs: list[pl.Expr] | None = []
-        for column, spec in schema.columns.items():
-            if not spec.nullable:
-                exprs.append(pl.col(column).is_not_null().all())
-            if spec.unique:
-                exprs.append(pl.col(column).n_unique() == pl.len())
-            for check in spec.checks:
-                expr = _check_expr(check.name, column, check.statistics or {})
-                if expr is None or getattr(check, "ignore_na", True) is not True:
+        for column in _spec(table).columns:
+            if not column.nullable:
+                exprs.append(pl.col(column.name).is_not_null().all())
+            if column.unique:
+                exprs.append(pl.col(column.name).n_unique() == pl.len())
+            for name, arg in column.checks.items():
+                expr = _check_expr(name, column.name, arg)
+                if expr is None:
                     exprs = None
                     break
                 exprs.append(expr.fill_null(True).all())

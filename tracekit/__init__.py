@@ -6,7 +6,6 @@ ARCHITECTURE.md for the layout. Importing tracekit changes no process-wide setti
 """
 
 import os as _os
-from importlib import metadata as _metadata
 
 # polars' allocator (jemalloc) returns freed pages to the OS after 0.5 s by default. Building
 # traces allocates and frees gigabytes of text in quick succession, so every part re-faults
@@ -26,7 +25,16 @@ def tune_allocator() -> None:
         _os.environ["_RJEM_MALLOC_CONF"] = f"{_JEMALLOC},{conf}" if conf else _JEMALLOC
 
 
-try:
-    __version__ = _metadata.version("tracekit")
-except _metadata.PackageNotFoundError:  # running from a source tree
-    __version__ = "0+unknown"
+def __getattr__(name: str) -> str:
+    """``tracekit.__version__``: the installed distribution's version, read on first use
+    (``importlib.metadata`` costs more to import than the command line's start-up)."""
+    if name != "__version__":
+        raise AttributeError(f"module 'tracekit' has no attribute {name!r}")
+    from importlib import metadata
+
+    global __version__
+    try:
+        __version__ = metadata.version("tracekit")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        __version__ = "0+unknown"
+    return __version__

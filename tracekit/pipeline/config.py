@@ -14,7 +14,7 @@ from typing import Any
 
 from tracekit.errors import ConfigError, TracekitError
 from tracekit.executor.config import ExecutorConfig
-from tracekit.rearrange.stage import RearrangeConfig
+from tracekit.rearrange.config import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
 
 

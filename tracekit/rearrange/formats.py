@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tracekit.rearrange.config import ANY_SIZE, FORMAT_NAMES, TWO_SAMPLES  # noqa: F401  (re-exported)
 from tracekit.rearrange.draws import (
     S_INSERT,
     S_LAST,
@@ -446,8 +447,4 @@ FORMATS: dict[str, Callable] = {
     "alg1": plan_algorithm1,
     "star": plan_star,
 }
-
-# formats that use any problem with one correct sample (the others need ``n_max`` surviving samples)
-ANY_SIZE = frozenset({"alg1", "star"})
-# formats whose traces always show two samples (a correct one and the one it is compared with)
-TWO_SAMPLES = frozenset({"*C*IC", "*CC"})
+assert tuple(FORMATS) == FORMAT_NAMES, "every format name has its planner (see rearrange/config.py)"

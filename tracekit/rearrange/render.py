@@ -28,11 +28,11 @@ import polars as pl
 import pyarrow as pa
 
 from tracekit.ids import hash_strings, stable_hash
+from tracekit.rearrange.config import LAYOUTS  # noqa: F401  (re-exported)
 from tracekit.rearrange.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
 from tracekit.rearrange.phrases import BANKS, PhraseBank
 from tracekit.schemas import polars_schema
 
-LAYOUTS = ("tracekit", "reference")
 # the version of the text templates: it enters every trace id, so a template change never keeps old
 # traces under the same ids (2: three newlines after </think>; the reference layout)
 TEMPLATE_VERSION = 2

@@ -23,8 +23,9 @@ from collections import Counter
 import numpy as np
 import polars as pl
 
+from tracekit.rearrange.config import MAX_REPEATS  # noqa: F401  (re-exported)
+
 REPEAT_GROUP = 8
-MAX_REPEATS = 1_000
 
 
 def content_keys(frame: pl.DataFrame) -> np.ndarray:

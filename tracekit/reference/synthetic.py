@@ -23,9 +23,10 @@ def synthetic_raw(
     are correct; reflections agree with the truth about 85% of the time, and some have
     no usable verdict. Vectorised, so millions of rows take seconds. Deterministic in
     ``seed``; questions are numbered from ``first_question`` (so files written piece by
-    piece, with their own seeds, hold distinct questions). ``text`` pads responses and reflections with one repeated sentence
-    (``"repeated"``: compresses about 50x) or with each row's own window of a random
-    stream of English words (``"words"``: compresses about 3x, like model text).
+    piece, with their own seeds, hold distinct questions). ``text`` pads responses and
+    reflections with one repeated sentence (``"repeated"``: compresses about 50x) or with
+    each row's own window of a random stream of English words (``"words"``: compresses
+    about 3x, like model text).
     """
     import numpy as np
 

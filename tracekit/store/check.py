@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tracekit.errors import StoreError
-from tracekit.schemas import MODELS, polars_schema
+from tracekit.schemas import TABLES, polars_schema
 from tracekit.store.fs import digest_of
 from tracekit.store.log import LOG_DIR
 from tracekit.store.parts import LEGACY_PART_RE, MARKER, check_part
@@ -46,7 +46,7 @@ def check_store(store, *, checksums: bool = False) -> list[StoreProblem]:
     """
     problems = []
     for entry in store.fs.list(""):
-        if not entry.name.startswith(".") and entry.name not in (MARKER, LOG_DIR, *MODELS):
+        if not entry.name.startswith(".") and entry.name not in (MARKER, LOG_DIR, *TABLES):
             problems.append(StoreProblem(_where(store, entry.name), "not part of a tracekit store (ignored)"))
     if store.format >= 3:
         problems += [StoreProblem(_where(store, path), what) for path, what in store.log.problems()]
@@ -54,7 +54,7 @@ def check_store(store, *, checksums: bool = False) -> list[StoreProblem]:
         snap = store.snapshot()
     except StoreError as exc:
         return problems or [StoreProblem(_where(store, LOG_DIR), str(exc).splitlines()[0])]
-    for table in MODELS:
+    for table in TABLES:
         if snap.table(table).parts or store.fs.is_dir(table):
             problems.extend(_check_table(store, table, snap.table(table), checksums=checksums))
     return problems

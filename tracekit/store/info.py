@@ -16,11 +16,10 @@ from typing import Any
 import polars as pl
 
 from tracekit.errors import StoreError
-from tracekit.schemas import ID_COLUMNS
+from tracekit.schemas import ID_COLUMNS, TABLES
+from tracekit.schemas.tables import VIEW_TABLES
 from tracekit.store.tables import Store
 from tracekit.store.views import outside_views, view, view_count
-
-TABLES = ("problems", "samples", "reflections", "traces")  # the tables with a current view
 
 
 def _counts(frame: pl.LazyFrame, *keys: str) -> list[dict[str, Any]]:
@@ -89,9 +88,7 @@ def store_info(store: Store) -> dict[str, Any]:
 
 
 def _tables() -> list[str]:
-    from tracekit.schemas import MODELS
-
-    return list(MODELS)
+    return list(TABLES)
 
 
 def _runs(store: Store, snap) -> list[dict[str, Any]]:
@@ -123,7 +120,7 @@ def _warnings(store, snap, info, problems, samples, traces) -> list[str]:
     for table, rows in info["rows"].items():
         if rows["all"] is None:
             continue
-        if table in TABLES and rows["current_view"] is not None and rows["all"] > rows["current_view"]:
+        if table in VIEW_TABLES and rows["current_view"] is not None and rows["all"] > rows["current_view"]:
             outside = outside_views(store, table, snapshot=snap)
             history = rows["all"] - rows["current_view"] - outside
             if history:

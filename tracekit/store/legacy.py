@@ -24,7 +24,7 @@ import re
 import polars as pl
 
 from tracekit.errors import StoreError
-from tracekit.schemas import ID_COLUMNS, MODELS, polars_schema
+from tracekit.schemas import ID_COLUMNS, TABLES, polars_schema
 from tracekit.store.fs import file_digest
 from tracekit.store.log import LOG_DIR, PartEntry, Snapshot, StoreSnapshot, parse_record
 from tracekit.store.parts import LEGACY_PART_RE, MARKER, check_part, new_marker, read_marker
@@ -35,7 +35,7 @@ _COMMIT_RE = re.compile(r"^(\d{10})\.json$")
 def legacy_snapshot(store) -> StoreSnapshot:
     """A format-1 or format-2 store as a snapshot (see the module docstring)."""
     tables = {}
-    for table in MODELS:
+    for table in TABLES:
         tables[table] = _format1_table(store, table) if store.format == 1 else _format2_table(store, table)
     return StoreSnapshot(0, tables, legacy=True)
 
@@ -97,7 +97,7 @@ def migrate(store) -> None:
             return
         snap = legacy_snapshot(store)
         changes = {}
-        for table in MODELS:
+        for table in TABLES:
             entries = _adopt(store, table, snap.table(table))
             if entries or snap.table(table).retired:
                 changes[table] = {"add": entries, "remove": [], "retired": dict(snap.table(table).retired)}

@@ -65,10 +65,10 @@ def versions() -> dict[str, str]:
 
 
 def tracekit_version() -> str:
-    try:
-        return metadata.version("tracekit")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0+unknown"
+    """The installed tracekit's version (``tracekit.__version__`` owns the rule)."""
+    import tracekit
+
+    return tracekit.__version__
 
 
 def now() -> str:

@@ -15,6 +15,7 @@ import secrets
 import time
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tracekit.errors import StoreError
@@ -71,7 +72,8 @@ def check_part(fs: StoreFS, table: str, path: str, schema: pl.Schema) -> int:
         with fs.open(path) as f:
             meta = pq.read_metadata(f)
             arrow_schema = meta.schema.to_arrow_schema()
-        found = pl.Schema(pl.from_arrow(arrow_schema.empty_table()).schema)
+        # (Table.from_batches: arrow's Schema.empty_table would import pandas)
+        found = pl.Schema(pl.from_arrow(pa.Table.from_batches([], schema=arrow_schema)).schema)
     except FileNotFoundError:
         raise
     except Exception as exc:  # pyarrow raises several types for bad files

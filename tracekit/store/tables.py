@@ -36,7 +36,7 @@ from pathlib import Path
 import polars as pl
 
 from tracekit.errors import StoreError
-from tracekit.schemas import ID_COLUMNS, MODELS, polars_schema, validate
+from tracekit.schemas import ID_COLUMNS, TABLES, polars_schema, validate
 from tracekit.store.fs import LocalFS, StoreFS
 from tracekit.store.log import LOG_DIR, CommitLog, PartEntry, Snapshot, StoreSnapshot
 from tracekit.store.parts import MARKER, STORE_FORMAT, check_part, new_marker, read_marker
@@ -121,10 +121,10 @@ class Store:
         return Path(self.root) / table
 
     def check_table(self, table: str) -> None:
-        if table not in MODELS:
+        if table not in TABLES:
             from tracekit.errors import unknown_name
 
-            raise unknown_name("table", table, list(MODELS))
+            raise unknown_name("table", table, list(TABLES))
 
     def where(self, path: str = ""):
         """``path`` (relative to the store root) as users see it: a Path in a local store, a URL
@@ -208,7 +208,7 @@ class Store:
 
     def counts(self, *, snapshot: StoreSnapshot | None = None) -> dict[str, int]:
         snapshot = snapshot or self.snapshot()
-        return {table: self.count(table, snapshot=snapshot) for table in MODELS}
+        return {table: self.count(table, snapshot=snapshot) for table in TABLES}
 
     def verified_part(self, table: str, part: PartEntry, schema: pl.Schema | None = None) -> str:
         """The path of ``part`` after checking it is there, has the size the log says and the
@@ -382,7 +382,7 @@ class Store:
         from tracekit.store.files import check_writable_dir
 
         folders = [Path(self.root)]
-        for sub in [LOG_DIR, *MODELS]:
+        for sub in [LOG_DIR, *TABLES]:
             if (Path(self.root) / sub).is_dir():
                 folders.append(Path(self.root) / sub)
         for folder in folders:
@@ -407,7 +407,7 @@ class Store:
 
         from tracekit.store.log import CHECKPOINT_EVERY, GRACE_S
 
-        self.fs.collect_garbage(["", LOG_DIR, *MODELS])
+        self.fs.collect_garbage(["", LOG_DIR, *TABLES])
         snap = self._log.snapshot()
         now = time.time()
         for table, tsnap in snap.tables.items():
@@ -419,7 +419,7 @@ class Store:
         if self.fs.remote and snap.commit % CHECKPOINT_EVERY == 0:
             from tracekit.store.remote import ORPHAN_AGE_S
 
-            for table in MODELS:
+            for table in TABLES:
                 known = {p.name for p in snap.table(table).parts} | set(snap.table(table).retired)
                 for entry in self.fs.list(table):
                     if (
@@ -470,7 +470,7 @@ def _remove_new_store(store: Store, *, keep_folder: bool) -> None:
     import shutil
 
     root = Path(store.root)
-    for sub in [LOG_DIR, *MODELS]:
+    for sub in [LOG_DIR, *TABLES]:
         if (root / sub).is_dir() and not any(
             p.is_file() and not p.name.startswith(".") for p in (root / sub).rglob("*")
         ):

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from tracekit.tasks import custom
 from tracekit.tasks.acronym import Acronym
@@ -28,6 +26,9 @@ from tracekit.tasks.dataset import DatasetTask
 from tracekit.tasks.letters import LetterCountdown
 from tracekit.tasks.loaders import GSM8K, BoxedMath, CommonsenseQA
 from tracekit.tasks.multiplication import Multiplication
+
+if TYPE_CHECKING:  # polars loads where a task builds or reads problems, not to list tasks
+    import polars as pl
 
 TASKS: dict[str, Task] = {
     t.name: t
@@ -150,6 +151,8 @@ def task_problems(
     ``path`` (dataset tasks), or else ``n`` generated problems at each difficulty in turn.
     The run pipeline and evaluation both build their problems here; the first rows of a
     dataset task from outside the package are contract-checked (their answers score right)."""
+    import polars as pl
+
     task = get_task(name)
     if path:
         # a dataset task's options arrive as one mapping (a `split` column is an option of `dataset`)

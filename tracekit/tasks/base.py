@@ -12,14 +12,14 @@ import json
 import random
 import re
 import threading
-from typing import Any, ClassVar, NamedTuple
-
-import polars as pl
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from tracekit.errors import TracekitError
 from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.ids import problem_id, seed_for
-from tracekit.schemas import polars_schema
+
+if TYPE_CHECKING:  # polars loads where a task builds or reads problems, not to list tasks
+    import polars as pl
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 MAX_ANSWER_CHARS = 2_000
@@ -230,7 +230,19 @@ class Task:
     def generate(
         self, n: int, *, seed: int = 0, split: str = "train", start: int = 0, **knobs: Any
     ) -> pl.DataFrame:
-        """``n`` problems of ``split`` as a ``problems`` table frame.
+        """``n`` problems of ``split`` as a ``problems`` table frame (the rows of
+        :meth:`problem_rows`)."""
+        import polars as pl
+
+        from tracekit.schemas import polars_schema
+
+        rows = self.problem_rows(n, seed=seed, split=split, start=start, **knobs)
+        return pl.DataFrame(rows, schema=polars_schema("problems"))
+
+    def problem_rows(
+        self, n: int, *, seed: int = 0, split: str = "train", start: int = 0, **knobs: Any
+    ) -> list[dict[str, Any]]:
+        """``n`` problems of ``split``, each a dict of the ``problems`` table's columns.
 
         Item ``i`` is drawn from a generator seeded by ``(task, knobs, seed, i)``; items whose
         content belongs to another split (see :func:`split_of`) or repeats an earlier one
@@ -270,10 +282,11 @@ class Task:
                     }
                 )
             i += 1
-        return pl.DataFrame(rows, schema=polars_schema("problems"))
+        return rows
 
     def example(self) -> str:
-        return self.generate(1, seed=0)["question"][0]
+        """One question of the task at its default difficulty (``tracekit tasks list``)."""
+        return self.problem_rows(1, seed=0)[0]["question"]
 
 
 MAX_HUNG_CHECKS = 8  # checks still running past their timeout before a run stops

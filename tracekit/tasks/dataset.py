@@ -26,15 +26,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from tracekit.errors import ConfigError, InputFormatError, unknown_name, warn
 from tracekit.ids import problem_id
-from tracekit.schemas import polars_schema
 from tracekit.tasks.base import Check, Task
 from tracekit.tasks.checkers import CHECKERS
+
+if TYPE_CHECKING:  # polars loads where a task builds or reads problems, not to list tasks
+    import polars as pl
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -53,6 +53,8 @@ LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 def read_source(path: str | Path, split: str = "test", config: str | None = None) -> pl.DataFrame:
     """The rows of a local ``.parquet``/``.jsonl`` file or ``save_to_disk`` folder (or, given an
     ``owner/name`` that is not a local path and where the Hub is reachable, that Hub dataset)."""
+    import polars as pl
+
     p = Path(path)
     if p.is_dir():
         return _read_saved(p, split)
@@ -124,6 +126,10 @@ def need_columns(frame: pl.DataFrame, path, columns: list[str], layout: str) -> 
 def problems_frame(task: str, rows: list[dict[str, Any]], split: str) -> pl.DataFrame:
     """A ``problems`` frame of loaded rows (``question``, ``answer``, ``meta``); a repeated
     (question, answer) is kept once, with a warning."""
+    import polars as pl
+
+    from tracekit.schemas import polars_schema
+
     out, seen = [], set()
     for i, r in enumerate(rows):
         pid = problem_id(task, r["question"], r["answer"])
@@ -250,6 +256,8 @@ class DatasetTask(Task):
     ) -> pl.DataFrame:
         """The problems of ``split`` in ``path``, as a ``problems`` table frame; ``options`` (or
         keywords) are the task's options (a config's ``options:``: column mapping, checker...)."""
+        import polars as pl
+
         split = split or self.default_split
         knobs = {**(options or {}), **knobs}
         self._check_known(knobs)

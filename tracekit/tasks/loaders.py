@@ -19,13 +19,14 @@ Hub is reachable, ``datasets.load_dataset`` of that dataset, e.g. ``openai/gsm8k
 
 from __future__ import annotations
 
-from typing import Any
-
-import polars as pl
+from typing import TYPE_CHECKING, Any
 
 from tracekit.errors import InputFormatError
 from tracekit.tasks.checkers import last_boxed, normalise_math, parse_number
 from tracekit.tasks.dataset import DatasetTask, need_columns
+
+if TYPE_CHECKING:  # polars loads where a task builds or reads problems, not to list tasks
+    import polars as pl
 
 
 class _Preset(DatasetTask):

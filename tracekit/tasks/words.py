@@ -2,12 +2,20 @@
 
 Verification accepts any lower-case alphabetic word of the ``web2`` list; generation
 draws target words from the more common words found in both ``web2`` and ``gcide``.
+Loading those lists takes about half a second, so the common words are also kept in the
+user's cache folder (``$XDG_CACHE_HOME/tracekit``, else ``~/.cache/tracekit``), under a name
+that changes with the installed lists: ``tracekit tasks list`` and a run's problem
+generation then read one small file. The cache is only ever a copy: when it cannot be read
+or written the lists are read again.
 """
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from tracekit.tasks.base import Check
@@ -21,13 +29,47 @@ def dictionary() -> frozenset[str]:
     return frozenset(w for w in get_english_words_set(["web2"], lower=True) if w.isascii() and w.isalpha())
 
 
-@lru_cache(maxsize=16)
 def common_words(length: int) -> tuple[str, ...]:
     """Sorted words of ``length`` letters present in both word lists (targets for generation)."""
+    return _common_by_length().get(length, ())
+
+
+@lru_cache(maxsize=1)
+def _common_by_length() -> dict[int, tuple[str, ...]]:
+    cache = _cache_file()
+    try:
+        return {int(n): tuple(ws) for n, ws in json.loads(cache.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass  # no cache yet, or an unreadable one: read the lists
     from english_words import get_english_words_set
 
     gcide = get_english_words_set(["gcide"], lower=True)
-    return tuple(sorted(w for w in dictionary() & gcide if len(w) == length))
+    out: dict[int, list[str]] = {}
+    for w in sorted(dictionary() & gcide):
+        out.setdefault(len(w), []).append(w)
+    try:  # best effort, atomic: a reader never sees half a file
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(out), encoding="utf-8")
+        os.replace(tmp, cache)
+    except OSError:
+        pass
+    return {n: tuple(ws) for n, ws in out.items()}
+
+
+def _cache_file() -> Path:
+    """The cache's name: it changes with the installed word lists (their sizes and times)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("english_words")  # found without importing it
+    data = Path(spec.origin).parent / "data" if spec and spec.origin else None
+    stamp = (
+        [(p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in sorted(data.iterdir())] if data else []
+    )
+    from tracekit.ids import stable_hash
+
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tracekit"
+    return root / f"common-words-{stable_hash(stamp)[:16]}.json"
 
 
 @lru_cache(maxsize=1)
