@@ -226,3 +226,27 @@ def test_cross_check_against_reasoning_gym():
             disagreements += ours != theirs
     assert compared >= 3000
     assert disagreements == 0
+
+
+def test_word_cache_is_only_a_copy(tmp_path, monkeypatch):
+    """The common-words cache is used when sound, and re-made when missing or corrupt."""
+    from english_words import get_english_words_set
+
+    from tracekit.tasks import words
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    truth = tuple(
+        sorted(w for w in words.dictionary() & get_english_words_set(["gcide"], lower=True) if len(w) == 5)
+    )
+    for damage in (None, "{not json", '["a list"]', '{"5": 7}'):
+        words._common_by_length.cache_clear()
+        cache = words._cache_file()
+        assert cache.is_relative_to(tmp_path)
+        if damage is not None:
+            cache.write_text(damage)
+        assert words.common_words(5) == truth
+        assert json.loads(cache.read_text())["5"] == list(truth)  # (re)written whole
+    words._common_by_length.cache_clear()
+    cache.write_text(json.dumps({"5": ["zzzzz"]}))  # a sound cache is what generation reads
+    assert words.common_words(5) == ("zzzzz",)
+    words._common_by_length.cache_clear()
