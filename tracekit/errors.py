@@ -54,23 +54,42 @@ def warn(msg: str) -> None:
     warnings.warn(msg, TracekitWarning, stacklevel=2)
 
 
-def unknown_name(kind: str, name: str, known: list[str] | tuple[str, ...]) -> UnknownNameError:
-    """Build an :class:`UnknownNameError` with a did-you-mean suggestion.
+DID_YOU_MEAN_CUTOFF = 0.6  # how alike a known name must be to be suggested (difflib's ratio)
+
+
+def close_names(name: str, known, *, n: int = 3) -> list[str]:
+    """The known names most like ``name`` (case-insensitive): the one did-you-mean rule.
+
+    >>> close_names("countdwn", ["countdown", "acronym"])
+    ['countdown']
+    """
+    import difflib
+
+    lowered = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=n, cutoff=DID_YOU_MEAN_CUTOFF)
+    return [lowered[c] for c in close]
+
+
+def did_you_mean(name: str, known) -> str:
+    """`` Did you mean 'x'?`` (or ``''``) for a sentence that names an unknown ``name``."""
+    close = close_names(name, known)
+    return " Did you mean " + " or ".join(repr(c) for c in close) + "?" if close else ""
+
+
+def unknown_name(
+    kind: str, name: str, known: list[str] | tuple[str, ...], *, where: str = "", hint: str = ""
+) -> UnknownNameError:
+    """Build an :class:`UnknownNameError` with a did-you-mean suggestion; ``where`` prefixes
+    the message (``"rearrange: "``), ``hint`` ends it.
 
     Examples
     --------
     >>> str(unknown_name("format", "*c_full", ["0C", "*C_full"]))
     "unknown format '*c_full'. Did you mean '*C_full'?\\nKnown: '0C', '*C_full'"
     """
-    import difflib
-
-    lowered = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(name.lower(), list(lowered), n=3, cutoff=0.5)
-    msg = f"unknown {kind} {name!r}."
-    if close:
-        msg += " Did you mean " + " or ".join(repr(lowered[c]) for c in close) + "?"
+    msg = f"{where}unknown {kind} {name!r}.{did_you_mean(name, known)}"
     msg += "\nKnown: " + ", ".join(repr(k) for k in known)
-    return UnknownNameError(msg)
+    return UnknownNameError(msg + (f"\nHint: {hint}" if hint else ""))
 
 
 def require(module: str, extra: str):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracekit.errors import ConfigError, require, unknown_name
+from tracekit.errors import ConfigError, close_names, require, unknown_name
 
 OWN_KEYS = {"sft": ("model", "data", "tokenizer"), "grpo": ("model", "data", "tokenizer", "rewards")}
 
@@ -70,12 +70,8 @@ def load_train_config(path: str | Path, kind: str) -> TrainConfig:
     own = OWN_KEYS[kind]
     unknown = sorted(k for k in data if k not in trl_fields and k not in own)
     if unknown:
-        import difflib
-
         hints = [
-            f"{k!r} (did you mean {m[0]!r}?)"
-            if (m := difflib.get_close_matches(k, [*trl_fields, *own], 1))
-            else repr(k)
+            f"{k!r} (did you mean {m[0]!r}?)" if (m := close_names(k, [*trl_fields, *own], n=1)) else repr(k)
             for k in unknown
         ]
         msg = (

@@ -35,8 +35,8 @@ class ExecutorConfig:
         if self.backend not in BACKENDS:
             from tracekit.errors import unknown_name
 
-            err = unknown_name("executor backend", self.backend, list(BACKENDS))
-            raise type(err)(f"{err}\nHint: executor.backend is local (one process) or ray (Ray actors).")
+            hint = "executor.backend is local (one process) or ray (Ray actors)."
+            raise unknown_name("executor backend", self.backend, list(BACKENDS), hint=hint)
         for name, low in (("replicas", 1), ("max_in_flight", 1), ("max_attempts", 1), ("max_restarts", 0)):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:

@@ -113,8 +113,8 @@ def select_formats(store: Store, traces: pl.LazyFrame, formats: list[str] | None
 
     for name in formats:
         if name not in FORMATS:
-            err = unknown_name("trace format", name, list(FORMATS))
-            raise type(err)(f"export --formats: {err}\nHint: format names are case-sensitive.")
+            hint = "format names are case-sensitive."
+            raise unknown_name("trace format", name, list(FORMATS), where="export --formats: ", hint=hint)
     present = sorted(traces.select(pl.col("format").unique()).collect()["format"].to_list())
     lacking = [f for f in formats if f not in present]
     if lacking and len(lacking) == len(formats):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tracekit.errors import ConfigError, TracekitError
+from tracekit.errors import ConfigError, TracekitError, close_names
 from tracekit.executor.config import ExecutorConfig
 from tracekit.rearrange.config import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
@@ -212,9 +212,7 @@ def _build(cls, data: Any, where: str):
         fields = {f.name: f for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - set(fields))
         if unknown:
-            import difflib
-
-            close = [m for k in unknown for m in difflib.get_close_matches(k, list(fields), n=1, cutoff=0.6)]
+            close = [m for k in unknown for m in close_names(k, fields, n=1)]
             msg = f"{where.rstrip(': ')}: unknown key(s) {unknown}. Valid keys: {sorted(fields)}"
             msg += f"\nHint: did you mean {' or '.join(map(repr, close))}?" if close else "\nHint: remove it."
             raise ConfigError(msg)

@@ -277,9 +277,9 @@ def _check_variants(store, variants: tuple[str, ...]) -> None:
     present = view(store, "samples").select("prompt_variant").unique().collect()["prompt_variant"].to_list()
     for name in variants:
         if name not in present:
-            err = unknown_name("prompt variant", name, sorted(v for v in present if v is not None))
-            hint = "Hint: name variants the store holds (the reference's data calls the plain prompt 'original')."
-            raise type(err)(f"rearrange: {err}\n{hint}")
+            known = sorted(v for v in present if v is not None)
+            hint = "name variants the store holds (the reference's data calls the plain prompt 'original')."
+            raise unknown_name("prompt variant", name, known, where="rearrange: ", hint=hint)
 
 
 _SAMPLE_COLS = [

@@ -12,7 +12,7 @@ import importlib
 import inspect
 from typing import Any
 
-from tracekit.errors import ConfigError, unknown_name
+from tracekit.errors import ConfigError, did_you_mean, unknown_name
 from tracekit.sampling.base import Sampler
 
 BACKENDS: dict[str, str] = {
@@ -26,8 +26,8 @@ BACKENDS: dict[str, str] = {
 def backend_class(backend: str) -> type:
     """The class of backend ``backend`` (its module is imported; its heavy libraries are not)."""
     if backend not in BACKENDS:
-        err = unknown_name("sampling backend", backend, list(BACKENDS))
-        raise type(err)(f"{err}\nHint: set model.backend to one of these names.")
+        hint = "set model.backend to one of these names."
+        raise unknown_name("sampling backend", backend, list(BACKENDS), hint=hint)
     module, name = BACKENDS[backend].split(":")
     return getattr(importlib.import_module(module), name)
 
@@ -46,17 +46,13 @@ def check_backend(backend: str, options: dict[str, Any]) -> None:
     tracekit.errors.ConfigError: backend 'http' has no option 'concurency'. Did you mean 'concurrency'?
     Hint: its options are ['api_key_env', 'backoff', 'base_url', 'concurrency', ...
     """
-    import difflib
-
     cls = backend_class(backend)
     params = inspect.signature(cls.__init__).parameters
     named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     takes = {n: p for n, p in params.items() if n != "self" and p.kind in named}
     for name in options:
         if name not in takes:
-            close = difflib.get_close_matches(name, list(takes), n=1, cutoff=0.6)
-            msg = f"backend {backend!r} has no option {name!r}."
-            msg += f" Did you mean {close[0]!r}?" if close else ""
+            msg = f"backend {backend!r} has no option {name!r}.{did_you_mean(name, takes)}"
             raise ConfigError(msg + f"\nHint: its options are {sorted(takes)}.")
     missing = sorted(n for n, p in takes.items() if p.default is p.empty and n not in options)
     if missing:
