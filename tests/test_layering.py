@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Earliest first. A module belongs to the layer of the longest prefix that names it.
 LAYERS = [
-    ["tracekit", "tracekit.errors", "tracekit.yamlfile"],
+    ["tracekit", "tracekit.errors", "tracekit.yamlfile", "tracekit.counters"],
     ["tracekit.ids"],
     ["tracekit.extract"],
     ["tracekit.schemas"],

@@ -11,8 +11,8 @@ The rules, each defined here once:
 * a problem is **usable** with at least ``min_samples`` surviving samples and at least
   one correct one.
 
-Every row is counted: ``"<table>/total"``, what passed (``reflections/kept``,
-``samples/survived``, ``problems/usable``) and every drop by reason
+Every row is counted (the keys: :mod:`tracekit.counters`): ``"<table>/total"``, what passed
+(``reflections/kept``, ``samples/survived``, ``problems/usable``) and every drop by reason
 (``reflections/verdict_mismatch``, ``samples/truncated``, ...). The run report reads
 these counters. The functions take and return polars frames.
 """
@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import Counter
 
 import polars as pl
+
+from tracekit import counters
 
 TRUNCATED = pl.col("finish_reason") == "length"
 
@@ -48,10 +50,10 @@ def reflection_drop() -> pl.Expr:
     )
 
 
-def _count(drops: Counter, prefix: str, frame: pl.DataFrame, passed: str) -> None:
-    drops[f"{prefix}/total"] += frame.height
+def _count(drops: Counter, prefix: str, frame: pl.DataFrame, word: str) -> None:
+    drops[counters.seen(prefix)] += frame.height
     for reason, n in frame.group_by("drop").len().iter_rows():
-        drops[f"{prefix}/{reason if reason is not None else passed}"] += n
+        drops[counters.drop(prefix, reason) if reason is not None else counters.passed(prefix, word)] += n
 
 
 def filter_pool(

@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from tracekit import counters
 from tracekit.evaluate import plots
 from tracekit.evaluate.problems import difficulty_label, read_table
 from tracekit.evaluate.results import current_evals, results_long, results_wide
@@ -90,7 +91,7 @@ def _funnel(store: Store, data: dict[str, pl.DataFrame]) -> str:
     runs = data["runs"].filter(pl.col("command").is_in(["run", "rearrange"]) & (pl.col("drops_json") != "{}"))
     if runs.height:
         drops = json.loads(runs["drops_json"][-1])
-        rows = [[k, v] for k, v in drops.items() if not k.startswith("built/")]
+        rows = [[k, v] for k, v in counters.drops(drops).items()]
         out += f"<p>Drops by reason (last {runs['command'][-1]}, {runs['finished_at'][-1]}):</p>"
         out += _table(["what/reason", "rows"], rows)
     if samples.height:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from tracekit import counters
 from tracekit.export.lengths import trace_lengths
 from tracekit.export.manifest import source_runs
 from tracekit.export.source import read_table
@@ -84,7 +85,7 @@ def recipe(store: Store) -> dict[str, Any]:
             }
             for r in builds.iter_rows(named=True)
         ],
-        "drops": {k: v for k, v in drops.items() if not k.startswith("built/")},
+        "drops": counters.drops(drops),
     }
 
 

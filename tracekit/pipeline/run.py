@@ -23,6 +23,7 @@ from typing import Any
 
 import polars as pl
 
+from tracekit import counters
 from tracekit.errors import StoreError
 from tracekit.executor import Build, Executor, Feed, Job, ModelInfo, make_executor
 from tracekit.executor.base import timed
@@ -170,7 +171,7 @@ def _run(
                 progress=progress,
                 on_ids=lambda ids: rec.add_view("traces", ids),
             )
-        rec.add_written("traces", stats["traces/written"])
+        rec.add_written("traces", stats[counters.WRITTEN])
         rec.drops.update(stats)
         summary = summarize(
             store=str(store.root),

@@ -15,7 +15,9 @@ from typing import Any
 
 import polars as pl
 
-VERDICT_REASONS = ("missing", "unrecognized", "contradictory")
+from tracekit import counters
+from tracekit.filter import TRUNCATED
+from tracekit.schemas.tables import VERDICT_REASONS
 
 
 def summarize(
@@ -38,10 +40,11 @@ def summarize(
     )
     total = stats["reflections/total"]
     unread = {
-        r: stats[f"reflections/verdict_{r}"] for r in VERDICT_REASONS if stats[f"reflections/verdict_{r}"]
+        r: stats[f"reflections/verdict_{r}"]
+        for r in VERDICT_REASONS
+        if r != "ok" and stats[f"reflections/verdict_{r}"]
     }
     verdicts = {"ok": total - stats["reflections/orphan"] - sum(unread.values()), **unread}
-    passed = ("/total", "/kept", "/survived", "/usable")
     return {
         "store": store,
         "dry_run": dry_run,
@@ -50,19 +53,15 @@ def summarize(
         "new_samples": written.get("samples", 0),
         "new_reflections": written.get("reflections", 0),
         "new_traces": written.get("traces", 0),
-        "truncated": int(samples.select(pl.col("finish_reason") == "length").to_series().sum()),
+        "truncated": int(samples.select(TRUNCATED).to_series().sum()),
         "accuracy": accuracy.to_dicts(),
         "sample_reasons": dict(samples.group_by("reason").len().sort("reason").iter_rows()),
         "reflections": total,
         "verdict_reasons": {k: v for k, v in sorted(verdicts.items()) if v},
         "verdict_agreement": stats["reflections/kept"] / total if total else 0.0,
         "kept_reflections": stats["reflections/kept"],
-        "traces": {k.split("/", 1)[1]: v for k, v in sorted(stats.items()) if k.startswith("built/") and v},
-        "drops": {
-            k: v
-            for k, v in sorted(stats.items())
-            if v and not k.startswith("built/") and k != "traces/written" and not k.endswith(passed)
-        },
+        "traces": counters.built_counts(stats),
+        "drops": counters.drops(stats),
     }
 
 

@@ -23,6 +23,7 @@ from collections import Counter
 import numpy as np
 import polars as pl
 
+from tracekit import counters
 from tracekit.rearrange.config import MAX_REPEATS  # noqa: F401  (re-exported)
 
 REPEAT_GROUP = 8
@@ -54,6 +55,6 @@ def new_traces(frame: pl.DataFrame, seen: np.ndarray, drops: Counter) -> tuple[n
     keep = first & ~np.isin(keys, seen)
     if not keep.all():
         for fmt, n in Counter(frame["format"].filter(pl.Series(~keep)).to_list()).items():
-            drops[f"traces/{fmt}:repeat_duplicate"] += n
-            drops[f"built/{fmt}"] -= n
+            drops[counters.format_drop(fmt, "repeat_duplicate")] += n
+            drops[counters.built(fmt)] -= n
     return keep, np.union1d(seen, keys[keep])

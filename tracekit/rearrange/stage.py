@@ -50,6 +50,7 @@ from dataclasses import asdict
 import numpy as np
 import polars as pl
 
+from tracekit import counters
 from tracekit.errors import ConfigError, unknown_name
 from tracekit.rearrange.config import RearrangeConfig
 from tracekit.rearrange.draws import problem_key
@@ -96,7 +97,7 @@ def plan_batch(
     for fmt in cfg.formats:
         big_enough = pools.size >= cfg.min_samples_for(fmt)
         if not big_enough.all() and repeats.start == 0:
-            drops[f"traces/{fmt}:too_few_samples"] += int((~big_enough).sum())
+            drops[counters.format_drop(fmt, "too_few_samples")] += int((~big_enough).sum())
         if done:
             big_enough &= np.array([(pid, fmt) not in done for pid in ids], dtype=bool)
         if not big_enough.any():
@@ -107,8 +108,8 @@ def plan_batch(
             keys = np.array([problem_key(seed, pid, fmt, repeat) for pid in fmt_ids], dtype=np.uint64)
             plans, skipped = FORMATS[fmt](fmt_pools, keys, cfg)
             for reason, count in skipped.items():
-                drops[f"traces/{fmt}:{reason}"] += count
-            drops[f"built/{fmt}"] += len(plans.n)
+                drops[counters.format_drop(fmt, reason)] += count
+            drops[counters.built(fmt)] += len(plans.n)
             if len(plans.n):
                 key = keys[plans.problem]
                 plans.problem, plans.final, plans.slots = (
@@ -372,7 +373,7 @@ def build_traces(
                         layout = layout.select(~ids.is_in(there.implode()).to_numpy())
                     for piece in layout.pieces_of(RENDER_ROWS):  # rendered text stays small: flat memory
                         writer.submit("traces", piece.render)
-        stats["traces/written"] = writer.written[
+        stats[counters.WRITTEN] = writer.written[
             "traces"
         ]  # rows the table took (another writer may have been first)
     return stats, in_view
@@ -380,14 +381,7 @@ def build_traces(
 
 def _refuse_empty(store, stats: Counter) -> None:
     """A rearrangement that builds no trace would make the current view of traces empty: refuse it."""
-    drops = sorted(
-        (
-            (k, v)
-            for k, v in stats.items()
-            if v and not k.endswith(("/total", "/kept", "/survived", "/usable"))
-        ),
-        key=lambda kv: -kv[1],
-    )
+    drops = sorted(counters.drops(stats).items(), key=lambda kv: -kv[1])
     top = ", ".join(f"{k} {v}" for k, v in drops[:4]) or "no samples in the current view"
     msg = (
         f"rearrange built no traces from {store.root} ({top}); the current traces are left as they were.\n"
@@ -435,6 +429,6 @@ def rearrange_store(
             )
         if in_view == 0:
             _refuse_empty(store, stats)
-        rec.add_written("traces", stats["traces/written"])
+        rec.add_written("traces", stats[counters.WRITTEN])
         rec.drops.update(stats)
     return stats
