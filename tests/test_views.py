@@ -145,3 +145,21 @@ def test_card_and_report_count_the_current_view(store, tmp_path):
     assert card_stats(store)["counts"]["problems"] == 2
     page = write_report(store, tmp_path / "r.html").read_text()
     assert "problems 2 (of 6 stored)" in page
+
+
+@pytest.mark.parametrize("cover_rows", [1, 2, 4, 1_000])
+def test_cover_checks_in_slices_agree(store, monkeypatch, cover_rows):
+    """The checks whether a view names every row, and how many rows no view names, run in
+    slices of the hash space when the table is big (flat memory): any slicing gives the same
+    answers as one pass."""
+    from tracekit.store import views
+    from tracekit.store.views import outside_views
+
+    monkeypatch.setattr(views, "COVER_ROWS", cover_rows)
+    pids = sorted(store.read("problems")["problem_id"].to_list())
+    define(store, "run", pids[:5])
+    assert ids(store) == pids[:5] and outside_views(store, "problems") == 1
+    define(store, "import", pids[5:], extends=True)
+    assert ids(store) is None and outside_views(store, "problems") == 0
+    define(store, "run", pids[:5] + ["p-removed-by-a-replace"])
+    assert ids(store) is not None and view(store, "problems").collect().height == 5
