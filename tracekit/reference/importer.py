@@ -39,7 +39,7 @@ from tracekit.extract import parse_verdicts
 from tracekit.ids import HashSet, hash_strings
 from tracekit.ids import problem_id as make_problem_id
 from tracekit.reference.raw import EXTRACTED, IS_CORRECT, REFLECTIONS, RESPONSES, RawFile
-from tracekit.schemas import polars_schema
+from tracekit.schemas import ID_COLUMNS, polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.overlap import BackgroundWriter, prefetch
@@ -203,7 +203,7 @@ def import_skillfactory(
                     ("samples", samples),
                     ("reflections", reflections),
                 ):
-                    rec.add_view(table, frame[frame.columns[0]], extends=True)  # ids are unique in a file
+                    rec.add_view(table, frame[ID_COLUMNS[table]], extends=True)  # ids are unique in a file
                     if frame.height and not unreadable:  # (rows the store holds are dropped as staged)
                         writer.submit(table, frame)
                 bar.update(raw.height)

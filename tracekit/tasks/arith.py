@@ -33,7 +33,6 @@ _VALID_RE = re.compile(r"[0-9+\-*/()\s]*", re.ASCII)
 _BAD_CHAR_RE = re.compile(r"[^0-9+\-*/()\s]", re.ASCII)
 _LONG_LITERAL_RE = re.compile(rf"[0-9]{{{MAX_DIGITS + 1},}}", re.ASCII)
 _SYNONYMS = str.maketrans({"×": "*", "∗": "*", "·": "*", "÷": "/", "−": "-", "–": "-", "x": "*", "X": "*"})
-_OPS = frozenset("+-*/()")
 
 
 class ArithError(ValueError):
