@@ -50,6 +50,19 @@ def all_answers(text: str) -> list[str]:
     return [m.strip() for m in _ANSWER_RE.findall(text)]
 
 
+def final_region_start(text: str) -> int:
+    """Where the part of a response that may hold its final answer starts: after the last
+    ``</think>`` (the whole text when there is none), within the last :data:`MAX_SCAN_CHARS`.
+
+    >>> text = "<think><answer>1</answer></think> <answer>2</answer>"
+    >>> text[final_region_start(text):]
+    ' <answer>2</answer>'
+    """
+    low = max(0, len(text) - MAX_SCAN_CHARS)  # searches start here instead of copying the tail
+    floor = text.rfind(_THINK_CLOSE, low)
+    return low if floor < 0 else floor + len(_THINK_CLOSE)
+
+
 def final_answer(text: str | None) -> str | None:
     """The final answer of a response, or ``None`` when it has none.
 
@@ -64,9 +77,7 @@ def final_answer(text: str | None) -> str | None:
     """
     if not text:
         return None
-    low = max(0, len(text) - MAX_SCAN_CHARS)  # searches start here instead of copying the tail
-    floor = text.rfind(_THINK_CLOSE, low)
-    floor = low if floor < 0 else floor + len(_THINK_CLOSE)
+    floor = final_region_start(text)
     # the last closing tag after </think>, then the last opening tag before it (C-speed scans)
     end = text.rfind(_CLOSE, floor)
     if end < 0:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tracekit.extract import final_region_start
 from tracekit.tasks import get_task
 
 
@@ -85,7 +86,7 @@ def format_reward(completions: list, **kwargs: Any) -> list[float]:
     out = []
     for completion in completions:
         text = _text(completion)
-        tail = text.rsplit("</think>", 1)[-1]
+        tail = text[final_region_start(text) :]  # the region final_answer reads
         out.append(0.2 if tail.count("<answer>") == 1 and tail.count("</answer>") == 1 else 0.0)
     return out
 
