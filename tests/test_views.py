@@ -163,3 +163,19 @@ def test_cover_checks_in_slices_agree(store, monkeypatch, cover_rows):
     assert ids(store) is None and outside_views(store, "problems") == 0
     define(store, "run", pids[:5] + ["p-removed-by-a-replace"])
     assert ids(store) is not None and view(store, "problems").collect().height == 5
+
+
+@pytest.mark.parametrize("cover_rows", [1, 2, 1_000])
+def test_repeated_ids_are_counted_in_slices(store, monkeypatch, cover_rows):
+    """``info``'s count of ids that occur more than once runs in slices of the hash space too."""
+    from tracekit.store import views
+    from tracekit.store.info import _repeated_ids
+    from tracekit.store.transaction import Transaction
+
+    monkeypatch.setattr(views, "COVER_ROWS", cover_rows)
+    assert _repeated_ids(store, "problems", store.snapshot()) == 0
+    new = get_task("multiplication").generate(3, seed=1)
+    with Transaction(store, "problems", unique=True) as tx:  # a writer that broke its promise
+        tx.write("problems", new.head(2))
+        tx.write("problems", new)
+    assert _repeated_ids(store, "problems", store.snapshot()) == 2

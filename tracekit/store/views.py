@@ -206,7 +206,9 @@ def narrowing(
 COVER_ROWS = 4_000_000  # rows whose id hashes one pass of a cover check holds (~100 MB)
 
 
-def _passes(store: Store, table: str, snap: StoreSnapshot) -> int:
+def hash_passes(store: Store, table: str, snap: StoreSnapshot) -> int:
+    """In how many slices of the 64-bit id-hash space (``hash % k == p``) a check over every id
+    of ``table`` runs, so that each holds the hashes of at most about :data:`COVER_ROWS` rows."""
     return max(1, -(-store.count(table, snapshot=snap) // COVER_ROWS))
 
 
@@ -216,7 +218,7 @@ def _named_cover(store: Store, table: str, named: pl.LazyFrame, snap: StoreSnaps
     Compared as 64-bit hashes (a false "yes" needs a hash collision, odds about 1e-8), in
     passes over disjoint slices of the hash space, so memory stays flat in the table's size:
     each pass holds the hashes of at most about :data:`COVER_ROWS` rows."""
-    k = _passes(store, table, snap)
+    k = hash_passes(store, table, snap)
     rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
     for p in range(k):
         part = (pl.col("h") % k) == p
@@ -283,7 +285,7 @@ def outside_views(store: Store, table: str, *, snapshot: StoreSnapshot | None = 
         .select(pl.col("ids").explode().hash(seed=0).alias("h"))
     )
     rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
-    k, outside = _passes(store, table, snap), 0  # (in slices of the hash space: see _named_cover)
+    k, outside = hash_passes(store, table, snap), 0  # (in slices of the hash space: see _named_cover)
     for p in range(k):
         part = (pl.col("h") % k) == p
         have = named.filter(part).unique().collect(engine="streaming").to_series()
