@@ -246,3 +246,17 @@ def test_a_task_that_scores_the_whole_response_sees_each_response():
     got, want = score_both(Parity(), data, 1 << 20)
     assert got == want
     assert {json.loads(line)["reason"] for line in got[0].splitlines()} == {"ok", "odd"}
+
+
+def test_scoring_a_file_imports_no_table_schemas():
+    """The score path (verify, the tasks, extraction) stays light: no pandera or pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys; from tracekit.tasks import get_task; from tracekit.verify import score_jsonl; "
+        'score_jsonl(get_task(\'countdown\'), io.BytesIO(b\'{"numbers": [1], "target": 1, "response": ""}\'), '
+        "io.StringIO()); print(sorted({'pandera', 'pandas', 'pyarrow'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -19,7 +19,6 @@ import polars as pl
 from tracekit.errors import TracekitError
 from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.ids import problem_id, seed_for
-from tracekit.schemas import polars_schema
 
 SPLIT_FRACTIONS = {"train": 0.8, "validation": 0.1, "test": 0.1}
 MAX_ANSWER_CHARS = 2_000
@@ -270,6 +269,8 @@ class Task:
                     }
                 )
             i += 1
+        from tracekit.schemas import polars_schema  # pandera: not for scoring
+
         return pl.DataFrame(rows, schema=polars_schema("problems"))
 
     def example(self) -> str:

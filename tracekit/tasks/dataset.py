@@ -32,7 +32,6 @@ import polars as pl
 
 from tracekit.errors import ConfigError, InputFormatError, unknown_name, warn
 from tracekit.ids import problem_id
-from tracekit.schemas import polars_schema
 from tracekit.tasks.base import Check, Task
 from tracekit.tasks.checkers import CHECKERS
 
@@ -147,6 +146,8 @@ def problems_frame(task: str, rows: list[dict[str, Any]], split: str) -> pl.Data
         warn(
             f"task {task!r}: {len(rows) - len(out)} repeated problem(s) (same question and answer) kept once."
         )
+    from tracekit.schemas import polars_schema  # pandera: not for scoring
+
     return pl.DataFrame(out, schema=polars_schema("problems"))
 
 
