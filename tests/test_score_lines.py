@@ -260,3 +260,24 @@ def test_scoring_a_file_imports_no_table_schemas():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("chunk", [None, 4096, 100_000])
+def test_scoring_a_file_in_worker_processes_matches_the_per_line_semantics(tmp_path, monkeypatch, chunk):
+    import tracekit.verify as verify
+
+    rows = hostile_countdown_lines()
+    random.Random(2).shuffle(rows)
+    data = (
+        b"".join(r + (b"\r\n" if i % 5 == 1 else b"\n") for i, r in enumerate(rows)) + rows[0]
+    )  # no last \n
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(data)
+    if chunk is None:  # chunk boundaries just after a newline, the first one and more
+        chunk = data.index(b"\n") + 1
+    monkeypatch.setattr(verify, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(verify, "_cpus", lambda: 2)
+    scored, errors = verify.score_file("countdown", src, tmp_path / "out.jsonl")
+    text, want_scored, want_errors = oracle(get_task("countdown"), data)
+    assert (scored, errors) == (want_scored, want_errors)
+    assert (tmp_path / "out.jsonl").read_bytes() == text.encode("utf-8")

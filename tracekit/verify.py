@@ -12,7 +12,9 @@ Only what model text can cause becomes a verdict (``no_answer``, ``unparseable``
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from collections.abc import Mapping, Sequence
 from json.decoder import scanstring as _scanstring
 from json.encoder import encode_basestring as _encode_string
@@ -111,7 +113,9 @@ def score_jsonl(task: Task, src, dst, *, chunk_bytes: int = CHUNK_BYTES) -> tupl
         number += len(lines)
         if out:
             dst.write(out)
-    return (scorer.scored, scorer.errors) if scorer is not None else (0, [])
+    if scorer is None:
+        return 0, []
+    return scorer.scored, [f"line {number}: {problem}" for number, problem in scorer.errors]
 
 
 def _line_blocks(src, chunk_bytes: int):
@@ -163,7 +167,7 @@ class _Scorer:
         self.task = task
         self.blank = blank
         self.scored = 0
-        self.errors: list[str] = []
+        self.errors: list[tuple[int, str]] = []  # (line number, problem)
         # (line up to the response's text, line after it) -> the other fields' verdicts by answer,
         # or a problem (str), or None: read such lines one at a time
         self.spellings: dict[tuple[str, str], Any] = {}
@@ -205,7 +209,7 @@ class _Scorer:
                     if entry is _MISSING:
                         entry = self._spelling(*key)
                     if type(entry) is str:
-                        self.errors.append(f"line {first + k + 1}: {entry}")
+                        self.errors.append((first + k + 1, entry))
                         continue
                     if entry is not None:
                         answer = final_answer(response)
@@ -213,7 +217,7 @@ class _Scorer:
                         if done is None:
                             done = self._verdict(entry, answer, response)
                         if type(done) is str:
-                            self.errors.append(f"line {first + k + 1}: {done}")
+                            self.errors.append((first + k + 1, done))
                             continue
                         if done:
                             if line.find("\\u", v, end) < 0 and line.find("\\/", v, end) < 0:
@@ -227,7 +231,7 @@ class _Scorer:
                                 continue
             text, problem = _score_line(self.task, line, k < last or last_ends, self.blank)
             if problem is not None:
-                self.errors.append(f"line {first + k + 1}: {problem}")
+                self.errors.append((first + k + 1, problem))
             elif text is not None:
                 emit(text + "\n")
                 scored += 1
@@ -379,6 +383,8 @@ def score_file(task: str, src: str | Path, out: str | Path) -> tuple[int, list[s
 
     Paths are checked before any work (``src`` a file, ``out`` a writable file path); ``out`` is
     written as it goes, under a temporary name, and appears whole at the end (flat memory).
+    A file of several chunks is scored by worker processes, one chunk each at a time (see
+    :func:`score_jsonl`; the same output and errors), where the system has more than one CPU.
     Returns the number of scored lines and the malformed ones (see :func:`score_jsonl`).
     """
     from tracekit.places import check_input_file, check_output_file
@@ -388,10 +394,90 @@ def score_file(task: str, src: str | Path, out: str | Path) -> tuple[int, list[s
     src = check_input_file(src, "score: input", "give a jsonl file: one JSON object per line.")
     out = check_output_file(out, "score --out")
     result: list[tuple[int, list[str]]] = []
+    chunks = -(-src.stat().st_size // CHUNK_BYTES)
+    workers = min(_cpus(), chunks, MAX_WORKERS) if "fork" in _start_methods() else 1
 
     def write(tmp: Path) -> None:
+        if workers > 1:
+            with open(tmp, "wb") as dst:
+                result.append(_score_in_workers(verifier, src, dst, chunks, workers))
+            return
         with open(src, "rb") as fh, open(tmp, "w", encoding="utf-8") as dst:
             result.append(score_jsonl(verifier, fh, dst))
 
     atomic_write(out, write)
     return result[0]
+
+
+MAX_WORKERS = 8
+
+
+def _start_methods() -> list[str]:
+    import multiprocessing
+
+    return multiprocessing.get_all_start_methods()
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _score_in_workers(task: Task, src: Path, dst, chunks: int, workers: int) -> tuple[int, list[str]]:
+    """:func:`score_jsonl` of the file ``src`` by ``workers`` forked processes, each scoring one
+    chunk (the lines that start in it) at a time; the output is written in order and at most
+    two chunks per worker are in flight (flat memory)."""
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("fork")  # the task as loaded here, custom ones too
+    scored, errors, number = 0, [], 0
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(task,)
+    ) as pool:
+        pending: deque = deque()
+        nxt = 0
+        while nxt < chunks or pending:
+            while nxt < chunks and len(pending) < 2 * workers:
+                pending.append(pool.submit(_score_chunk, str(src), nxt))
+                nxt += 1
+            text, lines, found, problems = pending.popleft().result()
+            dst.write(text)
+            scored += found
+            errors += [f"line {number + n}: {problem}" for n, problem in problems]
+            number += lines
+    return scored, errors
+
+
+_WORKER: list = []  # the scorer of a worker process
+
+
+def _start_worker(task: Task) -> None:
+    _WORKER[:] = [_Scorer(task, _ASCII_BLANK)]
+
+
+def _score_chunk(path: str, index: int) -> tuple[bytes, int, int, list[tuple[int, str]]]:
+    """Score the lines of ``path`` that start in its ``index``-th chunk of ``CHUNK_BYTES``: the
+    output (UTF-8), the number of lines, the number scored and the problems (numbered from 1)."""
+    scorer = _WORKER[0]
+    start, stop = index * CHUNK_BYTES, (index + 1) * CHUNK_BYTES
+    with open(path, "rb") as fh:
+        if start:
+            fh.seek(start - 1)
+            if fh.read(1) != b"\n":
+                fh.readline()  # the rest of a line that started in an earlier chunk
+        begin = fh.tell()
+        if begin >= stop:
+            return b"", 0, 0, []
+        data = fh.read(stop - begin)
+        if data and not data.endswith(b"\n"):
+            data += fh.readline()  # the end of the last line that starts here
+    scorer.scored, scorer.errors = 0, []
+    parts, lines = [], 0
+    for block, last_ends, _ in _line_blocks(io.BytesIO(data), len(data) + 1):
+        parts.append(scorer.block(block, lines, last_ends))
+        lines += len(block)
+    return "".join(parts).encode("utf-8"), lines, scorer.scored, scorer.errors
