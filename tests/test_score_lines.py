@@ -276,7 +276,7 @@ def test_scoring_a_file_in_worker_processes_matches_the_per_line_semantics(tmp_p
     if chunk is None:  # chunk boundaries just after a newline, the first one and more
         chunk = data.index(b"\n") + 1
     monkeypatch.setattr(verify, "CHUNK_BYTES", chunk)
-    monkeypatch.setattr(verify, "_cpus", lambda: 2)
+    monkeypatch.setattr(verify, "_cpus", lambda: 3)
     scored, errors = verify.score_file("countdown", src, tmp_path / "out.jsonl")
     text, want_scored, want_errors = oracle(get_task("countdown"), data)
     assert (scored, errors) == (want_scored, want_errors)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from json.decoder import scanstring as _scanstring
 from json.encoder import encode_basestring as _encode_string
@@ -182,7 +183,8 @@ class _Scorer:
     def block(self, lines: list, first: int, last_ends: bool) -> str:
         """Score ``lines`` (numbered from ``first + 1``); the output text of the scored ones."""
         out: list[str] = []
-        emit = out.append
+        emit = out.extend
+        rewritten = _REWRITTEN.search
         spellings = self.spellings
         fast = self.fast
         last = len(lines) - 1
@@ -220,20 +222,20 @@ class _Scorer:
                             self.errors.append((first + k + 1, done))
                             continue
                         if done:
-                            if line.find("\\u", v, end) < 0 and line.find("\\/", v, end) < 0:
-                                emit(done[0] + line[v - 1 : end] + done[1])  # as json.dumps writes it
+                            if rewritten(line, v, end) is None:  # json.dumps would write it as it is
+                                emit((done[0], line[v - 1 : end], done[1]))
                                 scored += 1
                                 continue
                             token = _encode_string(response)
                             if token.isascii() or _encodable(token):  # else a lone surrogate
-                                emit(done[0] + token + done[1])
+                                emit((done[0], token, done[1]))
                                 scored += 1
                                 continue
             text, problem = _score_line(self.task, line, k < last or last_ends, self.blank)
             if problem is not None:
                 self.errors.append((first + k + 1, problem))
             elif text is not None:
-                emit(text + "\n")
+                emit((text, "\n"))
                 scored += 1
         self.scored += scored
         return "".join(out)
@@ -313,6 +315,9 @@ def _layout(record: dict, closed: bool = False) -> tuple[str, str] | None:
     return text[:at], (after + "\n" if closed else after[:-1])
 
 
+# the escapes of a JSON string that json.dumps (ensure_ascii=False) writes otherwise: \/ as / and
+# \u0041 as A; it writes the others (\" \\ \b \f \n \r \t) as they are
+_REWRITTEN = re.compile(r"\\[u/]")
 _ASCII_BLANK = " \t\n\r\x0b\x0c"  # what bytes.strip() removes
 _MISSING = object()
 _RECORD = object()  # an entry's keys for the parsed other fields and their layout (answers: str or None)
@@ -384,7 +389,7 @@ def score_file(task: str, src: str | Path, out: str | Path) -> tuple[int, list[s
     Paths are checked before any work (``src`` a file, ``out`` a writable file path); ``out`` is
     written as it goes, under a temporary name, and appears whole at the end (flat memory).
     A file of several chunks is scored by worker processes, one chunk each at a time (see
-    :func:`score_jsonl`; the same output and errors), where the system has more than one CPU.
+    :func:`score_jsonl`; the same output and errors), where the system has three CPUs or more.
     Returns the number of scored lines and the malformed ones (see :func:`score_jsonl`).
     """
     from tracekit.places import check_input_file, check_output_file
@@ -395,7 +400,9 @@ def score_file(task: str, src: str | Path, out: str | Path) -> tuple[int, list[s
     out = check_output_file(out, "score --out")
     result: list[tuple[int, list[str]]] = []
     chunks = -(-src.stat().st_size // CHUNK_BYTES)
-    workers = min(_cpus(), chunks, MAX_WORKERS) if "fork" in _start_methods() else 1
+    # workers where they leave a CPU to this process (it takes their output and writes it): on a
+    # two-CPU machine two workers scored slower than one process (the output crosses a pipe)
+    workers = min(_cpus() - 1, chunks, MAX_WORKERS) if "fork" in _start_methods() else 1
 
     def write(tmp: Path) -> None:
         if workers > 1:
