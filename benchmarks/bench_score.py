@@ -42,13 +42,19 @@ def tracekit_bin() -> list[str]:
 
 
 def measured(cmd: list[str]) -> tuple[float, float, int, str]:
-    """Run ``cmd``; its wall seconds, its own peak RSS in MB, exit status and stdout."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    stdout = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - t0
-    return elapsed, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), stdout.decode()
+    """Run ``cmd``; its wall seconds, its own peak RSS in MB, exit status and stdout (stderr too
+    when it fails)."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            err.seek(0)
+            stdout += err.read()[-3000:]
+    return elapsed, usage.ru_maxrss / 1024, code, stdout.decode(errors="replace")
 
 
 def _problems(task: str, n: int, rng: random.Random) -> list[tuple[dict, list[str], list[str]]]:
@@ -78,13 +84,17 @@ def _problems(task: str, n: int, rng: random.Random) -> list[tuple[dict, list[st
 
 
 def make_input(task: str, lines: int, path: Path, seed: int = 0) -> None:
-    """Write ``lines`` model-like jsonl lines for ``task`` to ``path``."""
+    """Write ``lines`` model-like jsonl lines for ``task`` to ``path`` (the texts need no JSON
+    escapes but the newline, so the lines are spelt directly, as json.dumps would)."""
     rng = random.Random(seed)
     problems = _problems(task, max(1, lines // 8), rng)
     sentences = [" ".join(rng.choices(_WORDS, k=rng.randint(8, 20))).capitalize() + "." for _ in range(4000)]
     with open(path, "w", encoding="utf-8") as fh:
+        buf = []
         for i in range(lines):
             fields, right, wrong = problems[i // 8]
+            if i % 8 == 0:
+                head = json.dumps(fields)[:-1] + ', "response": "<think>'
             think = " ".join(rng.choices(sentences, k=12))
             kind = rng.random()
             if kind < 0.40:
@@ -101,21 +111,28 @@ def make_input(task: str, lines: int, path: Path, seed: int = 0) -> None:
             elif kind < 0.98:
                 tail = f"<answer>{right[0]} or {wrong[0]}</answer>"
             else:
-                bad = rng.randrange(4)
-                if bad == 0:
-                    fh.write('{"response": "<answer>1</answer>", ' + '"oops\n')  # not JSON
-                    continue
-                record = dict(fields)
-                if bad == 1:
-                    record.pop(next(iter(record)))  # a missing field
-                elif bad == 2:
-                    key = next(iter(record))
-                    record[key] = json.dumps(record[key]) if task == "countdown" else [1]  # wrong type
-                record["response"] = 7 if bad == 3 else "<answer>1</answer>"
-                fh.write(json.dumps(record) + "\n")
+                buf.append(_malformed(rng, fields, task))
                 continue
-            record = {**fields, "response": f"<think>{think}</think>\n{tail}"}
-            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+            buf.append(f'{head}{think}</think>\\n{tail}"}}\n')
+            if len(buf) >= 10_000:
+                fh.write("".join(buf))
+                buf.clear()
+        fh.write("".join(buf))
+
+
+def _malformed(rng: random.Random, fields: dict, task: str) -> str:
+    """A line ``tracekit score`` reports: not JSON, a missing field, a field of the wrong type."""
+    bad = rng.randrange(4)
+    if bad == 0:
+        return '{"response": "<answer>1</answer>", "oops\n'  # cut short
+    record = dict(fields)
+    if bad == 1:
+        record.pop(next(iter(record)))
+    elif bad == 2:
+        key = next(iter(record))
+        record[key] = json.dumps(record[key]) if task == "countdown" else [1]
+    record["response"] = 7 if bad == 3 else "<answer>1</answer>"
+    return json.dumps(record) + "\n"
 
 
 _BASELINE = """
@@ -165,7 +182,10 @@ def main() -> None:
     runs = [(t, int(n)) for t in args.tasks.split(",") for n in args.lines.split(",")]
     if args.big and "countdown" in args.tasks.split(","):
         runs.append(("countdown", args.big))
-    print(f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    start, _, _, _ = measured([*tracekit_bin(), "score", "--help"])
+    print(
+        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; `tracekit score --help` (start-up) {start:.2f} s"
+    )
     for task, n in runs:
         with tempfile.TemporaryDirectory(prefix="tk-bench-score-") as tmp:
             src, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"

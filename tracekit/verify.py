@@ -75,7 +75,7 @@ def verify(samples: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
 
 
 CHUNK_BYTES = 8 << 20  # score_jsonl reads this much of a file at a time (a longer line: until its end)
-_CACHE_LIMIT = 200_000  # cached (other fields, answer) verdicts before the caches start over (flat memory)
+_CACHE_LIMIT = 20_000  # cached spellings and verdicts before the caches start over (memory flat, ~20 MB)
 _SENTINEL = "\x00response\x00"  # stands for a line's response while its other fields are parsed
 _SENTINEL_JSON = json.dumps(_SENTINEL)
 
