@@ -281,3 +281,13 @@ def test_scoring_a_file_in_worker_processes_matches_the_per_line_semantics(tmp_p
     text, want_scored, want_errors = oracle(get_task("countdown"), data)
     assert (scored, errors) == (want_scored, want_errors)
     assert (tmp_path / "out.jsonl").read_bytes() == text.encode("utf-8")
+
+
+def test_caches_that_start_over_change_nothing(monkeypatch):
+    import tracekit.verify as verify
+
+    monkeypatch.setattr(verify, "_CACHE_LIMIT", 3)
+    rows = hostile_countdown_lines()
+    data = b"\n".join(rows * 2) + b"\n"
+    got, want = score_both(get_task("countdown"), data, 1 << 20)
+    assert got == want
