@@ -74,13 +74,16 @@ def verify(samples: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
     return samples.drop([c for c in VERDICT_COLUMNS if c in samples.columns]).hstack(verdicts)
 
 
-CHUNK_BYTES = 8 << 20  # score_jsonl reads this much of a file at a time (a longer line: until its end)
+READ_BYTES = (
+    256 << 10
+)  # score_jsonl reads this much at a time (to the end of a line): small enough to reuse memory
+CHUNK_BYTES = 8 << 20  # the share of a file a worker process scores at a time (score_file)
 _CACHE_LIMIT = 20_000  # cached spellings and verdicts before the caches start over (memory flat, ~20 MB)
 _SENTINEL = "\x00response\x00"  # stands for a line's response while its other fields are parsed
 _SENTINEL_JSON = json.dumps(_SENTINEL)
 
 
-def score_jsonl(task: Task, src, dst, *, chunk_bytes: int = CHUNK_BYTES) -> tuple[int, list[str]]:
+def score_jsonl(task: Task, src, dst, *, chunk_bytes: int = READ_BYTES) -> tuple[int, list[str]]:
     """Score every line of a jsonl file: each line holds the task's fields and a ``response``.
 
     Writes each input line plus ``is_correct`` and ``reason`` to ``dst``. A malformed line
@@ -120,29 +123,22 @@ def score_jsonl(task: Task, src, dst, *, chunk_bytes: int = CHUNK_BYTES) -> tupl
 
 
 def _line_blocks(src, chunk_bytes: int):
-    """``src`` as blocks of whole lines (without their ``\\n``): ``(lines, last_ends)``, where
-    ``last_ends`` says whether the block's last line ended with a newline. A line that is not
-    UTF-8 text stays ``bytes``; the others are ``str``."""
-    carry = None
+    """``src`` as blocks of whole lines (without their ``\\n``), about ``chunk_bytes`` each:
+    ``(lines, last_ends, binary)``, where ``last_ends`` says whether the block's last line ended
+    with a newline and ``binary`` whether ``src`` gives bytes. A line that is not UTF-8 text
+    stays ``bytes``; the others are ``str``."""
     while True:
         piece = src.read(chunk_bytes)
-        if carry is not None:
-            piece = carry + piece if piece else carry
         if not piece:
             return
-        newline = b"\n" if isinstance(piece, bytes) else "\n"
-        cut = piece.rfind(newline) + 1
-        more = len(piece) > len(carry or "")  # this read added something: the file may go on
-        if more and cut == 0:  # no whole line yet: read on
-            carry = piece
-            continue
-        if not more:  # the end of the file: the rest is a last line without a newline
-            cut = len(piece)
-        block, carry = piece[:cut], (piece[cut:] or None)
-        ends = block.endswith(newline)
-        if ends:
-            block = block[:-1]
-        if isinstance(block, bytes):
+        binary = isinstance(piece, bytes)
+        newline = b"\n" if binary else "\n"
+        ends = piece.endswith(newline)
+        if not ends:
+            piece += src.readline()  # the rest of the last line (to the end of the file, at most)
+            ends = piece.endswith(newline)
+        block = piece[:-1] if ends else piece
+        if binary:
             try:
                 block = block.decode("utf-8")
             except UnicodeDecodeError:  # decode line by line: the bad ones are their lines' problem
@@ -153,12 +149,8 @@ def _line_blocks(src, chunk_bytes: int):
                     except UnicodeDecodeError:
                         pass
                 yield lines, ends, True
-                if not more:
-                    return
                 continue
-        yield block.split("\n"), ends, newline == b"\n"
-        if not more:
-            return
+        yield block.split("\n"), ends, binary
 
 
 class _Scorer:
@@ -484,7 +476,7 @@ def _score_chunk(path: str, index: int) -> tuple[bytes, int, int, list[tuple[int
             data += fh.readline()  # the end of the last line that starts here
     scorer.scored, scorer.errors = 0, []
     parts, lines = [], 0
-    for block, last_ends, _ in _line_blocks(io.BytesIO(data), len(data) + 1):
+    for block, last_ends, _ in _line_blocks(io.BytesIO(data), READ_BYTES):
         parts.append(scorer.block(block, lines, last_ends))
         lines += len(block)
     return "".join(parts).encode("utf-8"), lines, scorer.scored, scorer.errors
