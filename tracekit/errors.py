@@ -54,7 +54,7 @@ def warn(msg: str) -> None:
     warnings.warn(msg, TracekitWarning, stacklevel=2)
 
 
-DID_YOU_MEAN_CUTOFF = 0.6  # how alike a known name must be to be suggested (difflib's ratio)
+DID_YOU_MEAN_CUTOFF = 0.5  # how alike a known name must be to be suggested (difflib's ratio)
 
 
 def close_names(name: str, known, *, n: int = 3) -> list[str]:

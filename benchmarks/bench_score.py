@@ -1,0 +1,208 @@
+"""``tracekit score`` as users run it: a ``tracekit`` process of its own on a jsonl file of model
+responses, timed with its start-up and measured for its own peak RSS (``wait4``).
+
+Input: model-like jsonl, one ~1 KB response per line (random English words as reasoning inside
+``<think>``, then a short conclusion and an ``<answer>`` region), 8 samples per problem. The
+lines mix correct answers, wrong ones, unanswered ones (no tags, or an answer only inside the
+thinking), empty and multi-candidate answers and ~2% malformed lines (not JSON, a missing field, a
+field of the wrong type), for the ``countdown`` task and for ``gsm8k``.
+
+    python benchmarks/bench_score.py                      # countdown and gsm8k at 50k lines, countdown at 1M
+    python benchmarks/bench_score.py --lines 50000,200000 --tasks countdown   # flat memory?
+
+Printed beside each command, in the same run: a **baseline**, the task's verifier alone in one
+process (a loop of ``task.score(response, fields)`` over the same lines, already parsed, no I/O:
+the per-line work as it was done before), and the ratio of the command's lines/s to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+_WORDS = (
+    "the of and to in is that it for as with was on be by this are or from at an but not have which "
+    "we can all their more one will so if there about up out them then these some would into number "
+    "numbers target try subtract multiply divide add result close check again wait maybe first second "
+    "left right sum product difference quotient works does gives need make use each once other step"
+).split()
+BASELINE_LINES = 100_000  # the baseline loop runs on (at most) this many lines of the same file
+
+
+def tracekit_bin() -> list[str]:
+    exe = Path(sys.executable).with_name("tracekit")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracekit.cli"]
+
+
+def measured(cmd: list[str]) -> tuple[float, float, int, str]:
+    """Run ``cmd``; its wall seconds, its own peak RSS in MB, exit status and stdout (stderr too
+    when it fails)."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
+        stdout = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code not in (0, 1):
+            err.seek(0)
+            stdout += err.read()[-3000:]
+    return elapsed, usage.ru_maxrss / 1024, code, stdout.decode(errors="replace")
+
+
+def _problems(task: str, n: int, rng: random.Random) -> list[tuple[dict, list[str], list[str]]]:
+    """``n`` problems: (fields, right answers, wrong answers)."""
+    out = []
+    if task == "countdown":
+        from tracekit.tasks.countdown import Countdown
+
+        frame = Countdown().generate(n, seed=0, n_numbers=4)
+        for witness, meta in frame.select("answer", "meta").iter_rows():
+            meta = json.loads(meta)
+            nums = meta["numbers"]
+            right = [witness, f"{witness} = {meta['target']}"]
+            wrong = [
+                witness.replace("+", "-", 1) if "+" in witness else witness + " + 1",
+                " + ".join(map(str, rng.sample(nums, len(nums)))),
+                f"{nums[0]} * {nums[1]}",
+            ]
+            out.append(({"numbers": nums, "target": meta["target"]}, right, wrong))
+    else:  # gsm8k: the fields of an imported GSM8K problem
+        for i in range(n):
+            value = rng.randint(2, 5000)
+            right = [str(value), f"{value:,}", f"${value}"]
+            wrong = [str(value + rng.randint(1, 9)), str(value * 2), f"{value / 7:.2f}"]
+            out.append(({"answer": str(value), "checker": "number", "id": i}, right, wrong))
+    return out
+
+
+def make_input(task: str, lines: int, path: Path, seed: int = 0) -> None:
+    """Write ``lines`` model-like jsonl lines for ``task`` to ``path`` (the texts need no JSON
+    escapes but the newline, so the lines are spelt directly, as json.dumps would)."""
+    rng = random.Random(seed)
+    problems = _problems(task, max(1, lines // 8), rng)
+    sentences = [" ".join(rng.choices(_WORDS, k=rng.randint(8, 20))).capitalize() + "." for _ in range(4000)]
+    with open(path, "w", encoding="utf-8") as fh:
+        buf = []
+        for i in range(lines):
+            fields, right, wrong = problems[i // 8]
+            if i % 8 == 0:
+                head = json.dumps(fields)[:-1] + ', "response": "<think>'
+            think = " ".join(rng.choices(sentences, k=12))
+            kind = rng.random()
+            if kind < 0.40:
+                tail = f"So the answer is found. <answer>{rng.choice(right)}</answer>"
+            elif kind < 0.75:
+                tail = f"I will go with this. <answer>{rng.choice(wrong)}</answer>"
+            elif kind < 0.85:
+                tail = "I could not find it."  # unanswered
+            elif kind < 0.90:
+                think = f"{think} <answer>{right[0]}</answer>"  # an answer only inside the thinking
+                tail = "Done."
+            elif kind < 0.94:
+                tail = "<answer> </answer>"
+            elif kind < 0.98:
+                tail = f"<answer>{right[0]} or {wrong[0]}</answer>"
+            else:
+                buf.append(_malformed(rng, fields, task))
+                continue
+            buf.append(f'{head}{think}</think>\\n{tail}"}}\n')
+            if len(buf) >= 10_000:
+                fh.write("".join(buf))
+                buf.clear()
+        fh.write("".join(buf))
+
+
+def _malformed(rng: random.Random, fields: dict, task: str) -> str:
+    """A line ``tracekit score`` reports: not JSON, a missing field, a field of the wrong type."""
+    bad = rng.randrange(4)
+    if bad == 0:
+        return '{"response": "<answer>1</answer>", "oops\n'  # cut short
+    record = dict(fields)
+    if bad == 1:
+        record.pop(next(iter(record)))
+    elif bad == 2:
+        key = next(iter(record))
+        record[key] = json.dumps(record[key]) if task == "countdown" else [1]
+    record["response"] = 7 if bad == 3 else "<answer>1</answer>"
+    return json.dumps(record) + "\n"
+
+
+_BASELINE = """
+import json, sys, time
+from tracekit.tasks import get_task
+task, path, limit = get_task(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+rows = []
+with open(path, encoding="utf-8") as fh:
+    for i, line in enumerate(fh):
+        if i >= limit:
+            break
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(r.get("response"), str) and task.field_error(r) is None:
+            rows.append((r["response"], r))
+t0 = time.perf_counter()
+for response, record in rows:
+    task.score(response, record)
+print(len(rows), time.perf_counter() - t0)
+"""
+
+
+def baseline(task: str, path: Path) -> float:
+    """Lines/s of the task's verifier alone in one process, on the first lines of ``path``."""
+    out = subprocess.run(
+        [sys.executable, "-c", _BASELINE, task, str(path), str(BASELINE_LINES)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    n, seconds = out.stdout.split()
+    return int(n) / float(seconds)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lines", default="50000", help="comma-separated line counts (default 50000)")
+    parser.add_argument("--tasks", default="countdown,gsm8k")
+    parser.add_argument(
+        "--big", type=int, default=1_000_000, help="countdown also at this many lines (0: not)"
+    )
+    args = parser.parse_args()
+    runs = [(t, int(n)) for t in args.tasks.split(",") for n in args.lines.split(",")]
+    if args.big and "countdown" in args.tasks.split(","):
+        runs.append(("countdown", args.big))
+    start, _, _, _ = measured([*tracekit_bin(), "score", "--help"])
+    print(
+        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; `tracekit score --help` (start-up) {start:.2f} s"
+    )
+    for task, n in runs:
+        with tempfile.TemporaryDirectory(prefix="tk-bench-score-") as tmp:
+            src, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
+            make_input(task, n, src)
+            seconds, peak, code, stdout = measured(
+                [*tracekit_bin(), "score", str(src), "--task", task, "--out", str(out)]
+            )
+            if code not in (0, 1):
+                raise SystemExit(f"tracekit score failed ({code}): {stdout}")
+            base = baseline(task, src)
+            rate = n / seconds
+            print(
+                f"{task:>9} {n:>9,} lines ({src.stat().st_size / 1e6:,.0f} MB): {seconds:6.2f} s "
+                f"{rate:>9,.0f} lines/s  peak RSS {peak:6,.0f} MB   verifier alone {base:>9,.0f} lines/s"
+                f"  -> command/verifier {rate / base:.2f}   [{stdout.strip().split(' -> ')[0]}]"
+            )
+
+
+if __name__ == "__main__":
+    main()

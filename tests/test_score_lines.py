@@ -1,0 +1,293 @@
+"""``score_jsonl`` (chunked, cached) against the per-line semantics it replaced, on hostile files.
+
+The oracle below is the line-by-line loop ``tracekit score`` ran before it read files in chunks:
+``json.loads`` of each line, the field checks, ``task.score`` and ``json.dumps`` of the record.
+The fast path must give the same output bytes, the same count and the same line-numbered errors.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import pytest
+
+from tracekit.errors import InputFormatError
+from tracekit.tasks import Task, get_task
+from tracekit.verify import score_jsonl
+
+
+def oracle(task: Task, data: bytes) -> tuple[str, int, list[str]]:
+    """The output text, the number of scored lines and the errors, one line at a time."""
+    out: list[str] = []
+    errors: list[str] = []
+    for number, line in enumerate(io.BytesIO(data), start=1):
+        if not line.strip():
+            continue
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            errors.append(
+                f"line {number}: not UTF-8 text (byte 0x{line[exc.start]:02x} at column {exc.start + 1})"
+            )
+            continue
+        problem = None
+        try:
+            record = json.loads(line)
+        except RecursionError:
+            record, problem = {}, "nested too deeply to read (JSON arrays or objects inside each other)"
+        except ValueError as exc:
+            record, problem = {}, f"not valid JSON ({exc})"
+        if problem is None:
+            if not isinstance(record, dict):
+                problem = f"expected a JSON object, got {type(record).__name__}"
+            elif "response" not in record:
+                problem = (
+                    f"missing field 'response' (task {task.name!r} needs {list(task.fields)} and 'response')"
+                )
+            elif record["response"] is not None and not isinstance(record["response"], str):
+                problem = "'response' must be a string"
+            else:
+                problem = task.field_error(record)
+        if problem is None:
+            try:
+                check = task.score(record["response"], record)
+            except (TypeError, KeyError, AttributeError, InputFormatError) as exc:
+                errors.append(f"line {number}: the fields {list(task.fields)} cannot be verified ({exc!r})")
+                continue
+            record.update(is_correct=check.is_correct, reason=check.reason)
+            text = json.dumps(record, ensure_ascii=False)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                problem = (
+                    f"a string holds a lone surrogate ({text[exc.start]!a}), which is not valid Unicode text"
+                )
+        if problem is not None:
+            errors.append(f"line {number}: {problem}")
+            continue
+        out.append(text + "\n")
+    return "".join(out), len(out), errors
+
+
+def hostile_countdown_lines() -> list[bytes]:
+    """Good lines in every spelling JSON allows, and every kind of malformed line."""
+    fields = {"numbers": [3, 4, 7], "target": 25}
+    rights = ["3 * 4 + 7 + 1", "7 * 3 + 4", "7 * 3 + 4 = 25", "Step 1: 7 * 3 = 21\nStep 2: 21 + 4 = 25"]
+    thinking = '<think>Let me try. 3 + 4 = 7, no. Perhaps <answer>7 + 4</answer>? "quoted" \\ back\tslash é 😀</think>'
+    rows: list[bytes] = []
+
+    def add(obj, **dumps) -> None:
+        rows.append(json.dumps(obj, **dumps).encode("utf-8"))
+
+    for i, answer in enumerate(rights * 3):
+        add({**fields, "response": f"{thinking}\nSo: <answer>{answer}</answer>"})  # ensure_ascii: \u escapes
+        add({**fields, "response": f"{thinking}\nSo: <answer>{answer}</answer>"}, ensure_ascii=False)
+        add({"response": f"<answer>{answer}</answer>", **fields}, separators=(",", ":"), ensure_ascii=False)
+        add(
+            {"id": i, **fields, "response": f"x\n<answer> {answer} </answer>", "score": 0.5},
+            ensure_ascii=False,
+        )
+    add({**fields, "response": "no tags at all"})
+    add({**fields, "response": thinking + " then nothing"})
+    add({**fields, "response": "<answer></answer>"})
+    add({**fields, "response": "<answer>1 + 2 or 3</answer>"})
+    add({**fields, "response": "<answer>a</answer>b</answer>"})
+    add({**fields, "response": None})
+    add({**fields, "response": ""})
+    add({**fields, "response": "<answer>7 * 3 + 4</answer>", "is_correct": "stale", "reason": 1})
+    add(
+        {
+            "question": 'Say <answer>7 * 3 + 4</answer>, "response": "<answer>1</answer>"',
+            **fields,
+            "response": "<answer>3 + 4</answer>",
+        }
+    )
+    add({"meta": {"response": "<answer>7 * 3 + 4</answer>"}, **fields, "response": "<answer>3</answer>"})
+    add({'x"response': "<answer>7 * 3 + 4</answer>", **fields, "response": "<answer>3</answer>"})
+    add({'x"response': "<answer>3</answer>", **fields, "response": "<answer>3</answer>"})
+    add({**fields, "note": "nul \x00 inside", "response": "<answer>7 * 3 + 4</answer>"})
+    # the first "response" is not the line's: the line's one spells the stand-in the fast path uses
+    add({"meta": {"response": "<answer>3</answer>"}, **fields, "response": "\x00response\x00"})
+    add({"target": {"response": "<answer>3</answer>"}, "numbers": [3, 4, 7], "response": "\x00response\x00"})
+    add(
+        {"meta": {"response": "<answer>3</answer>"}, **fields, "response": "\x00response\x00"},
+        ensure_ascii=False,
+    )
+    add({**fields, "response": "<answer>7 * 3 + 4</answer>", "require_all": True})
+    add({**fields, "response": "<answer>7 * 3 + 4</answer>", "require_all": 1})
+    add({**fields, "response": "<answer>3 + 4 + 7 + 11</answer>"})
+    add({**fields, "response": "<answer>" + "1 + " * 600 + "1</answer>"})  # a long answer
+    add({**fields, "response": "<answer>7 * 3 + 4</answer>" + "." * 1_000_100})  # > the window
+    add({**fields, "response": "x" * 300_000 + "<answer>7 * 3 + 4</answer>"})  # a huge line that scores
+    rows += [
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4<\\/answer>"}',  # \/ escape
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>", "response": "no"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "no", "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response" : "<answer>7 * 3 + 4</answer>" }',
+        b'  {"numbers":[3,4,7],"target":25,"response":\t"<answer>7 * 3 + 4</answer>"}  ',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>"}\r',  # CRLF
+        b'{"numbers": [3, 4, 7], "target": 25.0, "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": NaN, "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>"} trailing',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>",}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>"',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "bad \\x escape"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "raw\ttab"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "lone \\ud800 surrogate"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "note": "\\udfff", "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "pair \\ud83d\\ude00 <answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>\\u0037 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "\\u003canswer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>\\u0000"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>", "k": "\\u0000"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "'
+        + "é<answer>7 * 3 + 4</answer>".encode()
+        + b'"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>\xff"}',  # not UTF-8
+        b'{"numbers": [3, 4, 7], "target": 25, "response": "\xed\xa0\x80"}',  # an encoded surrogate
+        b"{not json",
+        b"[1, 2]",
+        b'"response"',
+        b'{"response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": ["3", 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [true, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": "25", "response": "<answer>7 * 3 + 4</answer>"}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": 42}',
+        b'{"numbers": [3, 4, 7], "target": 25, "response": ["<answer>1</answer>"]}',
+        b'{"numbers": [3, 4, 7], "target": 25}',
+        b"[" * 100_000,
+        b"",
+        b"   ",
+        b"\x0c",
+        "\u3000".encode(),
+        b"\t\r",
+        '{"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>"}\u2028'.encode(),
+    ]
+    return rows
+
+
+def score_both(task: Task, data: bytes, chunk: int) -> tuple[tuple, tuple]:
+    out = io.StringIO()
+    scored, errors = score_jsonl(task, io.BytesIO(data), out, chunk_bytes=chunk)
+    return (out.getvalue(), scored, errors), oracle(task, data)
+
+
+@pytest.mark.parametrize("chunk", [1 << 20, 7, 4096])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_chunked_scoring_matches_the_per_line_semantics(chunk, seed):
+    rows = hostile_countdown_lines()
+    random.Random(seed).shuffle(rows)
+    ends = [b"\n", b"\r\n"]
+    data = b"".join(r + ends[i % 7 == 3] for i, r in enumerate(rows))
+    got, want = score_both(get_task("countdown"), data, chunk)
+    assert got[1:] == want[1:]
+    assert got[0] == want[0]
+    assert want[1] > 40 and len(want[2]) > 25  # the file has both kinds, and the fast path took most
+
+
+def test_a_last_line_without_newline_and_a_gsm8k_file():
+    task = get_task("gsm8k")
+    lines = [
+        json.dumps({"answer": "1,234", "checker": "number", "response": "<answer>$1234</answer>"}),
+        json.dumps({"answer": 7, "response": "<answer>7</answer>"}),
+        json.dumps({"answer": 7, "checker": "nope", "response": "<answer>7</answer>"}),
+        json.dumps({"answer": 7, "checker": "choice", "response": "<answer>7</answer>"}),
+        json.dumps({"answer": [7], "response": "<answer>7</answer>"}),
+        json.dumps({"answer": "7", "labels": "A", "response": "<answer>7</answer>"}),
+        json.dumps({"answer": "7", "checker": "regex", "response": "<answer>7</answer>"}),
+        '{"answer": "7", "response": "<answer>8</answer>"',
+        json.dumps({"answer": "7", "response": "<answer>7.0</answer>"}),
+    ]
+    for data in ("\n".join(lines).encode(), ("\n".join(lines) + "\n").encode()):
+        for chunk in (1 << 20, 5):
+            got, want = score_both(task, data, chunk)
+            assert got == want
+    assert want[1] >= 4
+
+
+def test_repeated_problems_and_answers_are_scored_as_each_line_alone():
+    """The fast path caches per (other fields, answer): lines that share them still differ by line."""
+    task = get_task("countdown")
+    rng = random.Random(3)
+    problems = [
+        {"numbers": [rng.randint(1, 9) for _ in range(3)], "target": rng.randint(10, 30)} for _ in range(5)
+    ]
+    answers = ["1 + 2", "3 * 4 + 5", "9 + 9 + 9", "", "x", "7 * 3"]
+    data = b"".join(
+        json.dumps(
+            {**rng.choice(problems), "response": f"t{i}<answer>{rng.choice(answers)}</answer>"}
+        ).encode()
+        + b"\n"
+        for i in range(500)
+    )
+    got, want = score_both(task, data, 1000)
+    assert got == want
+
+
+class Parity(Task):
+    """A task that scores the whole response (its own ``score``): no verdict is shared by answer."""
+
+    name = "parity_test"
+    fields = ("x",)
+
+    def score(self, response, meta):
+        from tracekit.tasks import Check
+
+        return Check(len(response or "") % 2 == 0, "ok" if len(response or "") % 2 == 0 else "odd")
+
+
+def test_a_task_that_scores_the_whole_response_sees_each_response():
+    data = b"".join(
+        json.dumps({"x": 1, "response": "<answer>1</answer>" + "." * i}).encode() + b"\n" for i in range(20)
+    )
+    got, want = score_both(Parity(), data, 1 << 20)
+    assert got == want
+    assert {json.loads(line)["reason"] for line in got[0].splitlines()} == {"ok", "odd"}
+
+
+def test_scoring_a_file_imports_no_table_schemas():
+    """The score path (verify, the tasks, extraction) stays light: no pandera or pandas."""
+    import subprocess
+    import sys
+
+    code = (
+        "import io, sys; from tracekit.tasks import get_task; from tracekit.verify import score_jsonl; "
+        'score_jsonl(get_task(\'countdown\'), io.BytesIO(b\'{"numbers": [1], "target": 1, "response": ""}\'), '
+        "io.StringIO()); print(sorted({'pandera', 'pandas', 'pyarrow'} & set(sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+@pytest.mark.parametrize("chunk", [None, 4096, 100_000])
+def test_scoring_a_file_in_worker_processes_matches_the_per_line_semantics(tmp_path, monkeypatch, chunk):
+    import tracekit.verify as verify
+
+    rows = hostile_countdown_lines()
+    random.Random(2).shuffle(rows)
+    data = (
+        b"".join(r + (b"\r\n" if i % 5 == 1 else b"\n") for i, r in enumerate(rows)) + rows[0]
+    )  # no last \n
+    src = tmp_path / "in.jsonl"
+    src.write_bytes(data)
+    if chunk is None:  # chunk boundaries just after a newline, the first one and more
+        chunk = data.index(b"\n") + 1
+    monkeypatch.setattr(verify, "CHUNK_BYTES", chunk)
+    monkeypatch.setattr(verify, "_cpus", lambda: 3)
+    scored, errors = verify.score_file("countdown", src, tmp_path / "out.jsonl")
+    text, want_scored, want_errors = oracle(get_task("countdown"), data)
+    assert (scored, errors) == (want_scored, want_errors)
+    assert (tmp_path / "out.jsonl").read_bytes() == text.encode("utf-8")
+
+
+def test_caches_that_start_over_change_nothing(monkeypatch):
+    import tracekit.verify as verify
+
+    monkeypatch.setattr(verify, "_CACHE_LIMIT", 3)
+    rows = hostile_countdown_lines()
+    data = b"\n".join(rows * 2) + b"\n"
+    got, want = score_both(get_task("countdown"), data, 1 << 20)
+    assert got == want
