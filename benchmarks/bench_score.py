@@ -83,7 +83,7 @@ def _problems(task: str, n: int, rng: random.Random) -> list[tuple[dict, list[st
     return out
 
 
-def make_input(task: str, lines: int, path: Path, seed: int = 0) -> None:
+def make_input(task: str, lines: int, path: Path | str, seed: int = 0) -> None:
     """Write ``lines`` model-like jsonl lines for ``task`` to ``path`` (the texts need no JSON
     escapes but the newline, so the lines are spelt directly, as json.dumps would)."""
     rng = random.Random(seed)
@@ -189,7 +189,11 @@ def main() -> None:
     for task, n in runs:
         with tempfile.TemporaryDirectory(prefix="tk-bench-score-") as tmp:
             src, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
-            make_input(task, n, src)
+            # in a process of its own: a child's peak RSS starts at this process's (fork, then exec)
+            code = "import sys; from bench_score import make_input as m; m(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
+            subprocess.run(
+                [sys.executable, "-c", code, task, str(n), str(src)], check=True, cwd=Path(__file__).parent
+            )
             seconds, peak, code, stdout = measured(
                 [*tracekit_bin(), "score", str(src), "--task", task, "--out", str(out)]
             )
