@@ -197,6 +197,30 @@ def test_not_a_store(tmp_path):
         Store(tmp_path, create=True)
 
 
+@pytest.mark.parametrize("form", ["file://{abs}", "file:{abs}", "file://{rel}"])
+def test_a_file_url_is_the_local_folder_it_names(tmp_path, monkeypatch, tk, raw_frame, form):
+    """``file:`` URLs name a local folder as fsspec reads them (``file:///abs``, ``file:/abs``, and
+    ``file://rel`` relative to the working folder); nothing named ``file:`` is ever created."""
+    import os
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    folder = work / "st"
+    url = form.format(abs=folder, rel="st")
+    st = Store(url, create=True)
+    assert st.root.resolve() == folder and st.where("problems").resolve() == folder / "problems"
+    st.write("problems", problems(["p-1"]))
+    assert Store(folder).read("problems")["problem_id"].to_list() == ["p-1"]
+    raw_frame.write_parquet(tmp_path / "raw.parquet")
+    code, _, err = tk("import-skillfactory", tmp_path / "raw.parquet", "--store", url, "--quiet")
+    assert code == 0, err
+    code, out, err = tk("info", "--store", url)
+    assert code == 0 and "integrity: ok" in out, out + err
+    assert Store(folder).count("samples") == Store(url).count("samples") > 0
+    assert os.listdir(work) == ["st"] and not list(tmp_path.rglob("file:*"))
+
+
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.text(max_size=30), max_size=20), st.integers(0, 5))
 def test_hash_strings_of_a_series_equals_the_list_path(values, start):
