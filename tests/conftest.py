@@ -23,6 +23,10 @@ def _cuda_devices() -> int:
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` need CUDA: they run where torch sees a GPU (a lent GPU machine) and are skipped,
     with the reason, everywhere else, so `make test-all` and `.ci/run` can always run every test."""
+    for item in items:  # `slow_on_s3`: over ~20 s on S3, so in the fast tier on a local folder only
+        params = getattr(item, "callspec", None)
+        if item.get_closest_marker("slow_on_s3") and params and params.params.get("place") == "s3":
+            item.add_marker(pytest.mark.slow)
     gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
     if gpu_tests and not _cuda_devices():
         skip = pytest.mark.skip(reason="needs a CUDA GPU (torch sees none here)")

@@ -16,12 +16,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import polars as pl
-import pytest
-
-# For a test that takes over ~20 s on S3 (it runs in the fast tier on the local folder only):
-SLOW_ON_S3 = pytest.mark.parametrize(
-    "place", ["local", pytest.param("s3", marks=(pytest.mark.s3, pytest.mark.slow))], indirect=True
-)
 
 
 class Place:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from store_places import SLOW_ON_S3, copy_tree, raw_rows
+from store_places import copy_tree, raw_rows
 
 from tracekit.rearrange import RearrangeConfig, rearrange_store
 from tracekit.reference import import_skillfactory, synthetic_raw
@@ -90,7 +90,7 @@ def make_raw(tmp_path: Path, seed: int, questions: int = 16) -> Path:
 DATA = ("problems", "samples", "reflections")
 
 
-@SLOW_ON_S3
+@pytest.mark.slow_on_s3
 def test_six_concurrent_imports_of_different_files(tmp_path, store_root):
     raws = [make_raw(tmp_path, seed) for seed in range(6)]
     store = store_root
@@ -104,7 +104,7 @@ def test_six_concurrent_imports_of_different_files(tmp_path, store_root):
         assert sum(out.get(table, 0) for out in outs) == reference.count(table)
 
 
-@SLOW_ON_S3
+@pytest.mark.slow_on_s3
 def test_two_imports_of_the_same_file(tmp_path, store_root):
     raw = make_raw(tmp_path, 7, questions=60)
     store = store_root
