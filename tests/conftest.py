@@ -23,6 +23,10 @@ def _cuda_devices() -> int:
 def pytest_collection_modifyitems(config, items):
     """Tests marked ``gpu`` need CUDA: they run where torch sees a GPU (a lent GPU machine) and are skipped,
     with the reason, everywhere else, so `make test-all` and `.ci/run` can always run every test."""
+    for item in items:  # `slow_on_s3`: over ~20 s on S3, so in the fast tier on a local folder only
+        params = getattr(item, "callspec", None)
+        if item.get_closest_marker("slow_on_s3") and params and params.params.get("place") == "s3":
+            item.add_marker(pytest.mark.slow)
     gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
     if gpu_tests and not _cuda_devices():
         skip = pytest.mark.skip(reason="needs a CUDA GPU (torch sees none here)")
@@ -116,3 +120,37 @@ def s3_store_url(s3_server, request):
     bucket = s3_server.bucket("tk-" + secrets.token_hex(4))
     name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40]
     return f"s3://{bucket}/{name}/st"
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_server):
+    """One bucket on the session's S3 server for the ``place`` fixture (each test its own prefix)."""
+    import secrets
+
+    return s3_server.bucket("tk-places-" + secrets.token_hex(4))
+
+
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
+def place(request, tmp_path):
+    """Where a store test keeps its stores (see tests/store_places.py): a local folder, and a fresh
+    prefix of one bucket on the session's S3 server (moto). A test marked ``local_only("why")``
+    is skipped on S3 with that reason."""
+    import re
+    import secrets
+
+    from store_places import Place
+
+    if request.param == "local":
+        return Place("local", tmp_path / "stores")
+    marker = request.node.get_closest_marker("local_only")
+    if marker is not None:
+        pytest.skip("local only: " + marker.args[0])
+    bucket = request.getfixturevalue("s3_bucket")
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:48]
+    return Place("s3", f"s3://{bucket}/{name}-{secrets.token_hex(3)}")
+
+
+@pytest.fixture
+def store_root(place):
+    """A fresh store location (nothing there yet): a local folder or an ``s3://`` URL."""
+    return place.root("st")

@@ -260,12 +260,12 @@ run_pipeline(load_config(sys.argv[1]), sampler=Blocking(), progress=False, echo=
 """
 
 
-def test_kill_and_resume(tmp_path):
+def test_kill_and_resume(tmp_path, place):
     """SIGKILL the run inside its 6th backend call (chunks 0 and 1 done, chunk 2's samples written,
     its reflections in flight), then run again: no duplicates, no gaps, the same tables as a run
-    that was never interrupted."""
+    that was never interrupted. On a local folder and on S3."""
     data = {
-        "store": str(tmp_path / "st"),
+        "store": str(place.root("st")),
         "chunk_problems": 1,
         "tasks": [{"name": "multiplication", "n": 12}],
         "sampling": {"variants": ["plain"], "samples_per_variant": 2, "params": {"max_tokens": 32}},
@@ -282,7 +282,7 @@ def test_kill_and_resume(tmp_path):
     finally:
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-    st = Store(tmp_path / "st")
+    st = Store(place.root("st"))
     assert st.count("samples") == 6 and st.count("reflections") == 4 and st.count("runs") == 0
     cfg = load_config(path)
     summary = run_pipeline(cfg, sampler=ScriptedSampler(), progress=False, echo=lambda s: None)
@@ -290,12 +290,12 @@ def test_kill_and_resume(tmp_path):
     samples, reflections = st.read("samples"), st.read("reflections")
     assert samples.height == 24 and samples["sample_key"].n_unique() == 24
     assert reflections.height == 24 and reflections["sample_id"].n_unique() == 24
-    data["store"] = str(tmp_path / "fresh")
+    data["store"] = str(place.root("fresh"))
     path.write_text(json.dumps(data))
     run_pipeline(load_config(path), sampler=ScriptedSampler(), progress=False, echo=lambda s: None)
     for table in ("samples", "reflections", "traces"):
         got = st.read(table).drop("prompt", strict=False)
-        want = Store(tmp_path / "fresh").read(table).drop("prompt", strict=False)
+        want = Store(place.root("fresh")).read(table).drop("prompt", strict=False)
         assert got.sort(got.columns[0]).equals(want.sort(want.columns[0])), table
 
 

@@ -56,12 +56,10 @@ def test_schema_violation_names_table_column_rows(tmp_path):
     assert st.count("problems") == 0
 
 
-def test_interrupted_write_leaves_readable_store(tmp_path, monkeypatch):
-    import os
-
+def _crash_a_write(st, monkeypatch) -> None:
+    """A write that dies half-way through its part (as a killed process would): nothing committed."""
     import tracekit.store.transaction as tx_mod
 
-    st = Store(tmp_path / "st", create=True)
     st.write("problems", problems(["p-1"]))
 
     def crash(frame, path):  # write half a file, then die like a killed process would
@@ -74,12 +72,30 @@ def test_interrupted_write_leaves_readable_store(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         st.write("problems", problems(["p-2", "p-3"]))
     monkeypatch.undo()
-    assert Store(tmp_path / "st").read("problems")["problem_id"].to_list() == ["p-1"]
-    assert not list((tmp_path / "st" / "problems").glob(".tmp-*")), "the writer removes its own temporary"
-    # temporaries of a hard kill: ignored by readers; removed by a later commit only when provably dead
-    folder = tmp_path / "st" / "problems"
-    alive = _temporary_of_other_writer(tmp_path / "st", stay=True)  # another live process holds its lock
-    dead = _temporary_of_other_writer(tmp_path / "st", stay=False)  # its writer exited: its lock is free
+
+
+def test_interrupted_write_leaves_readable_store(store_root, monkeypatch):
+    from store_places import names
+
+    st = Store(store_root, create=True)
+    _crash_a_write(st, monkeypatch)
+    assert Store(store_root).read("problems")["problem_id"].to_list() == ["p-1"]
+    assert not [n for n in names(store_root, "problems") if n.startswith(".tmp-")], (
+        "the writer removes its own temporary"
+    )
+    assert Store(store_root).check() == []  # and uploads nothing (object storage)
+
+
+@pytest.mark.local_only("object storage has no temporaries, .writers/ locks or PIDs: orphans go by age")
+def test_temporaries_of_a_hard_kill_are_removed_only_when_provably_dead(store_root, monkeypatch):
+    """Temporaries of a hard kill: ignored by readers; removed by a later commit only when provably dead."""
+    import os
+
+    st = Store(store_root, create=True)
+    _crash_a_write(st, monkeypatch)
+    folder = st.root / "problems"
+    alive = _temporary_of_other_writer(st.root, stay=True)  # another live process holds its lock
+    dead = _temporary_of_other_writer(st.root, stay=False)  # its writer exited: its lock is free
     mine = st.fs._temporary(folder / "part-y.parquet")  # this process: alive
     pid_style = folder / f".tmp-part-x.parquet~{_dead_pid()}@{os.uname().nodename}~abcdef"  # old naming: kept
     old_style = folder / ".tmp-part-000002.parquet.999"  # format-1 name: its writer cannot be known
@@ -135,14 +151,14 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_interrupted_write_in_subprocess_sigkill(tmp_path):
+def test_interrupted_write_in_subprocess_sigkill(store_root):
     import os
     import signal
     import subprocess
     import sys
     import textwrap
 
-    root = tmp_path / "st"
+    root = store_root
     st = Store(root, create=True)
     st.write("problems", problems(["p-0"]))
     script = textwrap.dedent(f"""
@@ -169,24 +185,26 @@ def test_interrupted_write_in_subprocess_sigkill(tmp_path):
     assert after.read("problems", columns=["problem_id"]).height == n
 
 
-def test_corrupt_truncated_foreign_files(tmp_path):
-    st = Store(tmp_path / "st", create=True)
+def test_corrupt_truncated_foreign_files(store_root):
+    from store_places import name, part_path, read_bytes, write_bytes, write_parquet
+
+    st = Store(store_root, create=True)
     st.write("problems", problems(["p-1"]))
-    part = st.parts("problems")[0]
-    data = part.read_bytes()
-    part.write_bytes(data[: len(data) - 20])
+    part = part_path(st, "problems", 0)
+    data = read_bytes(st.root, part)
+    write_bytes(st.root, part, data[: len(data) - 20])
     with pytest.raises(
-        StoreError, match=f"{part.name} of table 'problems' has .* bytes, the commit log says"
+        StoreError, match=f"{name(part)} of table 'problems' has .* bytes, the commit log says"
     ):
         st.read("problems")
-    part.write_bytes(data[:-20] + b"x" * 20)  # same size, broken footer
-    with pytest.raises(StoreError, match=f"{part.name}.*corrupt or truncated"):
+    write_bytes(st.root, part, data[:-20] + b"x" * 20)  # same size, broken footer
+    with pytest.raises(StoreError, match=f"{name(part)}.*corrupt or truncated"):
         Store(st.root).read("problems")
-    part.write_bytes(data)
-    pl.DataFrame({"a": [1]}).write_parquet(st.table_dir("problems") / "part-000002.parquet")
-    (st.table_dir("problems") / "notes.txt").write_text("hi")
+    write_bytes(st.root, part, data)
+    write_parquet(st.root, "problems/part-000002.parquet", pl.DataFrame({"a": [1]}))
+    write_bytes(st.root, "problems/notes.txt", b"hi")
     assert st.read("problems")["problem_id"].to_list() == ["p-1"]  # files no commit names are not read
-    assert sorted(p.path.name for p in st.check()) == ["notes.txt", "part-000002.parquet"]
+    assert sorted(name(p.path) for p in st.check()) == ["notes.txt", "part-000002.parquet"]
 
 
 def test_not_a_store(tmp_path):
@@ -195,6 +213,30 @@ def test_not_a_store(tmp_path):
     (tmp_path / "x").write_text("1")
     with pytest.raises(StoreError, match="not empty"):
         Store(tmp_path, create=True)
+
+
+@pytest.mark.parametrize("form", ["file://{abs}", "file:{abs}", "file://{rel}"])
+def test_a_file_url_is_the_local_folder_it_names(tmp_path, monkeypatch, tk, raw_frame, form):
+    """``file:`` URLs name a local folder as fsspec reads them (``file:///abs``, ``file:/abs``, and
+    ``file://rel`` relative to the working folder); nothing named ``file:`` is ever created."""
+    import os
+
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    folder = work / "st"
+    url = form.format(abs=folder, rel="st")
+    st = Store(url, create=True)
+    assert st.root.resolve() == folder and st.where("problems").resolve() == folder / "problems"
+    st.write("problems", problems(["p-1"]))
+    assert Store(folder).read("problems")["problem_id"].to_list() == ["p-1"]
+    raw_frame.write_parquet(tmp_path / "raw.parquet")
+    code, _, err = tk("import-skillfactory", tmp_path / "raw.parquet", "--store", url, "--quiet")
+    assert code == 0, err
+    code, out, err = tk("info", "--store", url)
+    assert code == 0 and "integrity: ok" in out, out + err
+    assert Store(folder).count("samples") == Store(url).count("samples") > 0
+    assert os.listdir(work) == ["st"] and not list(tmp_path.rglob("file:*"))
 
 
 @settings(max_examples=50, deadline=None)

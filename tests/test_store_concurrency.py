@@ -1,4 +1,5 @@
-"""Several writers on one store: real processes started together, and threads.
+"""Several writers on one store: real processes started together, and threads, on a local folder
+and on S3 (the ``place`` fixture: a local S3 server).
 
 Each process waits for a start file, so they all write at the same time; their imports and
 rearrangements are cut into many small parts, so their commits interleave. Every test
@@ -9,7 +10,6 @@ and the store stays readable.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -18,6 +18,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from store_places import copy_tree, raw_rows
 
 from tracekit.rearrange import RearrangeConfig, rearrange_store
 from tracekit.reference import import_skillfactory, synthetic_raw
@@ -46,7 +47,7 @@ print(json.dumps(out), flush=True)
 """
 
 
-def run_together(jobs: list[tuple[str, Path, str]], tmp_path: Path) -> list[dict]:
+def run_together(jobs: list[tuple[str, Path | str, str]], tmp_path: Path) -> list[dict]:
     """Start one process per ``(job, store, arg)``, release them at once, return their outputs."""
     go = tmp_path / f"go-{time.monotonic_ns()}"
     procs = [
@@ -69,12 +70,6 @@ def run_together(jobs: list[tuple[str, Path, str]], tmp_path: Path) -> list[dict
     return outs
 
 
-def raw_rows(store: Store, table: str) -> int:
-    """Rows on disk in the committed parts (readers would hide repeated ids; this does not)."""
-    parts = store.parts(table)
-    return pl.scan_parquet(parts).select(pl.len()).collect().item() if parts else 0
-
-
 def assert_same_tables(store: Store, reference: Store, tables) -> None:
     for table in tables:
         ids = sorted(store.ids(table).to_list())
@@ -95,9 +90,10 @@ def make_raw(tmp_path: Path, seed: int, questions: int = 16) -> Path:
 DATA = ("problems", "samples", "reflections")
 
 
-def test_six_concurrent_imports_of_different_files(tmp_path):
+@pytest.mark.slow_on_s3
+def test_six_concurrent_imports_of_different_files(tmp_path, store_root):
     raws = [make_raw(tmp_path, seed) for seed in range(6)]
-    store = tmp_path / "st"
+    store = store_root
     Store(store, create=True)
     outs = run_together([("import", store, str(raw)) for raw in raws], tmp_path)
     reference = Store(tmp_path / "one", create=True)
@@ -108,9 +104,10 @@ def test_six_concurrent_imports_of_different_files(tmp_path):
         assert sum(out.get(table, 0) for out in outs) == reference.count(table)
 
 
-def test_two_imports_of_the_same_file(tmp_path):
+@pytest.mark.slow_on_s3
+def test_two_imports_of_the_same_file(tmp_path, store_root):
     raw = make_raw(tmp_path, 7, questions=60)
-    store = tmp_path / "st"
+    store = store_root
     Store(store, create=True)
     outs = run_together([("import", store, str(raw)), ("import", store, str(raw))], tmp_path)
     reference = Store(tmp_path / "one", create=True)
@@ -124,7 +121,7 @@ def test_two_imports_of_the_same_file(tmp_path):
 
 
 @pytest.mark.parametrize("jobs", [("append", "append"), ("replace", "replace"), ("append", "replace")])
-def test_two_concurrent_rearranges(tmp_path, jobs):
+def test_two_concurrent_rearranges(tmp_path, store_root, jobs):
     import tracekit.reference.raw as ref_raw
 
     raw = make_raw(tmp_path, 11, questions=24)
@@ -135,19 +132,19 @@ def test_two_concurrent_rearranges(tmp_path, jobs):
         import_skillfactory(raw, one)
     finally:
         ref_raw.BATCH_ROWS = old_rows
-    shutil.copytree(one.root, tmp_path / "st")
+    copy_tree(one.root, store_root)
     cfg = RearrangeConfig(formats=("*C_full", "*CC"), n_max=3)
     rearrange_store(one, cfg, target_bytes=15_000)
     assert one.count("traces") > 0
-    run_together([(job, tmp_path / "st", "") for job in jobs], tmp_path)
-    assert_same_tables(Store(tmp_path / "st"), one, ("traces",))
+    run_together([(job, store_root, "") for job in jobs], tmp_path)
+    assert_same_tables(Store(store_root), one, ("traces",))
 
 
 @pytest.mark.parametrize("shared", [True, False])
-def test_threads_writing_overlapping_rows(tmp_path, shared):
+def test_threads_writing_overlapping_rows(store_root, shared):
     from test_store import problems
 
-    root = tmp_path / "st"
+    root = store_root
     first = Store(root, create=True)
     n_threads, per_thread, step = 6, 12, 40
     errors = []
@@ -184,7 +181,7 @@ def test_threads_writing_overlapping_rows(tmp_path, shared):
 
 
 @pytest.mark.parametrize("collide", [False, True])
-def test_writer_checks_ids_at_commit_time(tmp_path, monkeypatch, collide):
+def test_writer_checks_ids_at_commit_time(store_root, monkeypatch, collide):
     """Rows another writer committed after this one read the table are dropped at commit (ids
     are compared by hash first: with every hash equal, the strings alone decide)."""
     import numpy as np
@@ -194,8 +191,8 @@ def test_writer_checks_ids_at_commit_time(tmp_path, monkeypatch, collide):
         monkeypatch.setattr(
             pl.Series, "hash", lambda self, seed=0: pl.Series(np.zeros(self.len(), np.uint64))
         )
-    a = Store(tmp_path / "st", create=True)
-    b = Store(tmp_path / "st")
+    a = Store(store_root, create=True)
+    b = Store(store_root)
     assert a.ids("problems").len() == 0 and b.ids("problems").len() == 0  # both read an empty table
     with a.transaction("problems") as tx:
         assert tx.write("problems", problems(["p-1", "p-2", "p-3"])) == 3  # staged, not yet committed
@@ -206,7 +203,7 @@ def test_writer_checks_ids_at_commit_time(tmp_path, monkeypatch, collide):
 
 
 @pytest.mark.parametrize("collide", [False, True])
-def test_a_transaction_stages_each_id_once(tmp_path, monkeypatch, collide):
+def test_a_transaction_stages_each_id_once(store_root, monkeypatch, collide):
     """Ids a transaction staged already are dropped from its later writes; the 64-bit hashes
     only pick candidates, so even if every hash collided no new row would be dropped."""
     import numpy as np
@@ -216,7 +213,7 @@ def test_a_transaction_stages_each_id_once(tmp_path, monkeypatch, collide):
 
     if collide:  # every staged hash "matches": the exact string check alone decides
         monkeypatch.setattr(HashSet, "contains", lambda self, values: np.ones(len(values), dtype=bool))
-    store = Store(tmp_path / "st", create=True)
+    store = Store(store_root, create=True)
     with store.transaction("problems") as tx:
         staged = [
             tx.write("problems", problems(["p-1", "p-2"])),
@@ -229,13 +226,13 @@ def test_a_transaction_stages_each_id_once(tmp_path, monkeypatch, collide):
     assert raw_rows(store, "problems") == 5
 
 
-def test_a_hash_collision_with_another_writer_drops_nothing(tmp_path, monkeypatch):
+def test_a_hash_collision_with_another_writer_drops_nothing(store_root, monkeypatch):
     import numpy as np
     from test_store import problems
 
     monkeypatch.setattr(pl.Series, "hash", lambda self, seed=0: pl.Series(np.zeros(self.len(), np.uint64)))
-    a = Store(tmp_path / "st", create=True)
-    b = Store(tmp_path / "st")
+    a = Store(store_root, create=True)
+    b = Store(store_root)
     with a.transaction("problems") as tx:
         assert tx.write("problems", problems(["p-1", "p-2"])) == 2
         assert b.write("problems", problems(["p-3"])) == 1  # every hash "matches", no id does

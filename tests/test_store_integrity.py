@@ -1,13 +1,25 @@
 """The store knows its own parts: missing, changed, copied-in and unknown files are reported with
-their paths and never read; dotfiles are ignored; format-1 stores are read and migrated."""
+their paths and never read; dotfiles are ignored; format-1 stores are read and migrated. Each
+test runs on a local folder and on S3 (the ``place`` fixture: a local S3 server)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import polars as pl
 import pytest
+from store_places import (
+    copy_file,
+    delete,
+    exists,
+    make_folder,
+    name,
+    names,
+    part_path,
+    read_bytes,
+    write_bytes,
+    write_parquet,
+)
 from test_store import problems
 from typer.testing import CliRunner
 
@@ -16,16 +28,17 @@ from tracekit.store import Store
 
 
 @pytest.fixture
-def st(tmp_path):
-    store = Store(tmp_path / "st", create=True)
+def st(store_root):
+    store = Store(store_root, create=True)
     store.write("problems", problems(["p-1", "p-2"]))
     store.write("problems", problems(["p-3"]))
     return store
 
 
 def test_deleted_part_is_reported_and_never_silently_skipped(st):
-    gone = st.parts("problems")[0]
-    gone.unlink()
+    path = part_path(st, "problems", 0)
+    gone = st.where(path)
+    delete(st.root, path)
     assert [(p.path, p.problem.split(":")[0]) for p in st.check()] == [(gone, "missing")]
     with pytest.raises(StoreError, match=f"part {gone} of table 'problems' is missing"):
         Store(st.root).read("problems")
@@ -37,22 +50,21 @@ def test_deleted_part_is_reported_and_never_silently_skipped(st):
 
 
 def test_copied_in_part_is_not_counted_and_is_reported(st):
-    part = st.parts("problems")[0]
-    for name in ("part-copy.parquet", "part-000009.parquet", "backup.parquet"):
-        shutil.copy(part, part.with_name(name))
+    part = part_path(st, "problems", 0)
+    for copy in ("part-copy.parquet", "part-000009.parquet", "backup.parquet"):
+        copy_file(st.root, part, st.root, f"problems/{copy}")
     fresh = Store(st.root)
     assert fresh.count("problems") == 3 and fresh.read("problems").height == 3
-    found = {p.path.name: p.problem for p in fresh.check()}
+    found = {name(p.path): p.problem for p in fresh.check()}
     assert set(found) == {"part-copy.parquet", "part-000009.parquet", "backup.parquet"}
-    assert all(f"a copy of part {part.name}" in problem for problem in found.values())
+    assert all(f"a copy of part {name(part)}" in problem for problem in found.values())
 
 
 def test_unknown_and_orphan_files_are_reported(st):
-    folder = st.table_dir("problems")
-    pl.DataFrame({"a": [1]}).write_parquet(folder / "part-6b0000000000000000ff.parquet")
-    (folder / "notes.txt").write_text("mine")
-    (st.root / "scratch").mkdir()
-    found = {p.path.name: p.problem for p in st.check()}
+    write_parquet(st.root, "problems/part-6b0000000000000000ff.parquet", pl.DataFrame({"a": [1]}))
+    write_bytes(st.root, "problems/notes.txt", b"mine")
+    make_folder(st.root, "scratch")
+    found = {name(p.path): p.problem for p in st.check()}
     assert found == {
         "part-6b0000000000000000ff.parquet": "a part no commit names (an interrupted commit, or copied in): not read",
         "notes.txt": "not a part of the table (not read)",
@@ -62,11 +74,11 @@ def test_unknown_and_orphan_files_are_reported(st):
 
 
 def test_dotfiles_are_ignored(st):
-    for folder in (st.root, st.table_dir("problems"), st.root / "_log"):
-        if not folder.exists():
+    for folder in ("", "problems", "_log"):
+        if not names(st.root, folder):
             continue
-        (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
-        (folder / ".part.swp").write_bytes(b"b0VIM")
+        write_bytes(st.root, f"{folder}/.DS_Store".lstrip("/"), b"\x00\x00\x00\x01Bud1")
+        write_bytes(st.root, f"{folder}/.part.swp".lstrip("/"), b"b0VIM")
     assert Store(st.root).read("problems").height == 3
     assert Store(st.root).check() == []
     st.write("problems", problems(["p-4"]))
@@ -74,35 +86,34 @@ def test_dotfiles_are_ignored(st):
 
 
 def test_changed_part_is_reported(st):
-    part = st.parts("problems")[1]
-    data = bytearray(part.read_bytes())
+    path = part_path(st, "problems", 1)
+    part = st.where(path)
+    data = bytearray(read_bytes(st.root, path))
     data[10] ^= 0xFF  # same size, other bytes
-    part.write_bytes(bytes(data))
+    write_bytes(st.root, path, bytes(data))
     assert Store(st.root).check() == []  # sizes only by default
     [problem] = Store(st.root).check(checksums=True)
     assert problem.path == part and "checksum" in problem.problem
-    part.write_bytes(bytes(data) + b"extra")
+    write_bytes(st.root, path, bytes(data) + b"extra")
     [problem] = Store(st.root).check()
     assert problem.path == part and problem.problem.startswith("changed:")
 
 
 def test_damaged_log_is_reported(st):
-    first = st.root / "_log" / "0000000001.json"
-    first.unlink()
-    assert [p.path for p in Store(st.root).check()] == [first]
+    delete(st.root, "_log/0000000001.json")
+    assert [p.path for p in Store(st.root).check()] == [st.where("_log/0000000001.json")]
     with pytest.raises(StoreError, match=r"commit\(s\) \[1\] are missing"):
         Store(st.root).read("problems")
 
 
-def test_checkpoints_shortcut_the_log(tmp_path):
+def test_checkpoints_shortcut_the_log(store_root):
     import tracekit.store.log as log
 
-    store = Store(tmp_path / "st", create=True)
+    store = Store(store_root, create=True)
     for i in range(log.CHECKPOINT_EVERY + 3):
         store.write("problems", problems([f"p-{i}"]))
-    checkpoint = store.root / "_log" / f"{log.CHECKPOINT_EVERY:010d}.checkpoint.json"
-    assert checkpoint.exists()
-    fresh = Store(tmp_path / "st")
+    assert exists(store_root, f"_log/{log.CHECKPOINT_EVERY:010d}.checkpoint.json")
+    fresh = Store(store_root)
     assert fresh.snapshot("problems") == store.snapshot("problems")
     assert fresh.count("problems") == log.CHECKPOINT_EVERY + 3
 
@@ -113,28 +124,26 @@ def test_reads_drop_nothing_when_every_part_was_checked(st):
 
 
 def make_format1_store(root, tables: dict[str, list[pl.DataFrame]]) -> None:
-    """A store as tracekit wrote it before the commit log (format 1)."""
-    root.mkdir()
-    (root / "tracekit-store.json").write_text(json.dumps({"format": 1}))
+    """A store as tracekit wrote it before the commit log (format 1), at ``root`` (a new folder or URL)."""
+    write_bytes(root, "tracekit-store.json", json.dumps({"format": 1}).encode())
     for table, frames in tables.items():
-        (root / table).mkdir()
         for i, frame in enumerate(frames, 1):
-            frame.write_parquet(root / table / f"part-{i:06d}.parquet", row_group_size=16)
+            write_parquet(root, f"{table}/part-{i:06d}.parquet", frame, row_group_size=16)
 
 
-def test_format1_store_is_read_as_it_is_then_migrated_by_the_first_write(tmp_path):
-    root = tmp_path / "old"
+def test_format1_store_is_read_as_it_is_then_migrated_by_the_first_write(place):
+    root = place.root("old")
     # part 2 repeats p-2 (as concurrent writers of format 1 could leave it); part 3 is a copy of part 1
     make_format1_store(root, {"problems": [problems(["p-1", "p-2"]), problems(["p-2", "p-3"])]})
-    shutil.copy(root / "problems" / "part-000001.parquet", root / "problems" / "part-000003.parquet")
-    (root / "problems" / ".DS_Store").write_bytes(b"x")
+    copy_file(root, "problems/part-000001.parquet", root, "problems/part-000003.parquet")
+    write_bytes(root, "problems/.DS_Store", b"x")
     st = Store(root)
     assert st.format == 1
     assert sorted(st.ids("problems").to_list()) == ["p-1", "p-2", "p-3"]
     assert st.count("problems") == 3 and st.read("problems").height == 3
     assert st.write("problems", problems(["p-3", "p-4"])) == 1  # migrates, then appends
-    assert json.loads((root / "tracekit-store.json").read_text())["format"] == 3
-    adopt = json.loads((root / "_log" / "0000000001.json").read_text())
+    assert json.loads(read_bytes(root, "tracekit-store.json"))["format"] == 3
+    adopt = json.loads(read_bytes(root, "_log/0000000001.json"))
     assert adopt["op"] == "adopt"
     assert [(p["name"], p["checked"]) for p in adopt["tables"]["problems"]["add"]] == [
         ("part-000001.parquet", True),
@@ -143,13 +152,13 @@ def test_format1_store_is_read_as_it_is_then_migrated_by_the_first_write(tmp_pat
     fresh = Store(root)
     assert fresh.format == 3
     assert fresh.read("problems")["problem_id"].to_list() == ["p-1", "p-2", "p-3", "p-4"]
-    assert [(p.path.name, p.problem) for p in fresh.check()] == [
+    assert [(name(p.path), p.problem) for p in fresh.check()] == [
         ("part-000003.parquet", "a copy of part part-000001.parquet, not in the commit log (not read)")
     ]
 
 
 @pytest.mark.parametrize("scattered", [False, True])
-def test_rearrangement_of_a_store_with_repeated_rows(tmp_path, filled_store, scattered, monkeypatch):
+def test_rearrangement_of_a_store_with_repeated_rows(place, filled_store, scattered, monkeypatch):
     """Repeated samples (what two concurrent imports of format 1 left) are dropped on read, bucket by bucket."""
     import tracekit.store.buckets as buckets
     from tracekit.rearrange import RearrangeConfig, rearrange_store
@@ -165,7 +174,7 @@ def test_rearrangement_of_a_store_with_repeated_rows(tmp_path, filled_store, sca
     real = buckets._hash_buckets
     monkeypatch.setattr(buckets, "_hash_buckets", lambda *a: hashed.append(1) or real(*a))
     for target_bytes in (10**9, 20_000 if scattered else 40_000):  # read whole, and bucket by bucket
-        root = tmp_path / f"old-{target_bytes}"
+        root = place.root(f"old-{target_bytes}")
         make_format1_store(root, tables)
         st = Store(root)
         assert st.count("samples") == samples.height
@@ -178,11 +187,12 @@ def test_rearrangement_of_a_store_with_repeated_rows(tmp_path, filled_store, sca
 def test_info_lists_problems(st):
     from tracekit.cli import app
 
-    gone = st.parts("problems")[0]
+    path = part_path(st, "problems", 0)
+    gone = st.where(path)
     runner = CliRunner()
     result = runner.invoke(app, ["info", "--store", str(st.root)])
     assert result.exit_code == 0 and "integrity: ok" in result.output
-    gone.unlink()
+    delete(st.root, path)
     result = runner.invoke(app, ["info", "--store", str(st.root)])
     assert result.exit_code == 0, result.output
     assert "integrity: 1 problem(s)" in result.output and f"{gone}: missing" in result.output

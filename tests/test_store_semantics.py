@@ -7,6 +7,9 @@
 * rows no finished command named (a first command killed half-way) are not current;
 * copied-in parts and foreign log records never make a row appear twice;
 * a live writer's temporaries survive another writer's clean-up, whatever PID namespace it is in.
+
+The store-level tests run on a local folder and on S3 (the ``place`` fixture: a local S3 server);
+the stores they start from are built once, locally, and copied there.
 """
 
 from __future__ import annotations
@@ -21,6 +24,16 @@ import time
 
 import polars as pl
 import pytest
+from store_places import (
+    copy_file,
+    copy_tree,
+    delete,
+    delete_tree,
+    make_folder,
+    names,
+    read_bytes,
+    write_bytes,
+)
 
 from tracekit.rearrange import RearrangeConfig, rearrange_store
 from tracekit.store import Store
@@ -58,9 +71,10 @@ def stored(root) -> frozenset[str]:
     return frozenset(Store(root).scan("traces").select("trace_id").collect()["trace_id"].to_list())
 
 
-def copy(base, tmp_path):
-    root = tmp_path / "st"
-    shutil.copytree(base[0], root)
+def copy(base, place):
+    """A copy of the base store at ``place`` (a local folder or an S3 prefix)."""
+    root = place.root("st")
+    copy_tree(base[0], root)
     return root
 
 
@@ -92,20 +106,21 @@ def spawn(root, mode: str, rounds: int) -> subprocess.Popen:
     )
 
 
-def test_replace_that_builds_nothing_changes_nothing(base, tmp_path, tk):
+def test_replace_that_builds_nothing_changes_nothing(base, place, tk):
     """Item 2: the refusal comes before anything is committed."""
-    root = copy(base, tmp_path)
-    before, log = current(root), sorted(os.listdir(root / "_log"))
+    root = copy(base, place)
+    before, log = current(root), names(root, "_log")
     code, out, err = tk("rearrange", "--store", str(root), "--replace", "--min-samples", "1000", "--quiet")
     assert code == 2 and "built no traces" in err and "left as they were" in err
     assert current(root) == before and stored(root) == before
-    assert sorted(os.listdir(root / "_log")) == log  # not one commit
-    assert not [p for p in (root / "traces").iterdir() if p.name.startswith(".tmp-")]
+    assert names(root, "_log") == log  # not one commit
+    assert not [n for n in names(root, "traces") if n.startswith(".tmp-")]
 
 
-def test_a_reader_sees_the_old_traces_or_the_new_never_a_mix(base, tmp_path):
+@pytest.mark.slow_on_s3
+def test_a_reader_sees_the_old_traces_or_the_new_never_a_mix(base, place):
     """Item 3: replacements in another process; every read is one whole set."""
-    root = copy(base, tmp_path)
+    root = copy(base, place)
     _, old, new = base
     child = spawn(root, "replace", 6)
     seen = []
@@ -118,9 +133,10 @@ def test_a_reader_sees_the_old_traces_or_the_new_never_a_mix(base, tmp_path):
     assert len(seen) > 3 and set(seen) <= {old, new}
 
 
-def test_a_killed_command_changes_no_view(base, tmp_path):
+@pytest.mark.slow_on_s3
+def test_a_killed_command_changes_no_view(base, place):
     """Item 3: SIGKILL a replacement at several moments: the view is the old set or the new one."""
-    root = copy(base, tmp_path)
+    root = copy(base, place)
     _, old, new = base
     for delay in (0.3, 0.8, 1.5, 2.5, 4.0):
         child = spawn(root, "replace", 1)
@@ -134,10 +150,11 @@ def test_a_killed_command_changes_no_view(base, tmp_path):
         assert all("no commit names" in p.problem for p in problems), problems
 
 
-def test_plain_rearrange_racing_a_replace_never_names_missing_traces(base, tmp_path):
+@pytest.mark.slow_on_s3
+def test_plain_rearrange_racing_a_replace_never_names_missing_traces(base, place):
     """Item 3: the rule for two racing rearrangements. The one that commits last defines the view;
     one whose rows a concurrent --replace removed refuses (nothing recorded) and says to rerun."""
-    root = copy(base, tmp_path)
+    root = copy(base, place)
     _, old, new = base
     replacer, plain = spawn(root, "replace", 5), spawn(root, "plain", 8)
     while replacer.poll() is None or plain.poll() is None:
@@ -151,13 +168,14 @@ def test_plain_rearrange_racing_a_replace_never_names_missing_traces(base, tmp_p
     assert final in (old, new) and final <= stored(root)
 
 
-def test_a_first_command_killed_half_way_publishes_nothing(tmp_path, tk):
+@pytest.mark.slow_on_s3
+def test_a_first_command_killed_half_way_publishes_nothing(tmp_path, store_root, tk):
     """Item 4: a run killed after some of its chunks were committed: none of its rows is current,
     `info` says so, an export finds nothing; the rerun reuses them."""
     import yaml
 
     cfg = tmp_path / "run.yaml"
-    store = tmp_path / "st"
+    store = store_root
     config = {
         "store": str(store),
         "seed": 0,
@@ -186,9 +204,7 @@ def test_a_first_command_killed_half_way_publishes_nothing(tmp_path, tk):
     )
     deadline = time.time() + 120
     while time.time() < deadline and proc.poll() is None:
-        if (store / "_log").is_dir() and len(
-            [n for n in os.listdir(store / "_log") if n.endswith(".json")]
-        ) >= 6:
+        if len([n for n in names(store, "_log") if n.endswith(".json")]) >= 6:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
@@ -210,30 +226,30 @@ def test_a_first_command_killed_half_way_publishes_nothing(tmp_path, tk):
     assert "in no view" not in out
 
 
-def test_copied_in_table_folder_is_never_read_twice(base, tmp_path, tk):
+def test_copied_in_table_folder_is_never_read_twice(base, tmp_path, place, tk):
     """Item 5: a table folder copied over from another store (with its parts and old logs)."""
-    root = copy(base, tmp_path)
+    root = copy(base, place)
     other = tmp_path / "other"
     shutil.copytree(base[0], other)
     rearrange_store(Store(other), NEW, replace=True, target_bytes=15_000)
     before = view(Store(root), "samples").collect().height
-    shutil.copytree(other / "traces", root / "traces", dirs_exist_ok=True)
-    shutil.copytree(other / "samples", root / "samples", dirs_exist_ok=True)
+    copy_tree(other, root, "traces")
+    copy_tree(other, root, "samples")
     st = Store(root)
     assert view(st, "samples").collect().height == before
     assert st.scan("samples").select("sample_id").collect()["sample_id"].is_unique().all()
     assert st.check() and all("not read" in p.problem for p in st.check())
 
 
-def test_foreign_log_records_make_readers_drop_repeats(base, tmp_path, tk):
+def test_foreign_log_records_make_readers_drop_repeats(base, tmp_path, place, tk):
     """Item 5: log records pasted in from another store (ids may then repeat): readers drop the
     repeats and `info` warns."""
-    root = copy(base, tmp_path)
+    root = copy(base, place)
     st = Store(root)
     n = st.snapshot().commit
     # another store's record that adds an existing part again under a second entry
     other = tmp_path / "other"
-    shutil.copytree(root, other)
+    shutil.copytree(base[0], other)  # the same store as root
     part = Store(other).snapshot("samples").parts[0]
     shutil.copy(other / "samples" / part.name, other / "samples" / ("part-ffffffff" + part.name[13:]))
     record = {
@@ -247,8 +263,9 @@ def test_foreign_log_records_make_readers_drop_repeats(base, tmp_path, tk):
             "samples": {"add": [{**_entry(part), "name": "part-ffffffff" + part.name[13:]}], "remove": []}
         },
     }
-    shutil.copy(other / "samples" / ("part-ffffffff" + part.name[13:]), root / "samples")
-    (root / "_log" / f"{n + 1:010d}.json").write_text(json.dumps(record))
+    pasted = f"samples/part-ffffffff{part.name[13:]}"
+    copy_file(other, pasted, root, pasted)
+    write_bytes(root, f"_log/{n + 1:010d}.json", json.dumps(record).encode())
     st = Store(root)
     ids = st.scan("samples").select("sample_id").collect()["sample_id"]
     assert ids.is_unique().all() and ids.len() == st.count("samples")
@@ -302,12 +319,13 @@ time.sleep(600)
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="needs root and unshare")
-def test_a_live_writer_in_another_pid_namespace_keeps_its_temporaries(tmp_path):
+@pytest.mark.local_only("object storage has no temporaries and no flock: orphans are collected by age")
+def test_a_live_writer_in_another_pid_namespace_keeps_its_temporaries(store_root):
     """Item 6: a writer in its own PID namespace (as in a container on the same host): its PID
     means nothing here, its lock does. Alive: kept; killed: removed by the next commit."""
     from test_store import problems
 
-    st = Store(tmp_path / "st", create=True)
+    st = Store(store_root, create=True)
     st.write("problems", problems(["p-1"]))
     proc = subprocess.Popen(
         ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", WRITER, str(st.root)],
@@ -331,30 +349,30 @@ def test_a_live_writer_in_another_pid_namespace_keeps_its_temporaries(tmp_path):
 
 
 DAMAGE = {
-    "record of another shape": lambda r: (r / "_log" / "0000000002.json").write_text('{"commit": 2}'),
-    "record that is a list": lambda r: (r / "_log" / "0000000002.json").write_text("[]"),
+    "record of another shape": lambda r: write_bytes(r, "_log/0000000002.json", b'{"commit": 2}'),
+    "record that is a list": lambda r: write_bytes(r, "_log/0000000002.json", b"[]"),
     "entry without rows": lambda r: _edit_entry(r, lambda e: e.pop("rows")),
     "rows not an integer": lambda r: _edit_entry(r, lambda e: e.update(rows="12")),
     "marker that is a folder": lambda r: (
-        (r / "tracekit-store.json").unlink(),
-        (r / "tracekit-store.json").mkdir(),
+        delete(r, "tracekit-store.json"),
+        make_folder(r, "tracekit-store.json"),
     ),
-    "log that is a file": lambda r: (shutil.rmtree(r / "_log"), (r / "_log").write_text("x")),
+    "log that is a file": lambda r: (delete_tree(r, "_log"), write_bytes(r, "_log", b"x")),
 }
 
 
 def _edit_entry(root, change) -> None:
-    path = root / "_log" / "0000000002.json"
-    record = json.loads(path.read_text())
+    path = "_log/0000000002.json"
+    record = json.loads(read_bytes(root, path))
     entry = next(c["add"][0] for c in record["tables"].values() if c["add"])
     change(entry)
-    path.write_text(json.dumps(record))
+    write_bytes(root, path, json.dumps(record).encode())
 
 
 @pytest.mark.parametrize("damage", sorted(DAMAGE))
-def test_a_damaged_store_is_one_error_line_naming_the_file(base, tmp_path, tk, damage):
+def test_a_damaged_store_is_one_error_line_naming_the_file(base, tmp_path, place, tk, damage):
     """Every command reports the damaged file in one line; `info` reports it without crashing."""
-    root = copy(base, tmp_path)
+    root = copy(base, place)
     DAMAGE[damage](root)
     code, out, err = tk("info", "--store", str(root))
     assert "Traceback" not in err + out
@@ -374,12 +392,12 @@ def test_a_damaged_store_is_one_error_line_naming_the_file(base, tmp_path, tk, d
     assert not (tmp_path / "out").exists()
 
 
-def test_info_while_another_command_writes_never_crashes(base, tmp_path):
+def test_info_while_another_command_writes_never_crashes(base, place):
     """`info` lists files while a writer creates and removes temporaries: a name that vanishes
     between the listing and its size is left out, never a crash."""
     from tracekit.store.info import store_info
 
-    root = copy(base, tmp_path)
+    root = copy(base, place)
     child = spawn(root, "replace", 4)
     calls = 0
     while child.poll() is None:

@@ -25,7 +25,7 @@ import polars as pl
 
 from tracekit.errors import StoreError
 from tracekit.schemas import ID_COLUMNS, TABLES, polars_schema
-from tracekit.store.fs import file_digest
+from tracekit.store.fs import digest_of
 from tracekit.store.log import LOG_DIR, PartEntry, Snapshot, StoreSnapshot, parse_record
 from tracekit.store.parts import LEGACY_PART_RE, MARKER, check_part, new_marker, read_marker
 
@@ -149,7 +149,7 @@ def _adopt(store, table: str, snap: Snapshot) -> list[PartEntry]:
         size = store.fs.size(path)
         if size is None:
             continue  # a part the old log names is gone: `tracekit info` reported it
-        digest = part.xxh3 or file_digest(store.fs.scan_source(path))
+        digest = part.xxh3 or digest_of(store.fs, path)
         if (size, digest) in digests:
             continue  # a copy of an earlier part
         digests.add((size, digest))

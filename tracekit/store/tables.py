@@ -20,8 +20,8 @@ Layout (store format 3)::
   are checked against the table at commit time, so no id is written twice.
 * **Older formats** (1: part files, no log; 2: one log per table) are read as they are and
   migrated by their first write (see :mod:`tracekit.store.legacy`).
-* **Where**: a local folder, or any fsspec URL such as ``s3://bucket/prefix``
-  (:mod:`tracekit.store.remote`).
+* **Where**: a local folder (or a ``file:`` URL naming one), or ``s3://bucket/prefix``
+  (:mod:`tracekit.store.remote`; other URL schemes are refused with a clear error).
 """
 
 from __future__ import annotations
@@ -43,13 +43,20 @@ from tracekit.store.parts import MARKER, STORE_FORMAT, check_part, new_marker, r
 
 
 def open_fs(root: str | os.PathLike, storage_options: dict | None = None) -> StoreFS:
-    """The file system of a store at ``root``: a local folder, or an fsspec URL (``s3://...``)."""
+    """The file system of a store at ``root``: a local folder, or a URL (``s3://...``; other
+    schemes are refused by :func:`tracekit.store.remote.remote_fs`). A ``file:`` URL is the local
+    folder it names, as fsspec reads it: ``file:///abs/st`` and ``file:/abs/st`` are ``/abs/st``,
+    ``file://rel/st`` is ``rel/st`` (relative to the working folder)."""
     text = os.fspath(root)
-    if "://" in text and not text.startswith("file://"):
+    if text.startswith("file:"):
+        return LocalFS(
+            text.removeprefix("file://") if text.startswith("file://") else text.removeprefix("file:")
+        )
+    if "://" in text:
         from tracekit.store.remote import remote_fs
 
         return remote_fs(text, storage_options)
-    return LocalFS(text.removeprefix("file://"))
+    return LocalFS(text)
 
 
 class Store:
@@ -79,9 +86,9 @@ class Store:
         self, root: str | os.PathLike, *, create: bool = False, storage_options: dict | None = None
     ) -> None:
         self.fs = open_fs(root, storage_options)
-        self.root = Path(root) if not self.fs.remote else self.fs.url
+        self.root = self.fs.root if not self.fs.remote else self.fs.url  # a file: URL's folder
         self.url = self.fs.url
-        if not self.fs.remote and Path(root).exists() and not Path(root).is_dir():
+        if not self.fs.remote and self.root.exists() and not self.root.is_dir():
             msg = f"store {root} is a file, not a store folder.\nHint: give --store the folder of a store."
             raise StoreError(msg)
         try:
@@ -444,7 +451,7 @@ def created_store(root: str | os.PathLike, *, storage_options: dict | None = Non
     marker, empty table folders, and the store folder when it was new), so a command that fails
     on bad input leaves no new empty store behind."""
     fs = open_fs(root, storage_options)
-    folder_existed = fs.remote or Path(root).exists()
+    folder_existed = fs.remote or fs.root.exists()
     try:
         read_marker(fs)
         existed = True
