@@ -146,8 +146,10 @@ def test_a_killed_command_changes_no_view(base, place):
         got = current(root)
         assert got in (old, new), f"after a kill at {delay}s the view holds {len(got)} traces"
         assert got <= stored(root)
+        # what a killed writer leaves is only parts no commit names (on S3, uploads; one may be a
+        # byte-for-byte copy of a committed part when the replace wrote the same rows): never read
         problems = Store(root).check()
-        assert all("no commit names" in p.problem for p in problems), problems
+        assert all("not read" in p.problem for p in problems), problems
 
 
 @pytest.mark.slow_on_s3
