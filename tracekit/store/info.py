@@ -19,7 +19,7 @@ from tracekit.errors import StoreError
 from tracekit.schemas import ID_COLUMNS, TABLES
 from tracekit.schemas.tables import VIEW_TABLES
 from tracekit.store.tables import Store
-from tracekit.store.views import hash_passes, outside_views, view, view_count
+from tracekit.store.views import hash_slices, outside_views, view, view_count
 
 
 def _counts(frame: pl.LazyFrame, *keys: str) -> list[dict[str, Any]]:
@@ -155,9 +155,9 @@ def _warnings(store, snap, info, problems, samples, traces) -> list[str]:
 def _repeated_ids(store, table: str, snap) -> int:
     """Ids that occur more than once in the parts of ``table`` (compared as 64-bit hashes)."""
     rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
-    k, repeated = hash_passes(store, table, snap), 0  # slices of the hash space: flat memory
-    for p in range(k):
-        hashes = rows.filter((pl.col("h") % k) == p).collect(engine="streaming")
+    repeated = 0
+    for part in hash_slices(store, table, snap):  # slices of the hash space: flat memory
+        hashes = rows.filter(part).collect(engine="streaming")
         repeated += hashes.height - hashes.n_unique()
     return repeated
 

@@ -212,16 +212,20 @@ def hash_passes(store: Store, table: str, snap: StoreSnapshot) -> int:
     return max(1, -(-store.count(table, snapshot=snap) // COVER_ROWS))
 
 
+def hash_slices(store: Store, table: str, snap: StoreSnapshot) -> list[pl.Expr]:
+    """The filters, over an id-hash column ``h``, of the :func:`hash_passes` slices of ``table``."""
+    k = hash_passes(store, table, snap)
+    return [(pl.col("h") % k) == p for p in range(k)]
+
+
 def _named_cover(store: Store, table: str, named: pl.LazyFrame, snap: StoreSnapshot) -> bool:
     """Does every row's id occur among ``named`` (a lazy frame of id hashes, column ``h``)?
 
     Compared as 64-bit hashes (a false "yes" needs a hash collision, odds about 1e-8), in
     passes over disjoint slices of the hash space, so memory stays flat in the table's size:
     each pass holds the hashes of at most about :data:`COVER_ROWS` rows."""
-    k = hash_passes(store, table, snap)
     rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
-    for p in range(k):
-        part = (pl.col("h") % k) == p
+    for part in hash_slices(store, table, snap):
         have = named.filter(part).unique().collect(engine="streaming").to_series()
         if not rows.filter(part).collect(engine="streaming").to_series().is_in(have.implode()).all():
             return False
@@ -285,9 +289,8 @@ def outside_views(store: Store, table: str, *, snapshot: StoreSnapshot | None = 
         .select(pl.col("ids").explode().hash(seed=0).alias("h"))
     )
     rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
-    k, outside = hash_passes(store, table, snap), 0  # (in slices of the hash space: see _named_cover)
-    for p in range(k):
-        part = (pl.col("h") % k) == p
+    outside = 0
+    for part in hash_slices(store, table, snap):  # (in slices of the hash space: see _named_cover)
         have = named.filter(part).unique().collect(engine="streaming").to_series()
         seen = rows.filter(part).collect(engine="streaming").to_series()
         outside += int((~seen.is_in(have.implode())).sum())
