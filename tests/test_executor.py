@@ -151,6 +151,53 @@ def test_local_executor_runs_follow_ups_before_the_next_job():
     assert order == ["s0", "r0", "s1", "r1"]
 
 
+class Shuffled(ScriptedSampler):
+    """A scripted sampler taking calls from several threads, each finishing after a random delay
+    (so results come back out of order); logs S or R for each call as it starts."""
+
+    concurrent_calls = True
+
+    def __init__(self, log: list) -> None:
+        super().__init__(answerer)
+        self.log, self.rng, self.lock = log, __import__("random").Random(7), threading.Lock()
+
+    def generate(self, requests):
+        with self.lock:
+            self.log.append("R" if "Proposed solution" in requests[0].messages[-1]["content"] else "S")
+            delay = self.rng.uniform(0, 0.05)
+        time.sleep(delay)
+        return super().generate(requests)
+
+
+@pytest.mark.parametrize("in_flight", [2, 3])
+def test_local_jobs_in_flight_give_the_local_tables(tmp_path, want, in_flight):
+    """A sampler that takes concurrent calls runs max_in_flight jobs at once in this process: the
+    next chunk is sampled before the first chunk's reflections, results commit as they come, and
+    the tables are those of one job at a time."""
+    log: list[str] = []
+    ex = LocalExecutor(in_flight)
+    run_pipeline(small(tmp_path), sampler=Shuffled(log), executor=ex, **quiet)
+    assert log[:2] == ["S", "S"] and sorted(log) == ["R", "R", "S", "S"]
+    assert_same(tables(tmp_path / "st"), want)
+
+
+def test_local_executor_raises_the_first_error_of_jobs_in_flight():
+    class Failing(ScriptedSampler):
+        concurrent_calls = True
+
+    def work(plan, sampler):
+        time.sleep(plan)
+        if plan == 0:
+            raise TracekitError("job failed")
+        return plan
+
+    ex = LocalExecutor(2)
+    ex.start(Build(ready=Failing()))
+    with pytest.raises(TracekitError, match="job failed"):
+        list(ex.map(Job(work, p) for p in (0.2, 0)))
+    assert [r for _, r in LocalExecutor(1).map([])] == []
+
+
 class Logging(ScriptedSampler):
     """Appends S (a sampling call) or R (a reflection call) to ``log`` for every call."""
 

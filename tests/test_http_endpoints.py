@@ -5,6 +5,7 @@ recording which requests reached it."""
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -109,11 +110,100 @@ def test_a_run_over_two_endpoints(tk, tmp_path, monkeypatch, serve):
     from tracekit.store import Store
 
     assert Store(tmp_path / "st").count("samples") == 16
-    print(
-        [len(g) for _, g in answers],
-        [home_of(p, 2) for p in Store(tmp_path / "st").read("problems")["problem_id"]],
-    )
     assert all(got for _, got in answers)
+
+
+class Holding:
+    """A server answer that holds the first request it gets until ``after`` others were answered
+    (or ``seconds`` passed), and counts the requests in flight at once."""
+
+    def __init__(self, after: int, seconds: float = 30.0) -> None:
+        self.after, self.seconds = after, seconds
+        self.lock = threading.Lock()
+        self.answered, self.inflight, self.most = 0, 0, 0
+        self.held = None  # the held request's text, once it got one
+        self.released_by_count = threading.Event()
+        self.freed_by_count = None
+
+    def __call__(self, handler, body):
+        text = body["messages"][-1]["content"]
+        with self.lock:
+            self.inflight += 1
+            self.most = max(self.most, self.inflight)
+            hold = self.held is None
+            if hold:
+                self.held = text
+        if hold:
+            end = time.monotonic() + self.seconds
+            while time.monotonic() < end and not self.released_by_count.is_set():
+                time.sleep(0.01)
+            self.freed_by_count = self.released_by_count.is_set()  # else by the clock
+        send(handler, 200, ok_reply(body["n"], text))
+        with self.lock:
+            self.inflight -= 1
+            if not hold:
+                self.answered += 1
+                if self.answered >= self.after:
+                    self.released_by_count.set()
+
+
+def test_calls_at_once_share_the_workers_and_a_slow_request_holds_back_no_other_call(serve):
+    """Two calls from two threads (the local executor's jobs in flight) on one endpoint with
+    concurrency 2: the second call finishes while the first waits on its held request, and no
+    more than 2 requests are ever in flight."""
+    hold = Holding(after=6)
+    sampler = make_sampler("http", base_url=serve(hold).url, model="m", concurrency=2)
+    first, second = requests_of(["a"], 2), requests_of(["b"], 6)
+    got = {}
+    t = threading.Thread(target=lambda: got.setdefault("first", sampler.generate(first)))
+    t.start()
+    while hold.held is None:
+        time.sleep(0.01)
+    got["second"] = sampler.generate(second)  # served by the worker the held request leaves free
+    t.join()
+    sampler.close()
+    assert hold.freed_by_count and hold.most == 2
+    assert [o[0].text for o in got["first"]] == ["a#0", "a#1"]
+    assert [o[0].text for o in got["second"]] == [f"b#{k}" for k in range(6)]
+
+
+def test_a_call_after_close_and_an_error_in_one_call_of_two(serve):
+    answer, _ = recording()
+    sampler = make_sampler("http", base_url=serve(answer).url, model="m", concurrency=2)
+    sampler.close()  # a closed sampler's next call starts new workers
+    assert [o[0].text for o in sampler.generate(requests_of(["x"], 3))] == ["x#0", "x#1", "x#2"]
+    bad = Request(({"role": "user", "content": "x"},), 1, 0, PARAMS, prefix="partial")
+    sampler.vllm_extras = False  # this request cannot be sent: its call fails, the next one works
+    with pytest.raises(TracekitError, match="continue_final_message"):
+        sampler.generate([*requests_of(["y"], 4), bad])
+    sampler.vllm_extras = True
+    assert len(sampler.generate(requests_of(["z"], 4))) == 4
+    sampler.close()
+
+
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_a_run_streams_the_next_chunk_past_a_slow_request(tk, tmp_path, monkeypatch, serve, in_flight):
+    """With two jobs in flight, the next chunk's requests are answered while one request of the
+    first chunk is held (it is released by their count, not by the clock); with one, nothing
+    else can be asked meanwhile. The tables are the same either way."""
+    hold = Holding(after=8, seconds=30.0 if in_flight == 2 else 1.0)
+    monkeypatch.chdir(tmp_path)
+    opts = {"base_url": serve(hold).url, "model": "m", "max_retries": 0, "concurrency": 2}
+    config = edited(
+        model={"backend": "http", "options": opts},
+        tasks=[{"name": "multiplication", "n": 8}],
+        chunk_problems=2,
+        executor={"max_in_flight": in_flight},
+    )
+    Path("run.yaml").write_text(yaml.safe_dump(config))
+    code, _, err = tk("run", "run.yaml", "-q")
+    assert code == 0, err
+    assert hold.freed_by_count == (in_flight == 2)
+    from tracekit.store import Store
+
+    st = Store(tmp_path / "st")
+    assert st.count("samples") == 16 and st.count("reflections") == 16
+    assert len(set(st.read("samples")["sample_id"])) == 16
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
 """Executors: where the model calls of ``run`` and ``eval`` happen (see :mod:`tracekit.executor.base`).
 
 ``base.py``: the protocol, :class:`Job`, :class:`Feed`, :class:`Build`; ``local.py``: this
-process, one job at a time; ``ray.py``: Ray Core actors, one sampler each; ``config.py``: the
-``executor`` section of run and eval configs.
+process, one job at a time (several for a sampler that takes concurrent calls); ``ray.py``: Ray
+Core actors, one sampler each; ``config.py``: the ``executor`` section of run and eval configs.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ def make_executor(cfg: ExecutorConfig) -> Executor:
         from tracekit.executor.ray import RayExecutor
 
         return RayExecutor(cfg)
-    return LocalExecutor()
+    return LocalExecutor(cfg.max_in_flight)
 
 
 __all__ = [

@@ -5,7 +5,8 @@ is missing: :class:`~tracekit.sample.SamplePlan`, :class:`~tracekit.reflect.Refl
 eval's forcing plan), **work** (the only step that calls a model: ``work(plan, sampler)``, a
 module-level function such as :func:`~tracekit.sample.draw_samples`) and **commit** (on the
 driver, through the store). An :class:`Executor` owns the samplers and decides where the work
-runs: :class:`~tracekit.executor.local.LocalExecutor` in this process, one job at a time;
+runs: :class:`~tracekit.executor.local.LocalExecutor` in this process, one job at a time (up to
+``max_in_flight`` for a sampler that takes calls from several threads: the http backend);
 :class:`~tracekit.executor.ray.RayExecutor` on Ray actors, several at once. The driver commits
 each result as it comes back and is the only writer of the store, so a job done twice (a
 redelivery after an actor died) never duplicates a row: ids decide.

@@ -19,8 +19,10 @@ class ExecutorConfig:
     after it); replicas: actors (engines); gpus_per_replica: GPUs each actor holds (unset: 1 for
     the vllm backend, else 0; above 1, vLLM's ``tensor_parallel_size`` unless the engine options
     set it); max_in_flight: batches queued per actor (backpressure: the driver plans no further
-    ahead); max_attempts: times one batch is tried when its actor dies; max_restarts: times Ray
-    restarts a dead actor (which rebuilds its sampler). None of these change a row: the tables of
+    ahead; with backend local, the jobs run at once on a backend that takes concurrent calls, the
+    http backend, so its endpoints never wait for the tail of a batch); max_attempts: times one
+    batch is tried when its actor dies; max_restarts: times Ray restarts a dead actor (which
+    rebuilds its sampler). None of these change a row: the tables of
     one config and seed are the same on every executor."""
 
     backend: str = "local"

@@ -105,6 +105,10 @@ class Sampler(Protocol):
     ``"scripted"`` for canned data). ``close()`` frees what the backend holds (an engine's
     GPU memory, a model's weights); whoever built a sampler closes it, once, when done (an
     executor closes the samplers its replicas built). A closed sampler is not used again.
+
+    A backend that may be called from several threads at once sets ``concurrent_calls = True``
+    (the http backend: its calls share the endpoint workers); the local executor then runs up
+    to ``executor.max_in_flight`` jobs at a time on it. Others are called by one thread.
     """
 
     model_id: str

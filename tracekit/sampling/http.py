@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 
 from tracekit.errors import ConfigError, TracekitError
 from tracekit.sampling.base import Completion, Request
-from tracekit.sampling.dispatch import Endpoints, dispatch, home_of
+from tracekit.sampling.dispatch import Dispatcher, Endpoints, home_of
 
 REPLY_FIXED_BYTES = 64 * 1024
 REPLY_CHOICE_BYTES = 16 * 1024
@@ -207,6 +207,7 @@ class HTTPSampler:
     """
 
     check_options = staticmethod(check_http_options)
+    concurrent_calls = True  # generate() from several threads at once shares the endpoint workers
 
     def __init__(
         self,
@@ -244,16 +245,19 @@ class HTTPSampler:
         self.max_retries = max_retries
         self.backoff = backoff
         self.vllm_extras = vllm_extras
+        self._dispatcher = Dispatcher(len(self.urls), concurrency, self._call)
 
     def generate(self, requests: list[Request]) -> list[list[Completion]]:
-        """Completions for ``requests``, in order: at most ``concurrency`` in flight per endpoint,
-        each routed by its group (see :mod:`tracekit.sampling.dispatch`)."""
+        """Completions for ``requests``, in order: at most ``concurrency`` in flight per endpoint
+        (shared by the calls made at once from several threads), each routed by its group (see
+        :mod:`tracekit.sampling.dispatch`)."""
         n = len(self.urls)
         homes = [home_of(r.group or json.dumps(r.messages, sort_keys=True), n) for r in requests]
-        return dispatch(requests, homes, n, self.concurrency, self._call)
+        return self._dispatcher.run(requests, homes)
 
     def close(self) -> None:
-        """Nothing to free: each call opens and closes its own connections."""
+        """Let the endpoint workers go (each request opens and closes its own connection)."""
+        self._dispatcher.close()
 
     def _body(self, req: Request) -> dict:
         p = req.params
