@@ -5,11 +5,15 @@ Input: the sample requests of ``configs/demo-cpu.yaml`` (64: 8 problems x 2 prom
 chunks ``tracekit run`` sends them. transformers (CPU here; the embedded SmolLM2-135M-Instruct):
 wall time and generated tokens/s of a plain ``model.generate`` loop (left-padded batches in
 request order, the backend's old way), of ``TransformersSampler.generate`` without the shared
-prefix cache, and with it (the default). With ``--vllm MODEL`` on a GPU machine, the same
-prompts through ``VLLMSampler`` against ``LLM.generate``.
+prefix cache, and with it (the default). With ``--vllm MODEL`` (in an environment with vLLM:
+``benchmarks/check_vllm.sh`` builds one for the CPU), the same config's sample stage through
+tracekit's vLLM path against bare ``LLM.generate`` (``benchmarks/bench_vllm.py``, whose
+target is an overhead under 10%).
 
     python benchmarks/bench_sampling.py            # all 64 requests
     python benchmarks/bench_sampling.py --prompts 16 --repeats 2
+    ~/.cache/tracekit-vllm/venv/bin/python benchmarks/bench_sampling.py \
+        --vllm ~/.cache/tracekit-vllm/smollm2-bf16 --enforce-eager
 """
 
 from __future__ import annotations
@@ -131,30 +135,6 @@ def bench_transformers(config: str, limit: int | None, repeats: int) -> None:
         )
 
 
-def bench_vllm(model: str, n: int, max_tokens: int) -> None:
-    import vllm
-
-    from tracekit.sampling.base import Request, SamplingParams
-    from tracekit.sampling.vllm import VLLMSampler, vllm_params
-
-    sampler = VLLMSampler(model=model)
-    params = SamplingParams(max_tokens=max_tokens, stop=())
-    reqs = [r for chunk in demo_chunks("configs/demo-cpu.yaml", n)[1] for r in chunk]
-    reqs = [Request(r.messages, n=4, seed=r.seed, params=params) for r in reqs]
-    texts = [sampler.render(r.messages) for r in reqs]
-    vparams = [vllm_params(vllm, params, r.n, r.seed) for r in reqs]
-    sampler.llm.generate(texts[:8], sampling_params=vparams[:8], use_tqdm=False)
-    start = time.perf_counter()
-    outs = sampler.llm.generate(texts, sampling_params=vparams, use_tqdm=False)
-    b = sum(len(o.token_ids) for out in outs for o in out.outputs) / (time.perf_counter() - start)
-    start = time.perf_counter()
-    t = sum(c.n_tokens for comps in sampler.generate(reqs) for c in comps) / (time.perf_counter() - start)
-    print(f"vllm {model}, {n} prompts x 4 samples x {max_tokens} tokens")
-    print(
-        f"  bare LLM.generate: {b:,.0f} tok/s   tracekit: {t:,.0f} tok/s   overhead {100 * (1 - t / b):+.1f}%"
-    )
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -162,12 +142,23 @@ def main() -> None:
     parser.add_argument("--config", default="configs/demo-cpu.yaml")
     parser.add_argument("--prompts", type=int, default=None, help="only the first N requests (default: all)")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--max-tokens", type=int, default=48, help="vLLM only")
-    parser.add_argument("--vllm", help="also benchmark vLLM with this model (GPU)")
+    parser.add_argument(
+        "--vllm",
+        metavar="MODEL",
+        help="also tracekit's vLLM path vs bare LLM.generate on this model, same prompts (bench_vllm.py)",
+    )
+    parser.add_argument(
+        "--enforce-eager", action="store_true", help="vLLM on CPU: no CUDA graphs / compilation"
+    )
     args = parser.parse_args()
     bench_transformers(args.config, args.prompts, args.repeats)
     if args.vllm:
-        bench_vllm(args.vllm, args.prompts or 64, args.max_tokens)
+        import bench_vllm  # beside this file: one owner of the vLLM comparison
+
+        bench_vllm.main(
+            ["--model", args.vllm, "--config", args.config]
+            + (["--enforce-eager"] if args.enforce_eager else [])
+        )
 
 
 if __name__ == "__main__":

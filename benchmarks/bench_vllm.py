@@ -34,7 +34,7 @@ def problems_of(cfg):
     return frame, demos
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -46,7 +46,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--enforce-eager", action="store_true", help="no CUDA graphs / compilation (CPU)")
     parser.add_argument("--max-model-len", type=int, default=2048)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
     import polars as pl
     import vllm
