@@ -238,12 +238,13 @@ def test_score_refuses_bad_paths_before_reading(tk, tmp_path, case, args, needle
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """A small store with traces (a dry run) and a raw file in the reference layout."""
-    from tracekit.pipeline.config import RunConfig, _build
+    from tracekit.configfile import from_mapping
+    from tracekit.pipeline.config import RunConfig
     from tracekit.pipeline.run import run_pipeline
     from tracekit.reference import synthetic_raw
 
     root = tmp_path_factory.mktemp("built")
-    cfg = _build(RunConfig, edited(store=str(root / "st")), "base")
+    cfg = from_mapping(RunConfig, edited(store=str(root / "st")), "base")
     run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
     synthetic_raw(6, response_chars=150, reflection_chars=90, seed=1).write_parquet(root / "raw.parquet")
     return root
@@ -681,13 +682,14 @@ def test_a_run_without_traces_says_so_and_suggests_no_export(tk, tmp_path, monke
 
 
 def test_reflection_parts_are_compacted_and_resume_still_works(tmp_path, monkeypatch):
-    from tracekit.pipeline.config import RunConfig, _build
+    from tracekit.configfile import from_mapping
+    from tracekit.pipeline.config import RunConfig
     from tracekit.pipeline.run import run_pipeline
     from tracekit.store import Store
 
     data = edited(store=str(tmp_path / "st"), chunk_problems=1, reflection={"per_sample": 2, "call_size": 1})
     data["tasks"][0]["n"] = 6
-    cfg = _build(RunConfig, data, "test")
+    cfg = from_mapping(RunConfig, data, "test")
     import tracekit.store.transaction as txn
 
     merged = []

@@ -167,7 +167,8 @@ def test_well_formed_side_files_and_merge_keys_still_work(tk, tmp_path, monkeypa
 
 
 def test_the_planned_bound_counts_every_variant_and_task(tk, tmp_path, monkeypatch):
-    from tracekit.pipeline.config import MAX_PLANNED_ROWS, load_config
+    from tracekit.configfile import MAX_PLANNED_ROWS
+    from tracekit.pipeline.config import load_config
 
     monkeypatch.chdir(tmp_path)
     data = edited(sampling={"variants": ["plain", "plan"], "samples_per_variant": MAX_PLANNED_ROWS // 8})

@@ -11,9 +11,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from tracekit.configfile import from_mapping
 from tracekit.errors import ConfigError, StoreError
 from tracekit.pipeline import run_pipeline
-from tracekit.pipeline.config import RunConfig, _build, load_config
+from tracekit.pipeline.config import RunConfig, load_config
 from tracekit.sampling.scripted import ScriptedSampler
 from tracekit.store import Store
 from tracekit.store.views import view
@@ -61,7 +62,7 @@ def settings(store, **over) -> dict:
 
 
 def config(tmp_path, store="st", **over) -> RunConfig:
-    return _build(RunConfig, settings(tmp_path / store, **over), "test")
+    return from_mapping(RunConfig, settings(tmp_path / store, **over), "test")
 
 
 def run(cfg, sampler=None, *, dry_run=False):
