@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from tracekit.ids import hash_strings, stable_hash
-from tracekit.rearrange.config import LAYOUTS  # noqa: F401  (re-exported)
+from tracekit.rearrange.config import BACKTRACK, CONFIRM, LAYOUTS  # noqa: F401  (LAYOUTS: re-exported)
 from tracekit.rearrange.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
 from tracekit.rearrange.phrases import BANKS, PhraseBank
 from tracekit.schemas import polars_schema
@@ -74,7 +74,7 @@ class TraceBatch:
     final: np.ndarray
     with_reflections: np.ndarray
     generic_glue: np.ndarray
-    tail: np.ndarray  # "", "backtrack" or "confirm"
+    tail: np.ndarray  # "" or one of TAILS (BACKTRACK, CONFIRM)
     slots: np.ndarray
     problem_ids: pl.Series  # id of every problem of the batch, in pool order
 
@@ -204,7 +204,7 @@ def lay_out(
 
     # -- segments of every trace
     backtrack_len = 2 + len(pieces.backtrack_close)
-    tail_len = np.select([b.tail == "backtrack", b.tail == "confirm"], [backtrack_len, 1], 0)
+    tail_len = np.select([b.tail == BACKTRACK, b.tail == CONFIRM], [backtrack_len, 1], 0)
     width = np.where(b.with_reflections, 4, 2)
     lengths = 1 + b.n * width + tail_len + 3
     seg_off = offsets(lengths)
@@ -219,12 +219,12 @@ def lay_out(
     seg[base[~r] + 1] = np.where(s_last[~r], pieces.LAST_SAMPLE_CLOSE, pieces.glue_after_sample[glue[~r]])
     end = seg_off[:-1] + 1 + b.n * width
     tail_phrase = np.full(n_traces, -1, dtype=np.int64)
-    for name, tail_pieces in (("backtrack", pieces.backtrack), ("confirm", pieces.confirm)):
+    for name, tail_pieces in ((BACKTRACK, pieces.backtrack), (CONFIRM, pieces.confirm)):
         t = np.flatnonzero(b.tail == name)
         ids = pieces.bank(bank, name)
         tail_phrase[t] = ids[below(uniform(b.key[t], b.ordinal[t], S_TAIL, 0), len(ids))]
         seg[end[t]] = tail_pieces[tail_phrase[t]]
-    t = np.flatnonzero(b.tail == "backtrack")
+    t = np.flatnonzero(b.tail == BACKTRACK)
     seg[end[t] + 1] = text_row[b.final[t]]
     for i, piece in enumerate(pieces.backtrack_close):
         seg[end[t] + 2 + i] = piece
