@@ -3,12 +3,11 @@
 import io
 import json
 
-import polars as pl
 import pytest
 
 from tracekit.errors import InputFormatError
 from tracekit.tasks import Check, Task, get_task
-from tracekit.verify import VERDICT_COLUMNS, score_jsonl, verify, verify_responses
+from tracekit.verify import VERDICT_COLUMNS, score_jsonl, verify_responses
 
 
 def test_verdict_columns_have_the_samples_types():
@@ -29,20 +28,16 @@ def test_verdict_columns_have_the_samples_types():
     assert all(out.schema[c] == polars_schema("samples")[c] for c in VERDICT_COLUMNS)
 
 
-def test_verify_a_frame_against_its_problems():
+def test_verify_responses_against_generated_problems():
+    # as the sample stage calls it: each response with its problem's task and fields
     problems = get_task("multiplication").generate(2, seed=0)
     answers = [problems["answer"][0], "0"]
-    samples = pl.DataFrame(
-        {
-            "problem_id": problems["problem_id"],
-            "response": [f"<answer>{a}</answer>" for a in answers],
-            "is_correct": [False, True],  # stale verdicts are replaced
-        }
+    out = verify_responses(
+        [f"<answer>{a}</answer>" for a in answers],
+        problems["task"].to_list(),
+        [json.loads(m) for m in problems["meta"]],
     )
-    out = verify(samples, problems)
     assert out["is_correct"].to_list() == [True, False] and out["reason"].to_list() == ["ok", "wrong_value"]
-    with pytest.raises(InputFormatError, match="not among the problems"):
-        verify(samples, problems.head(1))
 
 
 def test_a_problem_missing_a_verifier_field_raises():
