@@ -16,9 +16,10 @@ import shutil
 import tempfile
 import time
 
+from tracekit.configfile import from_mapping
 from tracekit.executor import ExecutorConfig, LocalExecutor, make_executor
 from tracekit.pipeline import run_pipeline
-from tracekit.pipeline.config import RunConfig, _build
+from tracekit.pipeline.config import RunConfig
 from tracekit.sampling.scripted import ScriptedSampler
 
 
@@ -35,7 +36,7 @@ class Paced(ScriptedSampler):
 
 
 def run_config(store: str, problems: int) -> RunConfig:
-    return _build(
+    return from_mapping(
         RunConfig,
         {
             "store": store,

@@ -23,9 +23,10 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tracekit.configfile import from_mapping
 from tracekit.executor import make_executor
 from tracekit.pipeline import run_pipeline
-from tracekit.pipeline.config import RunConfig, _build
+from tracekit.pipeline.config import RunConfig
 from tracekit.sampling.registry import make_sampler
 
 
@@ -60,7 +61,7 @@ def serve(per_token: float) -> ThreadingHTTPServer:
 
 
 def run_config(store: str, problems: int, in_flight: int) -> RunConfig:
-    return _build(
+    return from_mapping(
         RunConfig,
         {
             "store": store,

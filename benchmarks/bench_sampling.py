@@ -28,13 +28,13 @@ def demo_chunks(config: str, limit: int | None = None):
     import polars as pl
 
     from tracekit.pipeline.config import load_config
-    from tracekit.pipeline.run import make_demos, make_problems
+    from tracekit.pipeline.run import make_problems, run_demos
     from tracekit.prompts import load_variants, pick_variants
     from tracekit.sample import SampleSetting, plan_samples
 
     cfg = load_config(config)
     problems = make_problems(cfg)
-    demos, _ = make_demos(cfg, set(problems["problem_id"].to_list()))
+    demos, _ = run_demos(cfg, set(problems["problem_id"].to_list()))
     setting = SampleSetting(
         variants=tuple(pick_variants(list(cfg.sampling.variants), load_variants(cfg.sampling.variants_file))),
         k=cfg.sampling.samples_per_variant,

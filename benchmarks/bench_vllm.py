@@ -27,10 +27,10 @@ import time
 
 def problems_of(cfg):
     """The config's problems and solved demonstrations, as ``tracekit run`` makes them."""
-    from tracekit.pipeline.run import make_demos, make_problems
+    from tracekit.pipeline.run import make_problems, run_demos
 
     frame = make_problems(cfg)
-    demos, _ = make_demos(cfg, set(frame["problem_id"].to_list()))
+    demos, _ = run_demos(cfg, set(frame["problem_id"].to_list()))
     return frame, demos
 
 

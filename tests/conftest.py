@@ -154,3 +154,36 @@ def place(request, tmp_path):
 def store_root(place):
     """A fresh store location (nothing there yet): a local folder or an ``s3://`` URL."""
     return place.root("st")
+
+
+# ------------------------------------------------------------------ stores for command-line tests
+@pytest.fixture(scope="session")
+def cli_built(tmp_path_factory):
+    """A small store with traces (a dry run of ``cli_contract.BASE``) and a raw file in the reference layout."""
+    from cli_contract import edited
+
+    from tracekit.configfile import from_mapping
+    from tracekit.pipeline.config import RunConfig
+    from tracekit.pipeline.run import run_pipeline
+    from tracekit.reference import synthetic_raw
+
+    root = tmp_path_factory.mktemp("built")
+    cfg = from_mapping(RunConfig, edited(store=str(root / "st")), "base")
+    run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
+    synthetic_raw(6, response_chars=150, reflection_chars=90, seed=1).write_parquet(root / "raw.parquet")
+    return root
+
+
+@pytest.fixture
+def store(cli_built, tmp_path):
+    """A fresh copy of the small dry-run store at ``tmp_path/st`` (files may define their own ``store``)."""
+    import shutil
+
+    shutil.copytree(cli_built / "st", tmp_path / "st")
+    return tmp_path / "st"
+
+
+@pytest.fixture
+def raw(cli_built):
+    """A raw file in the SkillFactory reference layout (6 problems); read it, never change it."""
+    return cli_built / "raw.parquet"

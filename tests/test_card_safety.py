@@ -14,7 +14,7 @@ import subprocess
 
 import polars as pl
 import pytest
-from test_bad_input import one_error, tree
+from cli_contract import one_error, tree
 from test_report import browser_or_skip
 
 from tracekit.export.card import END, START, md_text, merge_card, render_card

@@ -54,3 +54,22 @@ def test_errors_are_clean(tmp_path):
 def test_help_is_plain_text_and_keeps_brackets():
     r = runner.invoke(app, ["train", "--help"])
     assert r.exit_code == 0 and "tracekit[train]" in r.output  # rich markup ate "[train]"
+
+
+# ------------------------------------------------------------------------------- help and progress
+def test_help_shows_no_type_after_flags(tk, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")
+    for command in ("rearrange", "import-skillfactory", "run", "export"):
+        code, out, _ = tk(command, "--help")
+        assert code == 0 and "--help" in out and "<bool>" not in out, command
+    assert "<int>" in tk("rearrange", "--help")[1]  # options that take a value still show its type
+
+
+def test_import_and_rearrange_show_progress(tk, tmp_path, raw):
+    st = tmp_path / "st"
+    code, _, err = tk("import-skillfactory", raw, "--store", st)
+    assert code == 0 and "import: 100%" in err and "row/s" in err
+    code, _, err = tk("rearrange", "--store", st, "--n-max", "2")
+    assert code == 0 and "rearrange: 100%" in err and "problem/s" in err
+    code, _, err = tk("rearrange", "--store", st, "--n-max", "2", "--quiet")
+    assert code == 0 and "rearrange:" not in err

@@ -225,3 +225,24 @@ def test_local_checkpoint_fingerprint_changes_with_its_weights(tmp_path):
     )  # retrained: last bytes differ
     assert fingerprint(str(tmp_path)) != first
     assert fingerprint(None) is None and fingerprint(str(tmp_path / "missing")) is None
+
+
+def test_eval_demonstrations_are_the_ones_a_run_shows(tmp_path):
+    # one rule for both: the first difficulty's knobs, the config's seed, the problems left out; none for datasets
+    from tracekit.evaluate.stage import _demos
+    from tracekit.pipeline.config import RunConfig, SampleConfig, TaskSpec
+    from tracekit.pipeline.run import run_demos
+
+    cfg = config(tmp_path, seed=3, few_shot=2)
+    first = cfg.tasks[0].difficulties()[0]
+    run_cfg = RunConfig(
+        store=cfg.store,
+        seed=3,
+        tasks=(TaskSpec(name="multiplication", options=first),),
+        sampling=SampleConfig(few_shot=2),
+    )
+    exclude = {"p-none"}
+    shown = _demos(cfg, 2, exclude)
+    assert shown == run_demos(run_cfg, exclude)[0]
+    assert len(shown["multiplication"]) == 2
+    assert _demos(cfg, 0, exclude) == {}

@@ -19,12 +19,12 @@ import polars as pl
 import pytest
 from test_pipeline import answerer, config, settings
 
+from tracekit.configfile import from_mapping
 from tracekit.errors import ConfigError, TracekitError
 from tracekit.evaluate import run_eval
 from tracekit.evaluate.config import EvalConfig
 from tracekit.executor import Build, ExecutorConfig, Feed, Job, LocalExecutor, make_executor
 from tracekit.pipeline import run_pipeline
-from tracekit.pipeline.config import _build
 from tracekit.sampling.scripted import ScriptedSampler
 from tracekit.store import Store
 
@@ -254,7 +254,7 @@ def test_ray_gives_the_local_tables(cluster, tmp_path, want):
     assert ex.actors == []  # closed: the actors are gone
 
     def eval_cfg(executor):
-        return _build(
+        return from_mapping(
             EvalConfig,
             {
                 "store": str(tmp_path / "ev"),

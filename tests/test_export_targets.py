@@ -4,6 +4,7 @@ import json
 
 import polars as pl
 import pytest
+from cli_contract import one_error, tree
 from deliver_stores import build_split_store, build_task_store
 
 from tracekit.errors import ConfigError, StoreError
@@ -191,3 +192,31 @@ def test_export_errors_are_clear(split_store, tmp_path):
     empty = Store(tmp_path / "empty", create=True)
     with pytest.raises(StoreError, match="no traces"):
         run_export(empty, "trl-sft", tmp_path / "y")
+
+
+# ----------------------------- exports of the small dry-run store (the `store` and `raw` fixtures)
+def test_export_warns_about_formats_it_lacks_among_others(tk, tmp_path, store):
+    code, out, err = tk(
+        "export", "--store", store, "--to", "trl-sft", "--formats", "*C_full,*CC", "--out", tmp_path / "o"
+    )
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: no traces of format(s) ['*CC'] in {store} (it holds ['*C_full']); "
+        "exporting ['*C_full', '*CC'] without them."
+    ]
+    assert (tmp_path / "o" / "train.parquet").exists()
+
+
+def test_imported_problems_need_a_verifier_for_grpo(tk, tmp_path, raw):
+    st = tmp_path / "imp"
+    assert tk("import-skillfactory", raw, "--store", st, "-q")[0] == 0
+    before = tree(tmp_path)
+    one_error(
+        tk("export", "--store", st, "--to", "trl-grpo", "--out", tmp_path / "g"),
+        "task 'skillfactory' has no verifier",
+        "--task countdown",
+    )
+    assert tree(tmp_path) == before
+    code, out, err = tk("export", "--store", st, "--to", "hf", "--out", tmp_path / "hf")
+    assert code == 0 and "warning: config 'grpo' left out" in err
+    assert not (tmp_path / "hf" / "grpo").exists() and (tmp_path / "hf" / "samples").is_dir()

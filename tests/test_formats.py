@@ -244,3 +244,26 @@ def test_algorithm1_takes_problems_with_one_correct_sample():
     plans, _ = FORMATS["alg1"](pools_of(one), keys_for(2, "alg1"), RearrangeConfig(formats=("alg1",)))
     assert [rows for _, rows, _ in traces_of(plans)] == [[0], [1]]
     assert RearrangeConfig(formats=("alg1",)).min_samples_for("alg1") == 1
+
+
+def test_every_format_is_one_record_the_others_follow():
+    # the record is the one place a format's facts live: planners, phrase banks and the docs follow it
+    from tracekit.rearrange.config import FORMAT_NAMES, TAILS, TRACE_FORMATS
+    from tracekit.rearrange.phrases import BANKS, load_phrase_bank
+
+    assert tuple(FORMATS) == FORMAT_NAMES == tuple(TRACE_FORMATS)
+    doc = " ".join(RearrangeConfig.__doc__.split("formats\n", 1)[1].split("n_max\n", 1)[0].split())
+    assert doc == "Trace formats to build: " + ", ".join(FORMAT_NAMES) + "."
+    assert set(TAILS) <= set(BANKS) and set(TAILS) <= set(load_phrase_bank().phrases)
+    pools = pools_of([PROBLEM])
+    cfg = RearrangeConfig(formats=FORMAT_NAMES, n_max=2)
+    for name, fmt in TRACE_FORMATS.items():
+        plans, _ = FORMATS[name](pools, keys_for(1, name), cfg)
+        assert (plans.tail, plans.reflections) == (fmt.tail, fmt.reflections), name
+        assert plans.glue == ("by_correctness" if fmt.reflections else "generic"), name
+        assert cfg.min_samples_for(name) == (1 if fmt.any_size else 2), name
+        if fmt.two_samples:
+            with pytest.raises(ConfigError, match="always show two samples"):
+                RearrangeConfig(formats=(name,), n_max=1)
+        else:
+            RearrangeConfig(formats=(name,), n_max=1)

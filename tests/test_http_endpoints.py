@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_bad_input import edited, one_error
+from cli_contract import edited, one_error
 from test_http_hardening import Server, ok_reply, send
 
 from tracekit.errors import TracekitError

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_bad_input import BASE, edited, one_error
+from cli_contract import BASE, edited, one_error
 
 from tracekit.errors import TracekitError
 from tracekit.sampling.base import Request, SamplingParams

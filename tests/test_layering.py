@@ -3,7 +3,8 @@
 A module may import modules of its own layer or of earlier layers, never of a later one;
 every module of tracekit must belong to a declared layer (a new module is added here, in
 the place that says what it may use). The library folder (``tracekit/``) never imports the
-trainer adapters or the command line.
+trainer adapters or the command line. Evaluation stands below the run, and no module imports
+another module's private (underscore) names.
 """
 
 import ast
@@ -13,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Earliest first. A module belongs to the layer of the longest prefix that names it.
 LAYERS = [
-    ["tracekit", "tracekit.errors", "tracekit.yamlfile", "tracekit.counters"],
+    ["tracekit", "tracekit.errors", "tracekit.yamlfile", "tracekit.configfile", "tracekit.counters"],
     ["tracekit.ids"],
     ["tracekit.extract"],
     ["tracekit.schemas"],
@@ -27,9 +28,9 @@ LAYERS = [
     ["tracekit.filter"],
     ["tracekit.rearrange"],
     ["tracekit.reference"],
+    ["tracekit.evaluate"],
     ["tracekit.pipeline"],
     ["tracekit.export"],
-    ["tracekit.evaluate"],
     ["tracekit.trainers"],
     ["tracekit.cli"],
 ]
@@ -64,6 +65,13 @@ def modules() -> dict[str, Path]:
     return out
 
 
+# private names one module may import from another, each with the reason it must
+PRIVATE_IMPORTS = {
+    ("tracekit.tasks.arith", "tracekit.tasks._arith"): "the optional C extension of arith's fast path: "
+    "a private module only arith.py loads (and falls back from when it was not built)",
+}
+
+
 def imports_of(path: Path) -> set[str]:
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -89,6 +97,50 @@ def test_imports_never_run_to_a_later_layer():
             theirs = layer_of(imported)
             if theirs is None or theirs > mine:
                 bad.append(f"{module} (layer {mine}) imports {imported} (layer {theirs})")
+    assert not bad, "\n".join(bad)
+
+
+def private_imports(path: Path) -> set[str]:
+    """The private tracekit names ``path`` imports: ``module.name`` for each ``_name`` or ``_module``."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.update(f"{node.module}.{a.name}" for a in node.names if a.name.startswith("_"))
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if any(p.startswith("_") for p in a.name.split(".")))
+    return {n for n in found if n.startswith("tracekit.")}
+
+
+def test_no_module_imports_a_private_name_of_another():
+    bad = [
+        f"{module} imports {name}"
+        for module, path in modules().items()
+        for name in sorted(private_imports(path))
+        if (module, name) not in PRIVATE_IMPORTS
+    ]
+    assert not bad, "make these names public, or say in PRIVATE_IMPORTS why they must stay:\n" + "\n".join(
+        bad
+    )
+
+
+def test_the_private_name_check_can_fail(tmp_path):
+    source = tmp_path / "m.py"
+    source.write_text("from tracekit.pipeline.config import _build\nimport tracekit.tasks._arith\n")
+    assert private_imports(source) == {"tracekit.pipeline.config._build", "tracekit.tasks._arith"}
+    source.write_text("from tracekit.pipeline.config import load_config\nfrom os import _exit\n")
+    assert private_imports(source) == set()
+
+
+def test_evaluation_imports_nothing_of_the_run():
+    # evaluation takes problems, prompts and demonstrations from the stages below, never from `tracekit run`
+    assert layer_of("tracekit.evaluate.stage") < layer_of("tracekit.pipeline.run")
+    bad = [
+        f"{module} imports {imported}"
+        for module, path in modules().items()
+        if module.startswith("tracekit.evaluate")
+        for imported in imports_of(path)
+        if imported.startswith("tracekit.pipeline")
+    ]
     assert not bad, "\n".join(bad)
 
 

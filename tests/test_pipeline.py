@@ -10,10 +10,13 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
+from cli_contract import edited, listing, one_error
 
+from tracekit.configfile import from_mapping
 from tracekit.errors import ConfigError, StoreError
 from tracekit.pipeline import run_pipeline
-from tracekit.pipeline.config import RunConfig, _build, load_config
+from tracekit.pipeline.config import RunConfig, load_config
 from tracekit.sampling.scripted import ScriptedSampler
 from tracekit.store import Store
 from tracekit.store.views import view
@@ -61,7 +64,7 @@ def settings(store, **over) -> dict:
 
 
 def config(tmp_path, store="st", **over) -> RunConfig:
-    return _build(RunConfig, settings(tmp_path / store, **over), "test")
+    return from_mapping(RunConfig, settings(tmp_path / store, **over), "test")
 
 
 def run(cfg, sampler=None, *, dry_run=False):
@@ -372,3 +375,67 @@ def test_prompt_variants_from_a_file(tmp_path):
     path.write_text("- {name: x}\n")
     with pytest.raises(ConfigError, match="must have 'name' and 'instruction'"):
         load_variants(path)
+
+
+# -------------------------------------- runs of the small base config (tests/cli_contract.py BASE)
+def test_a_run_without_traces_says_so_and_suggests_no_export(tk, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("run.yaml").write_text(yaml.safe_dump(edited(rearrange={"min_samples": 50})), encoding="utf-8")
+    code, out, err = tk("run", "run.yaml", "--dry-run", "-q")
+    assert code == 0, err
+    assert "traces per format: none" in out and "tracekit export" not in out
+    assert "no traces were built" in out and "Hint:" in out
+
+
+def test_reflection_parts_are_compacted_and_resume_still_works(tmp_path, monkeypatch):
+    from tracekit.configfile import from_mapping
+    from tracekit.pipeline.config import RunConfig
+    from tracekit.pipeline.run import run_pipeline
+    from tracekit.store import Store
+
+    data = edited(store=str(tmp_path / "st"), chunk_problems=1, reflection={"per_sample": 2, "call_size": 1})
+    data["tasks"][0]["n"] = 6
+    cfg = from_mapping(RunConfig, data, "test")
+    import tracekit.store.transaction as txn
+
+    merged = []
+    real = txn.compact
+    monkeypatch.setattr(
+        txn, "compact", lambda store, table, **kw: merged.append((table, real(store, table, **kw)))
+    )
+    run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
+    st = Store(tmp_path / "st")
+    assert dict(merged)["reflections"] >= 6  # one part per backend call, then merged
+    assert len(st.parts("reflections")) == 1 and len(st.parts("samples")) == 1
+    before = st.read("reflections").sort("reflection_id")
+    again = run_pipeline(cfg, dry_run=True, progress=False, echo=lambda *_: None)
+    assert again["new_samples"] == again["new_reflections"] == 0  # resume reuses every row
+    assert Store(tmp_path / "st").read("reflections").sort("reflection_id").equals(before)
+    assert not Store(tmp_path / "st").check()
+
+
+def test_few_shot_demonstrations_do_not_grow_with_n(tk, tmp_path, monkeypatch):
+    """The demo config's task with many more problems than the validation split holds."""
+    monkeypatch.chdir(tmp_path)
+    data = edited(sampling={"few_shot": 2, "samples_per_variant": 1}, reflection={"few_shot": 2})
+    data["tasks"][0]["n"] = 200  # 2-digit x 1-digit: about 80 validation problems in all
+    Path("run.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    code, out, err = tk("run", "run.yaml", "--dry-run", "-q")
+    assert code == 0, err
+    assert "problems 200" in out
+
+
+def test_the_planned_bound_counts_every_variant_and_task(tk, tmp_path, monkeypatch):
+    from tracekit.configfile import MAX_PLANNED_ROWS
+    from tracekit.pipeline.config import load_config
+
+    monkeypatch.chdir(tmp_path)
+    data = edited(sampling={"variants": ["plain", "plan"], "samples_per_variant": MAX_PLANNED_ROWS // 8})
+    Path("run.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    load_config(
+        "run.yaml"
+    )  # 4 problems x 2 variants x MAX/8: exactly the bound (not run: it would not finish)
+    data["tasks"][0]["n"] = 5
+    Path("run.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    one_error(tk("run", "run.yaml", "--dry-run", "-q"), f"plans {5 * 2 * (MAX_PLANNED_ROWS // 8):,} samples")
+    assert listing(tmp_path) == ["run.yaml"]

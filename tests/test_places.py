@@ -8,12 +8,15 @@ nothing is written outside ``--out`` (item 9: `--name ..` overwrote a file outsi
 
 from __future__ import annotations
 
+import json
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
+import yaml
+from cli_contract import BASE, GOOD, one_error, tree
 from deliver_stores import build_split_store
-from test_bad_input import one_error, tree
 
 from tracekit.export import EXPORTERS
 from tracekit.places import check_name_component, check_outside_stores
@@ -201,3 +204,110 @@ def test_name_rule_examples():
     for bad in [n for n in BAD_NAMES if n != "ABS"] + ["/abs/name", "a\\b", "x" * 201]:
         with pytest.raises(Exception, match="not a plain file name"):
             check_name_component(bad, "--name")
+
+
+# ------------------------ read-only places: refused before any work, with the file system's reason
+def _can_mount_read_only() -> bool:
+    """A private mount namespace with a read-only bind mount (``unshare -m``, as root), where the
+    machine allows it; otherwise the tests stand in for the file system (see ``read_only``)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("unshare") is None:
+        return False
+    with tempfile.TemporaryDirectory() as d:
+        probe = f'mount --bind "{d}" "{d}" && mount -o remount,bind,ro "{d}" && ! touch "{d}/x" 2>/dev/null'
+        return subprocess.run(["unshare", "-m", "sh", "-c", probe], capture_output=True).returncode == 0
+
+
+READ_ONLY_MOUNT = _can_mount_read_only()
+
+
+@pytest.fixture
+def read_only(tk, monkeypatch):
+    """``run(folder, *args)``: run ``tracekit ARGS`` with ``folder`` read-only. With a real read-only
+    bind mount in a private mount namespace where possible (a subprocess); else in this process,
+    with every file creation under ``folder`` failing as on a read-only file system (EROFS)."""
+    import errno
+    import os
+    import subprocess
+
+    def run(folder: Path, *args: str) -> tuple[int, str, str]:
+        folder = Path(folder).resolve()
+        if READ_ONLY_MOUNT:
+            script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+            cmd = [
+                "unshare",
+                "-m",
+                "sh",
+                "-c",
+                script,
+                "sh",
+                str(folder),
+                sys.executable,
+                "-m",
+                "tracekit.cli",
+            ]
+            r = subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True)
+            return r.returncode, r.stdout, r.stderr
+        real_open = os.open
+
+        def refusing_open(path, flags, *rest, **kw):
+            if flags & os.O_CREAT and Path(path).resolve().is_relative_to(folder):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+            return real_open(path, flags, *rest, **kw)
+
+        monkeypatch.setattr(os, "open", refusing_open)
+        try:
+            return tk(*args)
+        finally:
+            monkeypatch.setattr(os, "open", real_open)
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("case", "command"),
+    [
+        ("import", ["import-skillfactory", "{raw}", "--store", "{st}", "-q"]),
+        ("rearrange", ["rearrange", "--store", "{st}", "--n-max", "2", "--min-samples", "1", "--replace"]),
+        ("dry run", ["run", "{config}", "--dry-run", "--store", "{st}", "-q"]),
+    ],
+)
+def test_a_read_only_store(read_only, tmp_path, store, raw, case, command):
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(BASE), encoding="utf-8")
+    args = [a.format(raw=raw, st=store, config=tmp_path / "run.yaml") for a in command]
+    before = tree(store)
+    one_error(
+        read_only(store, *args), f"store {store}: cannot create files in {store}", "Read-only file system"
+    )
+    assert tree(store) == before
+
+
+def test_read_only_outputs(read_only, tmp_path, store):
+    out = tmp_path / "ro"
+    out.mkdir()
+    jsonl = tmp_path / "in.jsonl"
+    jsonl.write_text(json.dumps(GOOD) + "\n", encoding="utf-8")
+    one_error(
+        read_only(out, "export", "--store", store, "--to", "trl-sft", "--out", out / "sft"),
+        "export --out",
+        "Read-only file system",
+    )
+    one_error(
+        read_only(out, "score", "--task", "countdown", jsonl, "--out", out / "s.jsonl"),
+        "score --out",
+        "Read-only file system",
+    )
+    assert list(out.iterdir()) == []
+
+
+def test_a_read_only_store_can_still_be_exported(read_only, tmp_path, store):
+    before = tree(store)
+    code, out, err = read_only(
+        store, "export", "--store", store, "--to", "trl-sft", "--out", tmp_path / "sft"
+    )
+    assert code == 0, err
+    assert "warning: the export is not recorded in the store's runs table" in err
+    assert (tmp_path / "sft" / "train.parquet").exists() and tree(store) == before

@@ -326,3 +326,28 @@ def test_a_rearrangement_that_builds_nothing_leaves_the_view(filled_store):
     with pytest.raises(ConfigError, match="built no traces.*too_few_samples"):
         rearrange_store(filled_store, RearrangeConfig(formats=("*C_full",), n_max=5, min_samples=500))
     assert view(filled_store, "traces").collect().height == before > 0 and filled_store.count("runs") == runs
+
+
+# ---------------------------------------------------------------- repeats through the command line
+def test_many_repeats_of_a_small_pool_give_only_its_distinct_traces(tk, store):
+    from tracekit.store import Store
+
+    code, out, err = tk(
+        "rearrange",
+        "--store",
+        store,
+        "--repeats",
+        "1000",
+        "--n-max",
+        "2",
+        "--min-samples",
+        "1",
+        "--replace",
+        "-q",
+    )
+    assert code == 0, err
+    traces = Store(store).read("traces")
+    shown = traces.select("problem_id", "sample_ids", "reflection_ids")
+    assert shown.height == shown.unique().height  # no trace repeats another's samples and reflections
+    assert traces.group_by("problem_id").len()["len"].max() <= 4  # a pool of 2 samples has few traces
+    assert "repeat_duplicate" in out and " 0\n" not in out + "\n"  # no zero counters in the summary

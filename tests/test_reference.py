@@ -1,5 +1,9 @@
+import json
+from pathlib import Path
+
 import polars as pl
 import pytest
+from cli_contract import one_error, raw_rows, tree, write_jsonl
 
 from tracekit.errors import InputFormatError
 from tracekit.reference import REFLECTIONS, RESPONSES, import_skillfactory
@@ -118,3 +122,214 @@ def test_bad_inputs(tmp_path, raw_frame):
     with pytest.raises(InputFormatError, match="row 3: the lists"):
         import_skillfactory(tmp_path / "len.parquet", st)
     assert st.count("samples") == 0
+
+
+# ------------ importing through the command line: what is refused, with the line, and what is kept
+def test_import_input_files(tk, tmp_path, raw):
+    rows = raw_rows(raw, 4)
+    (tmp_path / "folder.jsonl").mkdir()
+    cases = {
+        "folder.jsonl": ["folder.jsonl is a folder, not a file"],
+        "missing.jsonl": ["missing.jsonl does not exist"],
+    }
+    broken = [json.dumps(r) for r in rows]
+    broken[2] = broken[2][:40]  # a line cut short
+    (tmp_path / "broken.jsonl").write_text("\n".join(broken) + "\n", encoding="utf-8")
+    cases["broken.jsonl"] = ["broken.jsonl: line 3: not valid JSON"]
+    lines = [json.dumps(r).encode() for r in rows]
+    lines[3] = lines[3].replace(b"Puzzle", b"Puzzl\xe9")  # Latin-1, not UTF-8, on line 4
+    (tmp_path / "latin.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    cases["latin.jsonl"] = ["latin.jsonl: line 4: not UTF-8 text (byte 0xe9"]
+    blank = [json.dumps(r) for r in rows]
+    blank.insert(1, "")
+    blank[3] = (
+        blank[3]
+        .replace('"question": "Puzzle', '"question": "', 1)
+        .replace('"question": "', '"question": null, "x": "', 1)
+    )
+    (tmp_path / "blank.jsonl").write_text("\n".join(blank) + "\n", encoding="utf-8")
+    cases["blank.jsonl"] = ["blank.jsonl: line 4: empty 'question'"]  # blank lines are counted
+    nested = [dict(r) for r in rows]
+    nested[2]["model_responses__mutated_prompts_reflection"] = [["one"], ["two"]]
+    write_jsonl(tmp_path / "nested.jsonl", nested)
+    cases["nested.jsonl"] = [
+        "nested.jsonl: line 3: column 'model_responses__mutated_prompts_reflection' is a nested list"
+    ]
+    nulls = [dict(r) for r in rows]
+    nulls[1]["answer"] = None
+    write_jsonl(tmp_path / "null.jsonl", nulls)
+    cases["null.jsonl"] = ["null.jsonl: line 2: empty 'answer'"]
+    for name, needles in cases.items():
+        st = tmp_path / f"st-{name}"
+        one_error(tk("import-skillfactory", tmp_path / name, "--store", st, "-q"), *needles)
+        assert not st.exists(), name
+
+
+def test_import_answers_are_read_as_written(tk, tmp_path, raw):
+    import polars as pl
+
+    from tracekit.store import Store
+
+    frame = pl.read_parquet(raw).head(8)
+    answers = [416.0, 2.5, 416.0, 2.5, 17.0, 17.0, 3.0, 3.0]
+    frame.with_columns(answer=pl.Series(answers)).write_parquet(tmp_path / "floats.parquet")
+    assert tk("import-skillfactory", tmp_path / "floats.parquet", "--store", tmp_path / "a", "-q")[0] == 0
+    assert sorted(set(Store(tmp_path / "a").read("problems")["answer"])) == ["17", "2.5", "3", "416"]
+    rows = frame.to_dicts()
+    for row, answer in zip(rows, [416, 2.5, "416", 2.5, 17, 17, 3, 3]):
+        row["answer"] = answer
+    write_jsonl(tmp_path / "numbers.jsonl", rows)
+    assert tk("import-skillfactory", tmp_path / "numbers.jsonl", "--store", tmp_path / "b", "-q")[0] == 0
+    assert sorted(set(Store(tmp_path / "b").read("problems")["answer"])) == ["17", "2.5", "3", "416"]
+
+
+def test_reimport_under_another_model_name(tk, tmp_path, raw):
+    st = tmp_path / "st"
+    assert tk("import-skillfactory", raw, "--store", st, "--model", "m1", "-q")[0] == 0
+    before = tree(st)
+    one_error(
+        tk("import-skillfactory", raw, "--store", st, "--model", "m2", "-q"),
+        "row 1: this response is already in the store, imported as model 'm1', not 'm2'",
+        "--model m1",
+    )
+    assert tree(st) == before
+    assert (
+        tk("import-skillfactory", raw, "--store", st, "--model", "m1", "-q")[0] == 0
+    )  # the same name: nothing new
+
+
+def test_a_failure_late_in_a_file_writes_nothing(tk, tmp_path, raw, monkeypatch):
+    import polars as pl
+
+    import tracekit.reference.raw as raw_module
+
+    monkeypatch.setattr(raw_module, "BATCH_ROWS", 4)  # several batches before the bad row
+    frame = pl.read_parquet(raw)
+    bad_row = frame.height - 2
+    frame.with_columns(
+        question=pl.when(pl.int_range(pl.len()) == bad_row).then(pl.lit("")).otherwise(pl.col("question"))
+    ).write_parquet(tmp_path / "late.parquet")
+    frame.head(8).write_parquet(tmp_path / "head.parquet")
+    st = tmp_path / "st"
+    assert tk("import-skillfactory", tmp_path / "head.parquet", "--store", st, "-q")[0] == 0
+    before = tree(st)
+    one_error(  # the batches before the bad row hold new rows: none of them is written
+        tk("import-skillfactory", tmp_path / "late.parquet", "--store", st, "-q"),
+        f"row {bad_row + 1}: empty 'question'",
+    )
+    assert tree(st) == before
+
+
+def test_countdown_import_reads_numbers_and_target(tk, tmp_path, raw):
+    import polars as pl
+
+    from tracekit.store import Store
+    from trainers.rewards import correctness_reward
+
+    st = tmp_path / "st"
+    assert tk("import-skillfactory", raw, "--store", st, "--task", "countdown", "-q")[0] == 0
+    problems = Store(st).read("problems")
+    assert set(problems["task"]) == {"countdown"}
+    first = problems.row(0, named=True)
+    meta = json.loads(first["meta"])
+    assert str(meta["target"]) == first["answer"] and len(meta["numbers"]) == 3
+    code, _, err = tk("export", "--store", st, "--to", "trl-grpo", "--out", tmp_path / "g")
+    assert code == 0, err
+    grpo = pl.read_parquet(tmp_path / "g" / "train.parquet")
+    a, b, c = json.loads(grpo["meta"][0])["numbers"]
+    right = f"<answer>({a} + {b}) * {c}</answer>"  # synthetic puzzles are (a + b) * c
+    assert correctness_reward([right], task=grpo["task"][:1].to_list(), meta=grpo["meta"][:1].to_list()) == [
+        1.0
+    ]
+
+
+def test_countdown_import_rejects_questions_it_cannot_read(tk, tmp_path, raw):
+    rows = raw_rows(raw, 8)
+    rows[2]["question"] = "What is 12 * 3?"
+    rows[5]["answer"] = "999"  # the question names another target
+    write_jsonl(tmp_path / "odd.jsonl", rows)
+    one_error(
+        tk(
+            "import-skillfactory",
+            tmp_path / "odd.jsonl",
+            "--store",
+            tmp_path / "st",
+            "--task",
+            "countdown",
+            "-q",
+        ),
+        "cannot read the countdown fields from the question of 2 row(s): line 3; line 6",
+        "--task skillfactory",
+    )
+    assert not (tmp_path / "st").exists()
+
+
+def test_a_parquet_file_without_rows(tk, tmp_path, raw):
+    pl.read_parquet(raw).head(0).write_parquet(tmp_path / "none.parquet")
+    one_error(
+        tk("import-skillfactory", tmp_path / "none.parquet", "--store", tmp_path / "st", "-q"),
+        "none.parquet holds no rows",
+    )
+    assert not (tmp_path / "st").exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"\n\n  \n"], ids=["empty", "blank lines"])
+def test_a_jsonl_file_without_rows(tk, tmp_path, content):
+    (tmp_path / "none.jsonl").write_bytes(content)
+    err = one_error(
+        tk("import-skillfactory", tmp_path / "none.jsonl", "--store", tmp_path / "st", "-q"),
+        f"{tmp_path / 'none.jsonl'} holds no rows",
+    )
+    assert "NDJSON" not in err and "infer" not in err  # not polars' wording
+    assert not (tmp_path / "st").exists()
+
+
+def _lines_with(raw: Path, line: int, edit) -> list[str]:
+    lines = [json.dumps(r) for r in raw_rows(raw, 4)]
+    lines[line - 1] = edit(lines[line - 1])
+    return lines
+
+
+@pytest.mark.parametrize(
+    ("edit", "needles"),
+    [
+        (lambda s: s[:-1] + ', "answer": "12"}', ["line 3: the key 'answer' appears twice in one object"]),
+        (lambda s: s[:-1] + ', "x": {"a": 1, "a": 2}}', ["line 3: the key 'a' appears twice"]),
+        (
+            lambda s: s.replace('"question": "', '"question": "\\ud800', 1),
+            ["line 3: a string holds a lone surrogate"],
+        ),
+        (
+            lambda s: s.replace('"question": "', '"question": "\\udfff!', 1),
+            ["line 3", "lone surrogate ('\\udfff')"],
+        ),
+        (lambda s: "[" + s + "]", ["line 3: expected a JSON object, got list"]),
+    ],
+    ids=["key twice", "nested key twice", "lone high surrogate", "lone low surrogate", "not an object"],
+)
+def test_jsonl_lines_that_are_valid_json_but_not_a_row(tk, tmp_path, raw, edit, needles):
+    (tmp_path / "in.jsonl").write_text("\n".join(_lines_with(raw, 3, edit)) + "\n", encoding="utf-8")
+    err = one_error(
+        tk("import-skillfactory", tmp_path / "in.jsonl", "--store", tmp_path / "st", "-q"), *needles
+    )
+    assert len(err.strip().splitlines()) == 2  # the error and its hint: no expression dump
+    assert not (tmp_path / "st").exists()
+
+
+def test_nul_and_surrogate_pairs_import_as_from_parquet(tk, tmp_path, raw):
+    from tracekit.store import Store
+
+    def edit(s: str) -> str:
+        return s.replace('"question": "', '"question": "nul\\u0000 pair\\ud83d\\ude00 ', 1)
+
+    (tmp_path / "in.jsonl").write_text("\n".join(_lines_with(raw, 2, edit)) + "\n", encoding="utf-8")
+    rows = [json.loads(line) for line in _lines_with(raw, 2, edit)]
+    pl.DataFrame(rows).select(pl.read_parquet(raw).columns).write_parquet(tmp_path / "in.parquet")
+    questions = {}
+    for name in ("in.jsonl", "in.parquet"):
+        code, _, err = tk("import-skillfactory", tmp_path / name, "--store", tmp_path / f"st-{name}", "-q")
+        assert code == 0, err
+        got = Store(tmp_path / f"st-{name}").read("problems")["question"].to_list()
+        questions[name] = sorted(got)
+    assert questions["in.jsonl"] == questions["in.parquet"]
+    assert any("nul\x00 pair\U0001f600 " in q for q in questions["in.jsonl"])

@@ -1,5 +1,14 @@
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
 import polars as pl
 import pytest
+import yaml
+from cli_contract import edited, listing, one_error, tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -242,10 +251,12 @@ def test_a_file_url_is_the_local_folder_it_names(tmp_path, monkeypatch, tk, raw_
 @settings(max_examples=50, deadline=None)
 @given(st.lists(st.text(max_size=30), max_size=20), st.integers(0, 5))
 def test_hash_strings_of_a_series_equals_the_list_path(values, start):
-    from tracekit.ids import hash_strings, text_hash
+    import xxhash
+
+    from tracekit.ids import hash_strings
 
     series = pl.Series(values, dtype=pl.Utf8).slice(start)  # a sliced series has an offset into its buffer
-    expected = [text_hash(v) for v in values[start:]]
+    expected = [xxhash.xxh3_128_hexdigest(v.encode("utf-8"))[:20] for v in values[start:]]
     assert hash_strings(series) == expected == hash_strings(values[start:])
 
 
@@ -281,3 +292,175 @@ def test_prefetch_keeps_order_raises_and_stops_early():
         if item == 3:
             break
     assert closed.wait(5), "stopping early closes the producer"
+
+
+# -------------------------------- what `tracekit info` shows; a full disk leaves a store as it was
+def test_info_shows_what_a_store_holds(tk, tmp_path, store, raw):
+    from tracekit.store import Store
+
+    assert (
+        tk("import-skillfactory", raw, "--store", store, "--task", "countdown", "--model", "m7", "-q")[0] == 0
+    )
+    assert tk("rearrange", "--store", store, "--n-max", "2", "--min-samples", "1", "-q")[0] == 0
+    assert (
+        tk(
+            "rearrange",
+            "--store",
+            store,
+            "--n-max",
+            "3",
+            "--min-samples",
+            "1",
+            "--formats",
+            "*C_full,*CC",
+            "-q",
+        )[0]
+        == 0
+    )
+    code, out, err = tk("info", "--store", store)
+    assert code == 0, err
+    for needle in (
+        "current view",
+        "multiplication  train",
+        "countdown  train",
+        "m7  import",
+        "scripted-dry-run  scripted",
+        "traces by format:",
+        "*CC",
+        "traces by rearrangement configuration:",
+        "runs (4 of 4",
+        '"n_max":3',
+        "row(s) are history, not in the current view",
+    ):
+        assert needle in out, (needle, out)
+    assert " MB in " in out or " KB in " in out
+    data = json.loads(tk("info", "--store", store, "--json")[1])
+    assert [r["command"] for r in data["runs"]] == ["run", "import-skillfactory", "rearrange", "rearrange"]
+    assert data["runs"][0]["config"]["sampling"]["variants"] == ["plain"]
+    Store(store).parts("samples")[0].unlink()  # damage: a part the log names is gone
+    code, out, err = tk("info", "--store", store)
+    assert code == 0, err  # a damaged store is reported, not refused
+    assert "integrity: 1 problem(s)" in out and "missing" in out and "contents not read" in out
+
+
+def _can_mount_tmpfs() -> bool:
+    if not hasattr(os, "geteuid") or os.geteuid() != 0 or shutil.which("mount") is None:
+        return False
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        ok = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", d], capture_output=True)
+        if ok.returncode != 0:
+            return False
+        subprocess.run(["umount", d], check=True)
+    return True
+
+
+TMPFS = _can_mount_tmpfs()
+
+
+needs_tmpfs = pytest.mark.skipif(not TMPFS, reason="needs root and tmpfs mounts (mount -t tmpfs)")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """``make(kib, *copy)``: a tmpfs of ``kib`` KiB at ``tmp_path/disk`` holding copies of ``copy``
+    (folders); ``fill(leave)`` then fills it up to ``leave`` bytes. Unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = []
+
+    def make(kib: int, *copy: Path) -> Path:
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs", str(disk)], check=True)
+        mounted.append(disk)
+        for folder in copy:
+            shutil.copytree(folder, disk / folder.name)
+        return disk
+
+    yield make
+    for d in mounted:
+        subprocess.run(["umount", "-l", str(d)], check=False)
+
+
+def fill(disk: Path, leave: int = 0) -> None:
+    """Fill ``disk`` until at most ``leave`` bytes are free."""
+    with open(disk / "filler", "wb") as fh:
+        free = shutil.disk_usage(disk).free - leave
+        try:
+            while free > 0:
+                fh.write(b"\0" * min(free, 1 << 16))
+                fh.flush()
+                free = shutil.disk_usage(disk).free - leave
+        except OSError:
+            pass
+
+
+def cli(*args) -> tuple[int, str, str]:
+    r = subprocess.run(
+        [sys.executable, "-m", "tracekit.cli", *map(str, args)], capture_output=True, text=True
+    )
+    return r.returncode, r.stdout, r.stderr
+
+
+def intact(st: Path, before: dict) -> None:
+    from tracekit.store import Store
+
+    assert tree(st) == before
+    assert not Store(st).check()
+
+
+@needs_tmpfs
+def test_import_into_a_new_store_on_a_full_disk(tmp_path, small_disk):
+    from tracekit.reference import synthetic_raw
+
+    synthetic_raw(400, response_chars=2000, reflection_chars=500, seed=1).write_parquet(
+        tmp_path / "big.parquet"
+    )
+    disk = small_disk(200)  # holds the first tables' parts, not the reflections
+    one_error(
+        cli("import-skillfactory", tmp_path / "big.parquet", "--store", disk / "st", "-q"),
+        f"no space left on the device holding {disk / 'st'}",
+        "Hint: free some space",
+    )
+    assert listing(disk) == []  # no store, no temporaries
+
+
+@needs_tmpfs
+@pytest.mark.parametrize(
+    ("case", "args"),
+    [
+        ("import", ["import-skillfactory", "{raw}", "--store", "{st}", "--task", "countdown", "-q"]),
+        (
+            "rearrange",
+            ["rearrange", "--store", "{st}", "--n-max", "2", "--min-samples", "1", "--replace", "-q"],
+        ),
+        ("run", ["run", "{config}", "--dry-run", "--store", "{st}", "-q"]),
+    ],
+)
+def test_a_store_on_a_full_disk_is_left_as_it_was(tmp_path, store, raw, small_disk, case, args):
+    data = edited()
+    data["tasks"][0]["n"] = 12  # 8 problems more than the store holds
+    (tmp_path / "run.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    disk = small_disk(8 * 1024, store)
+    st = disk / store.name
+    fill(disk)
+    before = tree(st)
+    args = [a.format(raw=raw, st=st, config=tmp_path / "run.yaml") for a in args]
+    one_error(cli(*args), f"no space left on the device holding {st}", "so it was not written")
+    intact(st, before)
+    (disk / "filler").unlink()  # with room again, the same command works
+    code, _, err = cli(*args)
+    assert code == 0, err
+
+
+@needs_tmpfs
+@pytest.mark.parametrize("to", ["trl-sft", "hf", "verl"])
+def test_an_export_to_a_full_disk(tmp_path, store, small_disk, to):
+    disk = small_disk(1024)
+    fill(disk)
+    before = tree(store)
+    one_error(
+        cli("export", "--store", store, "--to", to, "--out", disk / "out"), "no space left on the device"
+    )
+    assert [p.name for p in disk.rglob("*") if p.is_file()] == ["filler"]  # no file, no temporary
+    assert tree(store) == before

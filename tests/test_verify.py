@@ -3,12 +3,12 @@
 import io
 import json
 
-import polars as pl
 import pytest
+from cli_contract import GOOD
 
 from tracekit.errors import InputFormatError
 from tracekit.tasks import Check, Task, get_task
-from tracekit.verify import VERDICT_COLUMNS, score_jsonl, verify, verify_responses
+from tracekit.verify import VERDICT_COLUMNS, score_jsonl, verify_responses
 
 
 def test_verdict_columns_have_the_samples_types():
@@ -29,20 +29,16 @@ def test_verdict_columns_have_the_samples_types():
     assert all(out.schema[c] == polars_schema("samples")[c] for c in VERDICT_COLUMNS)
 
 
-def test_verify_a_frame_against_its_problems():
+def test_verify_responses_against_generated_problems():
+    # as the sample stage calls it: each response with its problem's task and fields
     problems = get_task("multiplication").generate(2, seed=0)
     answers = [problems["answer"][0], "0"]
-    samples = pl.DataFrame(
-        {
-            "problem_id": problems["problem_id"],
-            "response": [f"<answer>{a}</answer>" for a in answers],
-            "is_correct": [False, True],  # stale verdicts are replaced
-        }
+    out = verify_responses(
+        [f"<answer>{a}</answer>" for a in answers],
+        problems["task"].to_list(),
+        [json.loads(m) for m in problems["meta"]],
     )
-    out = verify(samples, problems)
     assert out["is_correct"].to_list() == [True, False] and out["reason"].to_list() == ["ok", "wrong_value"]
-    with pytest.raises(InputFormatError, match="not among the problems"):
-        verify(samples, problems.head(1))
 
 
 def test_a_problem_missing_a_verifier_field_raises():
@@ -83,3 +79,46 @@ def test_score_jsonl_scores_good_lines_and_reports_bad_ones():
     assert [e.split(":")[0] for e in errors] == ["line 2", "line 3", "line 4"]
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [(r["is_correct"], r["reason"]) for r in rows] == [(True, "ok"), (False, "wrong_letters")]
+
+
+# ------------------------------------------------------ the score command through the command line
+def test_score_reports_malformed_lines_and_keeps_the_others(tk, tmp_path):
+    lines = [
+        json.dumps(GOOD),
+        "[" * 100_000,  # nested too deep for Python's JSON reader
+        '{"numbers": [1, 2, 3], "target": 9, "response": "\\ud800"}',  # a lone surrogate
+        json.dumps({**GOOD, "numbers": ["1", "2", "3"]}),  # string numbers
+        json.dumps({**GOOD, "target": "9"}),  # a string target: the same rule as the numbers
+        json.dumps({**GOOD, "numbers": [True, 2, 3], "response": "<answer>(2 + 1) * 3</answer>"}),
+        json.dumps({**GOOD, "response": 42}),
+        json.dumps([1, 2]),
+        "{not json",
+        json.dumps({"numbers": [1, 2, 3], "response": "x"}),
+        json.dumps({**GOOD, "response": GOOD["response"] + "." * 1_100_000}),  # answer, then > 1 MB
+        json.dumps({**GOOD, "response": "<answer>1 + 2</answer>"}),
+    ]
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, stdout, err = tk("score", "--task", "countdown", src, "--out", out)
+    assert code == 1 and "Traceback" not in err
+    reported = {int(line.split("line ")[1].split(":")[0]): line for line in err.splitlines()}
+    assert sorted(reported) == [2, 3, 4, 5, 6, 7, 8, 9, 10]
+    assert "nested too deeply" in reported[2] and "lone surrogate" in reported[3]
+    assert "field 'numbers' must be a list of integers" in reported[4] and "field 'target'" in reported[5]
+    assert "True" in reported[6] and "'response' must be a string" in reported[7]
+    assert "missing field(s) ['target']" in reported[10]
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert [r["reason"] for r in rows] == ["ok", "too_long", "wrong_value"]
+    assert "3 line(s)" in stdout and "9 malformed" in stdout
+
+
+def test_score_reports_a_line_that_is_not_utf8(tk, tmp_path):
+    src, out = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
+    good = json.dumps(GOOD).encode()
+    src.write_bytes(good + b"\n" + good.replace(b"(1 + 2)", b"(1 + 2)\xff") + b"\n" + good + b"\n")
+    code, stdout, err = tk("score", "--task", "countdown", src, "--out", out)
+    assert code == 1 and "Traceback" not in err
+    assert f"{src}: line 2: not UTF-8 text (byte 0xff at column" in err
+    text = out.read_text(encoding="utf-8")
+    assert len(text.splitlines()) == 2 and "\ufffd" not in text
+    assert "1 malformed line(s) skipped" in stdout

@@ -41,11 +41,6 @@ def _encode(part: Any) -> str:
     return "j" + json.dumps(part, ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str)
 
 
-def text_hash(text: str) -> str:
-    """Fast 80-bit digest of one string (for ids defined by long texts)."""
-    return xxhash.xxh3_128_hexdigest(text.encode("utf-8"))[:20]
-
-
 MAX_SEED = 2**63 - 1  # seeds are stored in Int64 columns (problems.seed, runs.seed)
 
 
@@ -82,7 +77,8 @@ def problem_id(task: str, question: str, answer: str) -> str:
 
 
 def hash_strings(values) -> list[str]:
-    """:func:`text_hash` of every string of ``values`` (a polars Series or a list), in order."""
+    """A fast 80-bit digest (the first 20 hex digits of xxh3-128 of its UTF-8 bytes) of every string of
+    ``values`` (a polars Series or a list), in order: for ids defined by long texts."""
     h = xxhash.xxh3_128_hexdigest
     if not hasattr(values, "to_arrow"):
         return [h(v.encode("utf-8"))[:20] for v in values]

@@ -12,12 +12,13 @@ a YAML file: a list of ``{name, system, instruction}`` mappings.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tracekit.errors import ConfigError, unknown_name
-from tracekit.tasks import Task
+from tracekit.tasks import Task, get_task
 
 
 @dataclass(frozen=True)
@@ -198,3 +199,31 @@ def reflection_demos(
         response = f"The answer is {shown}.\n<answer>{shown}</answer>"
         demos.append((question, response, solution, task.score(response, meta).is_correct))
     return demos
+
+
+def make_demos(
+    tasks: Iterable[tuple[str, dict[str, Any]]],
+    *,
+    seed: int,
+    exclude: set[str],
+    sample_few_shot: int,
+    reflect_few_shot: int = 0,
+) -> tuple[dict[str, list], dict[str, list]]:
+    """Solved demonstrations per task name: ``(for sampling prompts, for reflection prompts)``.
+
+    ``tasks``: ``(name, options)`` of each generated task (dataset tasks have no oracle to solve
+    them: leave them out); a name given twice takes its first options. ``sample_few_shot`` and
+    ``reflect_few_shot`` demonstrations per task are drawn (:func:`solved_demos`, never one of
+    ``exclude``; the reflection ones from :func:`reflection_demos`); none at all when both are 0.
+    """
+    sample_demos: dict[str, list] = {}
+    reflect_demos: dict[str, list] = {}
+    want = max(sample_few_shot, reflect_few_shot)
+    for name, options in tasks:
+        if want == 0 or name in sample_demos:
+            continue
+        task = get_task(name)
+        solved = solved_demos(task, want, seed=seed, options=options, exclude=exclude)
+        sample_demos[name] = [(q, s, a) for q, s, a, _ in solved[:sample_few_shot]]
+        reflect_demos[name] = reflection_demos(task, solved[:reflect_few_shot])
+    return sample_demos, reflect_demos

@@ -55,24 +55,6 @@ def verify_responses(
     )
 
 
-def verify(samples: pl.DataFrame, problems: pl.DataFrame) -> pl.DataFrame:
-    """``samples`` (``problem_id``, ``response``, ...) with fresh verdict columns, checked against
-    the ``task`` and ``meta`` of their rows in ``problems``."""
-    known = dict(
-        (pid, (task, meta)) for pid, task, meta in problems.select("problem_id", "task", "meta").iter_rows()
-    )
-    missing = sorted(set(samples["problem_id"].to_list()) - set(known))
-    if missing:
-        msg = f"verify: {len(missing)} sample problem(s) are not among the problems given, first: {missing[0]!r}."
-        raise InputFormatError(msg)
-    parsed = {pid: (task, json.loads(meta)) for pid, (task, meta) in known.items()}
-    pids = samples["problem_id"].to_list()
-    verdicts = verify_responses(
-        samples["response"].to_list(), [parsed[p][0] for p in pids], [parsed[p][1] for p in pids]
-    )
-    return samples.drop([c for c in VERDICT_COLUMNS if c in samples.columns]).hstack(verdicts)
-
-
 READ_BYTES = (
     256 << 10
 )  # score_jsonl reads this much at a time (to the end of a line): small enough to reuse memory

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tracekit.configfile import check_planned, from_mapping, read_yaml_mapping
 from tracekit.errors import ConfigError
 from tracekit.executor.config import ExecutorConfig
-from tracekit.pipeline.config import _build, check_planned, read_yaml_mapping
 from tracekit.sampling.base import SamplingParams
 
 
@@ -169,4 +169,4 @@ def load_eval_config(path: str | Path, **overrides: Any) -> EvalConfig:
         p, "eval config", "an eval config needs at least 'store', 'models' and 'tasks' (see configs/eval/)"
     )
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return _build(EvalConfig, data, p.name)
+    return from_mapping(EvalConfig, data, p.name)

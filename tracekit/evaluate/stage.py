@@ -33,9 +33,7 @@ from tracekit.evaluate.results import current_evals, format_results, results_lon
 from tracekit.executor import Build, Executor, Feed, Job, ModelInfo, make_executor
 from tracekit.executor.base import timed
 from tracekit.ids import seed_for, stable_hash
-from tracekit.pipeline.config import ReflectConfig, RunConfig, SampleConfig, TaskSpec
-from tracekit.pipeline.run import make_demos
-from tracekit.prompts import load_variants, pick_variants
+from tracekit.prompts import load_variants, make_demos, pick_variants
 from tracekit.sample import SampleSetting, draw_samples, plan_samples
 from tracekit.sampling.base import Sampler
 from tracekit.schemas import polars_schema
@@ -85,21 +83,9 @@ def _lineage(spec: EvalModel, model: ModelInfo, revision: str | None, cfg_hash: 
 
 
 def _demos(cfg: EvalConfig, few_shot: int, exclude: set[str]) -> dict:
-    if few_shot == 0:
-        return {}
-    specs = tuple(
-        TaskSpec(name=t.name, n=1, options=t.difficulties()[0], path=t.path) for t in cfg.tasks if not t.path
-    )
-    if not specs:
-        return {}
-    run_cfg = RunConfig(
-        store=cfg.store,
-        tasks=specs,
-        seed=cfg.seed,
-        sampling=SampleConfig(few_shot=few_shot),
-        reflection=ReflectConfig(few_shot=0),
-    )
-    return make_demos(run_cfg, exclude)[0]
+    """Solved demonstrations per generated task (its first difficulty's knobs) for the sampling prompt."""
+    tasks = [(t.name, t.difficulties()[0]) for t in cfg.tasks if not t.path]
+    return make_demos(tasks, seed=cfg.seed, exclude=exclude, sample_few_shot=few_shot)[0]
 
 
 def _rows(frame: pl.DataFrame, problems: pl.DataFrame, **const: Any) -> pl.DataFrame:

@@ -40,7 +40,8 @@ from tracekit.export.stats import card_stats
 from tracekit.export.trl import grpo_view, sft_view
 from tracekit.schemas.tables import SPLITS
 from tracekit.store import Store, atomic_write_text
-from tracekit.store.files import file_digest, temporary_path
+from tracekit.store.files import temporary_path
+from tracekit.store.fs import file_digest
 
 CONFIGS = ("problems", "samples", "reflections", "sft", "grpo")
 

@@ -31,7 +31,7 @@ from tracekit.filter import TRUNCATED
 from tracekit.pipeline.config import RunConfig, config_dict, config_hash
 from tracekit.pipeline.shard import Shard
 from tracekit.pipeline.summary import format_summary, summarize
-from tracekit.prompts import load_variants, pick_variants, reflection_demos, solved_demos
+from tracekit.prompts import load_variants, make_demos, pick_variants
 from tracekit.rearrange.stage import build_traces
 from tracekit.reflect import ReflectSetting, draw_reflections, plan_reflections, reflection_keys
 from tracekit.sample import INDEX_COLUMNS, SampleSetting, draw_samples, plan_samples
@@ -39,7 +39,7 @@ from tracekit.sampling.base import Sampler
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
-from tracekit.tasks import get_task, task_problems, task_sources
+from tracekit.tasks import task_problems, task_sources
 
 
 def make_problems(cfg: RunConfig) -> pl.DataFrame:
@@ -51,19 +51,16 @@ def make_problems(cfg: RunConfig) -> pl.DataFrame:
     )
 
 
-def make_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
-    """Solved demonstrations per task for sampling and reflection prompts (none for dataset tasks)."""
-    sample_demos: dict[str, list] = {}
-    reflect_demos: dict[str, list] = {}
-    want = max(cfg.sampling.few_shot, cfg.reflection.few_shot)
-    for spec in cfg.tasks:
-        if spec.path or want == 0 or spec.name in sample_demos:
-            continue
-        task = get_task(spec.name)
-        solved = solved_demos(task, want, seed=cfg.seed, options=spec.options, exclude=exclude)
-        sample_demos[spec.name] = [(q, s, a) for q, s, a, _ in solved[: cfg.sampling.few_shot]]
-        reflect_demos[spec.name] = reflection_demos(task, solved[: cfg.reflection.few_shot])
-    return sample_demos, reflect_demos
+def run_demos(cfg: RunConfig, exclude: set[str]) -> tuple[dict, dict]:
+    """Solved demonstrations per task for the sampling and reflection prompts of ``cfg``
+    (:func:`tracekit.prompts.make_demos`; none for dataset tasks)."""
+    return make_demos(
+        [(spec.name, spec.options) for spec in cfg.tasks if not spec.path],
+        seed=cfg.seed,
+        exclude=exclude,
+        sample_few_shot=cfg.sampling.few_shot,
+        reflect_few_shot=cfg.reflection.few_shot,
+    )
 
 
 def refuse_real_data(store: Store) -> None:
@@ -135,7 +132,7 @@ def _run(
         with rec.stage("tasks"):
             problems = make_problems(cfg)
             # the demonstrations avoid every problem of the config, so each shard renders the same prompts
-            sample_demos, reflect_demos = make_demos(cfg, set(problems["problem_id"].to_list()))
+            sample_demos, reflect_demos = run_demos(cfg, set(problems["problem_id"].to_list()))
             if shard is not None:
                 problems = shard.take(problems)
         try:

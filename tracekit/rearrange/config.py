@@ -1,6 +1,7 @@
-"""The rearrangement's settings (:class:`RearrangeConfig`) and the facts about trace formats
-that checking them needs: light to import (no numpy, polars or pandera), because every run
-config and the ``rearrange`` command's options are built from it."""
+"""The rearrangement's settings (:class:`RearrangeConfig`) and the facts about every trace
+format (:class:`Format`, one record each in :data:`TRACE_FORMATS`): light to import (no numpy,
+polars or pandera), because every run config and the ``rearrange`` command's options are built
+from it."""
 
 from __future__ import annotations
 
@@ -14,13 +15,58 @@ from tracekit.rearrange.recipes import RECIPES
 if TYPE_CHECKING:
     from tracekit.rearrange.phrases import PhraseBank
 
-# the trace formats, in the order the docs list them (each is planned by the function of the
-# same name in :data:`tracekit.rearrange.formats.FORMATS`)
-FORMAT_NAMES = ("0C", "*C", "*C_full", "*C*IC", "*CC", "random", "no_reflection", "alg1", "star")
-# formats that use any problem with one correct sample (the others need ``n_max`` surviving samples)
-ANY_SIZE = frozenset({"alg1", "star"})
-# formats whose traces always show two samples (a correct one and the one it is compared with)
-TWO_SAMPLES = frozenset({"*C*IC", "*CC"})
+# what may follow a trace's last sample; each is also the phrase bank its phrase is drawn from
+BACKTRACK = "backtrack"  # a backtrack phrase, then the correct sample again (its answer is final)
+CONFIRM = "confirm"  # a confirmation phrase
+TAILS = (BACKTRACK, CONFIRM)
+
+
+@dataclass(frozen=True)
+class Format:
+    """What tracekit knows of one trace format; :data:`TRACE_FORMATS` holds them all.
+
+    name: as configs and the traces' ``format`` column write it; planner: its function in
+    :mod:`tracekit.rearrange.formats` (which samples each trace shows, in which order); any_size: a
+    problem with one correct sample qualifies (the others need ``n_max`` surviving samples);
+    two_samples: its traces always show two samples (a correct one and the one it is compared
+    with), so it needs ``n_max >= 2``; tail: what follows the last sample (None, or one of
+    :data:`TAILS`); reflections: its traces show reflections (without them the glue between samples
+    is generic: there is no verdict for it to follow).
+    """
+
+    name: str
+    planner: str
+    any_size: bool = False
+    two_samples: bool = False
+    tail: str | None = None
+    reflections: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tail is not None and self.tail not in TAILS:  # pragma: no cover - a table typo
+            raise ValueError(f"format {self.name!r}: tail {self.tail!r} is not one of {TAILS}")
+
+    @property
+    def glue(self) -> str:
+        """``"by_correctness"`` (after a correct or a wrong sample, phrases that fit it) or ``"generic"``."""
+        return "by_correctness" if self.reflections else "generic"
+
+
+# the trace formats, in the order the docs list them
+TRACE_FORMATS: dict[str, Format] = {
+    f.name: f
+    for f in (
+        Format("0C", "plan_0c"),
+        Format("*C", "plan_star_c"),
+        Format("*C_full", "plan_star_c_full"),
+        Format("*C*IC", "plan_backtrack", two_samples=True, tail=BACKTRACK),
+        Format("*CC", "plan_confirm", two_samples=True, tail=CONFIRM),
+        Format("random", "plan_random"),
+        Format("no_reflection", "plan_star_c_full", reflections=False),  # *C_full's traces, no reflections
+        Format("alg1", "plan_algorithm1", any_size=True),
+        Format("star", "plan_star", any_size=True, reflections=False),
+    )
+}
+FORMAT_NAMES = tuple(TRACE_FORMATS)
 LAYOUTS = ("tracekit", "reference")  # text layouts (see :mod:`tracekit.rearrange.render`)
 MAX_REPEATS = 1_000  # the most ``repeats`` (see :mod:`tracekit.rearrange.repeats`)
 
@@ -108,7 +154,7 @@ class RearrangeConfig:
             raise ConfigError(
                 f"rearrange: n_max must be >= 1, got {self.n_max}.\nHint: the paper uses n_max 5."
             )
-        two = sorted(TWO_SAMPLES & set(formats))
+        two = sorted(f for f in formats if TRACE_FORMATS[f].two_samples)
         if two and self.n_max < 2:
             msg = (
                 f"rearrange: {', '.join(two)} always show two samples (a correct one and the one it is "
@@ -143,7 +189,7 @@ class RearrangeConfig:
         """Surviving samples a problem needs for ``fmt``."""
         if self.min_samples is not None:
             return self.min_samples
-        return 1 if fmt in ANY_SIZE else self.n_max
+        return 1 if TRACE_FORMATS[fmt].any_size else self.n_max
 
     @property
     def effective_min_samples(self) -> int:

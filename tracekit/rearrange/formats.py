@@ -1,11 +1,13 @@
 """Trace formats: which samples a trace shows, in which order, planned for many problems at once.
 
-A format is a small named function over a batch of problems: it takes the
+A format's planner is a small named function over a batch of problems: it takes the
 :class:`Pools` (every problem's surviving samples), one random key per problem (see
 :mod:`tracekit.rearrange.draws`) and the rearrangement settings, and returns :class:`Plans`
-(for every trace: its problem, its samples in order, the sample whose answer is final
-and how it ends) plus the problems it had to skip, counted by reason. Rendering the
-text is not their business (see :mod:`tracekit.rearrange.render`).
+(for every trace: its problem, its samples in order and the sample whose answer is final)
+plus the problems it had to skip, counted by reason. How a format's traces end and whether
+they show reflections are facts of its record (:data:`tracekit.rearrange.config.TRACE_FORMATS`),
+which :data:`FORMATS` stamps on the plans. Rendering the text is not their business (see
+:mod:`tracekit.rearrange.render`).
 
 Every choice is a uniform draw: "pick one correct sample" is a uniform index into the
 problem's correct samples; "pick k more samples" gives every candidate a random key and
@@ -17,13 +19,14 @@ problem's own samples, the format and the repeat.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from tracekit.rearrange.config import ANY_SIZE, FORMAT_NAMES, TWO_SAMPLES  # noqa: F401  (re-exported)
+from tracekit.rearrange.config import TRACE_FORMATS, Format
 from tracekit.rearrange.draws import (
     S_INSERT,
     S_LAST,
@@ -105,7 +108,7 @@ class Plans:
     n: np.ndarray
     final: np.ndarray
     slots: np.ndarray
-    tail: str | None = None  # None, "backtrack" or "confirm"
+    tail: str | None = None  # None or one of TAILS; the three fields come from the format's record
     reflections: bool = True
     glue: str = "by_correctness"  # or "generic"
 
@@ -274,13 +277,6 @@ def plan_random(pools, keys, cfg):
     return _star_c(pools, keys, cfg, np.arange(1, cfg.n_max + 1), last_correct=False)
 
 
-def plan_no_reflection(pools, keys, cfg):
-    """``no_reflection``: ``*C_full`` without reflections, generic glue only."""
-    plans, skipped = plan_star_c_full(pools, keys, cfg)
-    plans.reflections, plans.glue = False, "generic"
-    return plans, skipped
-
-
 def _pairs(pools: Pools, keys, cfg, reason: str, bad: np.ndarray):
     """One trace per problem for the two-anchor formats (``*C*IC``, ``*CC``): the traces and their N."""
     skipped: Counter = Counter()
@@ -310,8 +306,7 @@ def plan_backtrack(pools, keys, cfg):
     idx = np.arange(len(tr))
     slots = _assemble(n, [(trace, rank + (rank >= at[trace]), row), (idx, at, good), (idx, n - 1, bad)])
     final = _latest_correct(pools, n, slots) if cfg.layout == "reference" else good
-    plans = Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=final, slots=slots, tail="backtrack")
-    return plans, skipped
+    return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=final, slots=slots), skipped
 
 
 def _latest_correct(pools: Pools, n: np.ndarray, slots: np.ndarray) -> np.ndarray:
@@ -333,8 +328,7 @@ def plan_confirm(pools, keys, cfg):
     first[t2[rank2 == 0]], second[t2[rank2 == 1]] = two[rank2 == 0], two[rank2 == 1]
     trace, rank, row = tr.pick_k(S_OTHERS, n - 2, exclude=(first, second))
     slots = _assemble(n, [(trace, rank, row), (idx, n - 2, first), (idx, n - 1, second)])
-    plans = Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=second, slots=slots, tail="confirm")
-    return plans, skipped
+    return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=second, slots=slots), skipped
 
 
 def _ragged_cumsum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -431,20 +425,22 @@ def plan_star(pools, keys, cfg):
     problem = pools.problem[rows]
     ordinal = np.arange(len(rows)) - (np.cumsum(pools.n_correct) - pools.n_correct)[problem]
     n = np.ones(len(rows), dtype=np.int64)
-    plans = Plans(problem=problem, ordinal=ordinal, n=n, final=rows, slots=rows.copy())
-    plans.reflections, plans.glue = False, "generic"
-    return plans, Counter()
+    return Plans(problem=problem, ordinal=ordinal, n=n, final=rows, slots=rows.copy()), Counter()
 
 
-FORMATS: dict[str, Callable] = {
-    "0C": plan_0c,
-    "*C": plan_star_c,
-    "*C_full": plan_star_c_full,
-    "*C*IC": plan_backtrack,
-    "*CC": plan_confirm,
-    "random": plan_random,
-    "no_reflection": plan_no_reflection,
-    "alg1": plan_algorithm1,
-    "star": plan_star,
-}
-assert tuple(FORMATS) == FORMAT_NAMES, "every format name has its planner (see rearrange/config.py)"
+def _stamped(fmt: Format) -> Callable:
+    """The planner of ``fmt`` (its record's ``planner``, a function of this module), its plans
+    carrying the record's tail, reflections and glue."""
+    plan = globals()[fmt.planner]
+
+    @functools.wraps(plan)
+    def planned(pools, keys, cfg):
+        plans, skipped = plan(pools, keys, cfg)
+        plans.tail, plans.reflections, plans.glue = fmt.tail, fmt.reflections, fmt.glue
+        return plans, skipped
+
+    return planned
+
+
+# format name -> planner, in the order of TRACE_FORMATS
+FORMATS: dict[str, Callable] = {name: _stamped(fmt) for name, fmt in TRACE_FORMATS.items()}

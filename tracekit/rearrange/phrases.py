@@ -14,10 +14,12 @@ from pathlib import Path
 
 from tracekit.errors import ConfigError
 from tracekit.ids import stable_hash
+from tracekit.rearrange.config import TAILS
 from tracekit.yamlfile import load_yaml, read_text, read_yaml
 
 DEFAULT_BANK = Path(__file__).parent.parent / "data" / "phrases.yaml"
-BANKS = ("generic_glue", "correct_glue", "incorrect_glue", "ending", "backtrack", "confirm")
+# glue between samples, the ending phrase, and one bank per tail (a format's record names its tail)
+BANKS = ("generic_glue", "correct_glue", "incorrect_glue", "ending", *TAILS)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ import polars as pl
 import pyarrow as pa
 
 from tracekit.ids import hash_strings, stable_hash
-from tracekit.rearrange.config import LAYOUTS  # noqa: F401  (re-exported)
+from tracekit.rearrange.config import BACKTRACK, CONFIRM, LAYOUTS  # noqa: F401  (LAYOUTS: re-exported)
 from tracekit.rearrange.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
 from tracekit.rearrange.phrases import BANKS, PhraseBank
 from tracekit.schemas import polars_schema
@@ -74,7 +74,7 @@ class TraceBatch:
     final: np.ndarray
     with_reflections: np.ndarray
     generic_glue: np.ndarray
-    tail: np.ndarray  # "", "backtrack" or "confirm"
+    tail: np.ndarray  # "" or one of TAILS (BACKTRACK, CONFIRM)
     slots: np.ndarray
     problem_ids: pl.Series  # id of every problem of the batch, in pool order
 
@@ -176,17 +176,38 @@ def lay_out(
     ``pool``/``kept`` come from :func:`tracekit.filter.filter_pool` (``text_row`` points into
     ``responses``/``reflection_texts``); ``formats`` is the sorted list ``fmt_code`` indexes.
     """
-    b = batch
-    n_traces = len(b.n)
     pieces = _Pieces(len(responses), len(reflection_texts), pool.height, bank, layout)
-    correct = pool["is_correct"].to_numpy()
-    text_row = pool["text_row"].to_numpy()
+    slots = _draw_slots(batch, pool, pieces, bank)
+    segments, lengths, tail_phrase, ending = _segments(batch, slots, pool, kept, pieces, bank)
+    frame = _columns(batch, slots, pool, kept, questions, formats, pieces, tail_phrase, ending, digest)
+    texts = [
+        responses.cast(pl.Utf8),
+        reflection_texts.cast(pl.Utf8),
+        pool["extracted_answer"].fill_null("None" if layout == "reference" else ""),
+        pl.Series(pieces.consts, dtype=pl.Utf8),
+    ]
+    return Layout(frame=frame, pieces=texts, segments=segments, lengths=lengths)
 
-    # -- slots: sample row, position, drawn reflection (among the sample's kept ones) and glue
-    s_trace = np.repeat(np.arange(n_traces), b.n)
+
+@dataclass
+class _Slots:
+    """Every slot (a sample's place in a trace), trace-major: its trace, position, pool row, whether it
+    is its trace's last, the kept reflection drawn for it (a row of ``kept``) and the glue phrase after it."""
+
+    trace: np.ndarray
+    pos: np.ndarray
+    row: np.ndarray
+    last: np.ndarray
+    kept: np.ndarray
+    glue: np.ndarray
+
+
+def _draw_slots(b: TraceBatch, pool: pl.DataFrame, pieces: _Pieces, bank: PhraseBank) -> _Slots:
+    """Each slot's sample row, position, drawn reflection (among the sample's kept ones) and glue."""
+    correct = pool["is_correct"].to_numpy()
+    s_trace = np.repeat(np.arange(len(b.n)), b.n)
     s_pos = ragged_arange(b.n)
     s_row = b.slots
-    s_last = s_pos == b.n[s_trace] - 1
     s_key, s_ordinal = b.key[s_trace], b.ordinal[s_trace]
     n_kept = pool["n_kept"].to_numpy()
     s_kept = offsets(n_kept)[:-1][s_row] + below(
@@ -201,53 +222,88 @@ def lay_out(
     which = np.where(b.generic_glue[s_trace], 0, np.where(correct[s_row], 1, 2))
     u = uniform(s_key, s_ordinal, S_GLUE, s_pos)
     glue = np.select([which == i for i in range(3)], [ids[below(u, len(ids))] for ids in glue_banks])
+    return _Slots(s_trace, s_pos, s_row, s_pos == b.n[s_trace] - 1, s_kept, glue)
 
-    # -- segments of every trace
+
+def _segments(
+    b: TraceBatch, s: _Slots, pool: pl.DataFrame, kept: pl.DataFrame, pieces: _Pieces, bank: PhraseBank
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The pieces of every trace in order: (segments, segments per trace, each trace's tail phrase
+    (-1: none) and ending phrase). Samples with their reflections and glue, then the tail, the ending
+    and the final answer."""
+    n_traces = len(b.n)
+    text_row = pool["text_row"].to_numpy()
     backtrack_len = 2 + len(pieces.backtrack_close)
-    tail_len = np.select([b.tail == "backtrack", b.tail == "confirm"], [backtrack_len, 1], 0)
+    tail_len = np.select([b.tail == BACKTRACK, b.tail == CONFIRM], [backtrack_len, 1], 0)
     width = np.where(b.with_reflections, 4, 2)
     lengths = 1 + b.n * width + tail_len + 3
     seg_off = offsets(lengths)
     seg = np.empty(int(seg_off[-1]), dtype=np.int64)
     seg[seg_off[:-1]] = pieces.OPEN
-    base = seg_off[s_trace] + 1 + s_pos * width[s_trace]
-    seg[base] = text_row[s_row]
-    r = b.with_reflections[s_trace]
+    # the samples: each with its reflection and glue (4 pieces), or with its glue only (2)
+    base = seg_off[s.trace] + 1 + s.pos * width[s.trace]
+    seg[base] = text_row[s.row]
+    r = b.with_reflections[s.trace]
     seg[base[r] + 1] = pieces.SAMPLE_THEN_REFLECT
-    seg[base[r] + 2] = pieces.refl0 + kept["text_row"].to_numpy()[s_kept[r]]
-    seg[base[r] + 3] = np.where(s_last[r], pieces.REFLECT_CLOSE, pieces.glue_after_reflection[glue[r]])
-    seg[base[~r] + 1] = np.where(s_last[~r], pieces.LAST_SAMPLE_CLOSE, pieces.glue_after_sample[glue[~r]])
+    seg[base[r] + 2] = pieces.refl0 + kept["text_row"].to_numpy()[s.kept[r]]
+    seg[base[r] + 3] = np.where(s.last[r], pieces.REFLECT_CLOSE, pieces.glue_after_reflection[s.glue[r]])
+    seg[base[~r] + 1] = np.where(s.last[~r], pieces.LAST_SAMPLE_CLOSE, pieces.glue_after_sample[s.glue[~r]])
+    # the tail: its phrase, and for a backtrack the final sample again
     end = seg_off[:-1] + 1 + b.n * width
     tail_phrase = np.full(n_traces, -1, dtype=np.int64)
-    for name, tail_pieces in (("backtrack", pieces.backtrack), ("confirm", pieces.confirm)):
+    for name, tail_pieces in ((BACKTRACK, pieces.backtrack), (CONFIRM, pieces.confirm)):
         t = np.flatnonzero(b.tail == name)
         ids = pieces.bank(bank, name)
         tail_phrase[t] = ids[below(uniform(b.key[t], b.ordinal[t], S_TAIL, 0), len(ids))]
         seg[end[t]] = tail_pieces[tail_phrase[t]]
-    t = np.flatnonzero(b.tail == "backtrack")
+    t = np.flatnonzero(b.tail == BACKTRACK)
     seg[end[t] + 1] = text_row[b.final[t]]
     for i, piece in enumerate(pieces.backtrack_close):
         seg[end[t] + 2 + i] = piece
+    # the ending phrase and the final answer
     end = end + tail_len
     endings = pieces.bank(bank, "ending")
     ending = endings[below(uniform(b.key, b.ordinal, S_ENDING, 0), len(endings))]
     seg[end] = np.where(tail_len > 0, pieces.ending_after_tail[ending], pieces.ending[ending])
     seg[end + 1] = pieces.answer0 + b.final
     seg[end + 2] = pieces.ANSWER_CLOSE
+    return seg, lengths, tail_phrase, ending
 
-    # -- ids: samples, kept reflections and phrases of every trace, in the order they appear
-    refl_slots = np.flatnonzero(r)
-    refl_ids = kept["reflection_id"].gather(pl.Series(s_kept[refl_slots]))
-    refl_counts = np.bincount(s_trace[refl_slots], minlength=n_traces)
+
+def _phrases(
+    b: TraceBatch, s: _Slots, tail_phrase: np.ndarray, ending: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The phrases of every trace in the order they appear (glue, tail, ending), as indices into
+    the phrase ids: (phrases, phrases per trace)."""
     has_tail = tail_phrase >= 0
     phrase_counts = b.n + has_tail
     phrase_off = offsets(phrase_counts)
     phrases = np.empty(int(phrase_off[-1]), dtype=np.int64)
-    glue_slots = ~s_last
-    phrases[phrase_off[s_trace[glue_slots]] + s_pos[glue_slots]] = glue[glue_slots]
+    glue_slots = ~s.last
+    phrases[phrase_off[s.trace[glue_slots]] + s.pos[glue_slots]] = s.glue[glue_slots]
     phrases[phrase_off[:-1][has_tail] + b.n[has_tail] - 1] = tail_phrase[has_tail]
     phrases[phrase_off[1:] - 1] = ending
+    return phrases, phrase_counts
 
+
+def _columns(
+    b: TraceBatch,
+    s: _Slots,
+    pool: pl.DataFrame,
+    kept: pl.DataFrame,
+    questions: pl.DataFrame,
+    formats: list[str],
+    pieces: _Pieces,
+    tail_phrase: np.ndarray,
+    ending: np.ndarray,
+    digest: str,
+) -> pl.DataFrame:
+    """Every column of the traces but the text: the samples, kept reflections and phrases of every
+    trace in the order they appear, and the trace id."""
+    refl_slots = np.flatnonzero(b.with_reflections[s.trace])
+    refl_ids = kept["reflection_id"].gather(pl.Series(s.kept[refl_slots]))
+    refl_counts = np.bincount(s.trace[refl_slots], minlength=len(b.n))
+    phrases, phrase_counts = _phrases(b, s, tail_phrase, ending)
     frame = pl.DataFrame(
         {
             "problem_id": b.problem_ids.gather(pl.Series(b.problem)),
@@ -260,7 +316,7 @@ def lay_out(
     final = pl.Series(b.final)
     frame = frame.with_columns(
         prompt=frame.select("problem_id").join(questions, on="problem_id", how="left")["question"],
-        sample_ids=list_of(pool["sample_id"].gather(pl.Series(s_row)), b.n).cast(pl.List(pl.Utf8)),
+        sample_ids=list_of(pool["sample_id"].gather(pl.Series(s.row)), b.n).cast(pl.List(pl.Utf8)),
         reflection_ids=list_of(refl_ids, refl_counts).cast(pl.List(pl.Utf8)),
         phrase_ids=list_of(
             pl.Series(pieces.phrase_ids, dtype=pl.Utf8).gather(pl.Series(phrases)), phrase_counts
@@ -269,6 +325,11 @@ def lay_out(
         final_correct=pool["is_correct"].gather(final),
         config_hash=pl.lit(digest),
     )
+    return _with_trace_ids(frame, pool["sample_id"].gather(final))
+
+
+def _with_trace_ids(frame: pl.DataFrame, final_sample_ids: pl.Series) -> pl.DataFrame:
+    """``frame`` with its ``trace_id`` (and without ``ordinal``, which only the id needs)."""
     # a trace's id hashes everything its text is made of (the template and phrase bank via the
     # digest): a changed input gives a new id, an unchanged trace keeps its id and is not rewritten
     keys = frame.select(
@@ -283,18 +344,11 @@ def lay_out(
                 pl.col("sample_ids").list.join(","),
                 pl.col("reflection_ids").list.join(","),
                 pl.col("phrase_ids").list.join(","),
-                pool["sample_id"].gather(final),
+                final_sample_ids,
             ],
             separator="|",
         )
     )
-    frame = frame.with_columns(
+    return frame.with_columns(
         trace_id=pl.Series(["t-" + h for h in hash_strings(keys.to_series())], dtype=pl.Utf8)
     ).drop("ordinal")
-    texts = [
-        responses.cast(pl.Utf8),
-        reflection_texts.cast(pl.Utf8),
-        pool["extracted_answer"].fill_null("None" if layout == "reference" else ""),
-        pl.Series(pieces.consts, dtype=pl.Utf8),
-    ]
-    return Layout(frame=frame, pieces=texts, segments=seg, lengths=lengths)

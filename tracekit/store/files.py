@@ -22,9 +22,9 @@ from pathlib import Path
 
 import polars as pl
 
-from tracekit.store.fs import TMP_PREFIX, file_digest, fsync_dir, fsync_file
+from tracekit.store.fs import TMP_PREFIX, fsync_dir, fsync_file
 
-__all__ = ["file_digest", "fsync_dir", "fsync_file", "atomic_write", "atomic_write_text", "write_parquet"]
+__all__ = ["atomic_write", "atomic_write_text", "write_parquet"]
 
 HOST = socket.gethostname() or "localhost"
 

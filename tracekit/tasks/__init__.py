@@ -64,7 +64,7 @@ def get_task(name: str) -> Task:
 
 def task_names() -> list[str]:
     """Every task name known now: built-in, loaded from a file or module, installed as a plugin."""
-    return [*TASKS, *sorted((set(custom._LOADED) | set(custom.plugin_names())) - set(TASKS))]
+    return [*TASKS, *sorted((set(custom.loaded_names()) | set(custom.plugin_names())) - set(TASKS))]
 
 
 def task_sources(names: Iterable[str]) -> dict[str, str]:
@@ -100,7 +100,7 @@ def load_recorded_tasks(store) -> dict[str, str]:
         if isinstance(sources, dict):
             found.update({str(k): str(v) for k, v in sources.items()})
     for name, source in found.items():
-        if name in TASKS or (name in custom._LOADED and custom._LOADED[name][1] == source):
+        if name in TASKS or task_source(name) == source:
             continue
         try:
             get_task(source)

@@ -26,7 +26,7 @@ MAX_ANSWER_CHARS = 2_000
 _MULTI_RE = re.compile(r"\b(?:or|and)\b|;|\|", re.IGNORECASE)
 
 
-def _several_candidates(answer: str) -> bool:
+def several_candidates(answer: str) -> bool:
     """``12 or 13``, ``a; b``, ``a | b``: one answer naming several candidates (``_MULTI_RE``).
 
     Most answers are plain ASCII arithmetic with no ``o``/``a``, so cheap membership tests
@@ -126,7 +126,7 @@ class Task:
             if name in meta and not any(_has_type(meta[name], k) for k in kinds.split("|")):
                 shown = repr(meta[name])
                 shown = shown if len(shown) <= 60 else shown[:57] + "..."
-                return f"field {name!r} must be {' or '.join(_TYPE_WORDS[k] for k in kinds.split('|'))}, got {shown}"
+                return f"field {name!r} must be {' or '.join(TYPE_WORDS[k] for k in kinds.split('|'))}, got {shown}"
         return None
 
     def _check_known(self, knobs: dict[str, Any]) -> None:
@@ -190,7 +190,7 @@ class Task:
             return Check(False, "empty_answer", answer)
         if len(stripped) > MAX_ANSWER_CHARS:
             return Check(False, "too_long", stripped[:100])
-        if self.multi_answer_guard and _several_candidates(stripped):
+        if self.multi_answer_guard and several_candidates(stripped):
             return Check(False, "multiple_answers", stripped)
         try:
             if self.verifier_timeout is None:
@@ -330,7 +330,7 @@ def _bounded_check(task: Task, answer: str, meta: dict[str, Any]) -> Check:
     return value
 
 
-_TYPE_WORDS = {
+TYPE_WORDS = {
     "int": "an integer",
     "float": "a number",
     "str": "a string",

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
-from tracekit.tasks.base import Check, _several_candidates
+from tracekit.tasks.base import Check, several_candidates
 
 REGEX_TIMEOUT = 1.0  # seconds one user pattern may take on one answer
 
@@ -141,7 +141,7 @@ def check_number(answer: str, meta: dict[str, Any]) -> Check:
     >>> check_number("0.75", {"answer": "3/4"}).is_correct, check_number("three", {"answer": "3"}).reason
     (True, 'not_a_number')
     """
-    if _several_candidates(answer):  # "12 or 13": a hedge, not a number with a unit word
+    if several_candidates(answer):  # "12 or 13": a hedge, not a number with a unit word
         return Check(False, "multiple_answers", answer)
     got = parse_number(answer)
     if got is None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from tracekit.errors import ConfigError, UnknownNameError, unknown_name
-from tracekit.tasks.base import _TYPE_WORDS, Task
+from tracekit.tasks.base import TYPE_WORDS, Task
 
 GROUP = "tracekit.tasks"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -59,6 +59,11 @@ def task_source(name: str) -> str | None:
     ``module:Class``), or None for a built-in task."""
     found = _LOADED.get(name)
     return found[1] if found else None
+
+
+def loaded_names() -> list[str]:
+    """The names of the tasks loaded from outside the package in this process, in load order."""
+    return list(_LOADED)
 
 
 def set_verifier_timeout(task: Task, seconds: float | None, where: str) -> None:
@@ -284,8 +289,8 @@ def _contract_breach(task: Task, given: dict[str, Any] | None, n: int) -> str | 
         return f"`field_types` must map field names to types, got {task.field_types!r}"
     for field, kinds in task.field_types.items():
         for kind in str(kinds).split("|"):
-            if kind not in _TYPE_WORDS:
-                known = ", ".join(_TYPE_WORDS)
+            if kind not in TYPE_WORDS:
+                known = ", ".join(TYPE_WORDS)
                 return f"field {field!r} has an unknown type {kind!r} (known: {known}; 'a|b' for either)"
     untyped = [f for f in task.fields if f not in task.field_types]
     if untyped:
