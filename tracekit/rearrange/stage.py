@@ -56,13 +56,8 @@ from tracekit.rearrange.config import RearrangeConfig
 from tracekit.rearrange.draws import problem_key
 from tracekit.rearrange.formats import FORMATS, Pools
 from tracekit.rearrange.phrases import PhraseBank
-from tracekit.rearrange.render import (
-    Layout,
-    TraceBatch,
-    lay_out,
-    offsets,
-    ragged_arange,
-)
+from tracekit.rearrange.ragged import starts, take_runs
+from tracekit.rearrange.render import Layout, TraceBatch, lay_out
 from tracekit.rearrange.repeats import REPEAT_GROUP, new_traces
 from tracekit.schemas import ID_COLUMNS, empty_frame
 
@@ -125,7 +120,6 @@ def plan_batch(
     fmt_code, repeat = per_trace(lambda f, r, p, k: f), per_trace(lambda f, r, p, k: r)
     ordinal = per_trace(lambda f, r, p, k: p.ordinal)
     order = np.lexsort((ordinal, repeat, fmt_code, problem))
-    slot_start = offsets(n)[:-1][order]
     slots = np.concatenate([p[2].slots for p in parts])
     return TraceBatch(
         problem=problem[order],
@@ -138,7 +132,7 @@ def plan_batch(
         with_reflections=per_trace(lambda f, r, p, k: p.reflections)[order],
         generic_glue=per_trace(lambda f, r, p, k: p.glue == "generic")[order],
         tail=per_trace(lambda f, r, p, k: p.tail or "")[order],
-        slots=slots[np.repeat(slot_start, n[order]) + ragged_arange(n[order])],
+        slots=take_runs(slots, starts(n)[order], n[order]),
         problem_ids=problem_ids,
     )
 
