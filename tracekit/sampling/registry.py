@@ -26,7 +26,7 @@ BACKENDS: dict[str, str] = {
 def backend_class(backend: str) -> type:
     """The class of backend ``backend`` (its module is imported; its heavy libraries are not)."""
     if backend not in BACKENDS:
-        hint = "set model.backend to one of these names."
+        hint = "set backend to one of these names."
         raise unknown_name("sampling backend", backend, list(BACKENDS), hint=hint)
     module, name = BACKENDS[backend].split(":")
     return getattr(importlib.import_module(module), name)
