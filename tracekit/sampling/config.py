@@ -15,10 +15,14 @@ from tracekit.sampling.registry import check_backend
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """backend: transformers | vllm | http | scripted; options: the backend's keyword arguments
-    (transformers: model, gguf_file, device, dtype, batch_size; vllm: model, revision, engine;
-    http: base_url (one URL or a list of endpoints), model, concurrency, timeout, max_retries). No model = the
-    embedded SmolLM2-135M."""
+    """backend: transformers | vllm | http | scripted (see :data:`~tracekit.sampling.registry.BACKENDS`);
+    options: the backend's keyword arguments, checked against its constructor when the config is read
+    (with their defaults: transformers: model (null), gguf_file (null), device ("auto"), dtype (null),
+    batch_size (16), threads (null), prefix_cache (true); vllm: model (required), revision (null), engine
+    (null); http: base_url (required), model (required), api_key_env ("OPENAI_API_KEY"), concurrency (8),
+    timeout (120.0), max_retries (5), backoff (0.5), vllm_extras (true); scripted: respond (null), model_id
+    ("scripted")). No model = the embedded SmolLM2-135M; http's base_url may list several endpoints. The
+    list of options is :func:`~tracekit.sampling.registry.options_doc`'s text, which a test keeps equal."""
 
     backend: str = "transformers"
     options: dict[str, Any] = field(default_factory=dict)
