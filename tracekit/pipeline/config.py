@@ -136,9 +136,10 @@ class RunConfig:
             "lower tasks[].n, sampling.samples_per_variant or reflection.per_sample",
         )
 
-    @property
-    def rearrangement(self) -> RearrangeConfig:
-        """The rearrangement settings with their seed resolved (``rearrange.seed``, else ``seed``)."""
+    def rearrange_with_seed(self) -> RearrangeConfig:
+        """The ``rearrange`` section with its seed resolved (``rearrange.seed``, else the run's ``seed``):
+        what the run rearranges with. ``rearrange`` itself stays as written, and the config hash covers
+        it so."""
         return self.rearrange.with_seed(self.seed)
 
 
