@@ -26,6 +26,10 @@ import polars as pl
 from tracekit import counters
 
 TRUNCATED = pl.col("finish_reason") == "length"
+# why a reflection is dropped: its sample is not in the pool; its verdict was not read (``verdict_<reason>``)
+ORPHAN = "orphan"
+UNREAD = "verdict_"
+MISMATCH = "verdict_mismatch"
 
 
 def reflection_drop() -> pl.Expr:
@@ -40,11 +44,11 @@ def reflection_drop() -> pl.Expr:
     """
     return (
         pl.when(pl.col("is_correct").is_null())
-        .then(pl.lit("orphan"))
+        .then(pl.lit(ORPHAN))
         .when(pl.col("verdict_reason") != "ok")
-        .then(pl.lit("verdict_") + pl.col("verdict_reason"))
+        .then(pl.lit(UNREAD) + pl.col("verdict_reason"))
         .when(pl.col("verdict") != pl.col("is_correct"))
-        .then(pl.lit("verdict_mismatch"))
+        .then(pl.lit(MISMATCH))
         .otherwise(None)
         .alias("drop")
     )
