@@ -14,6 +14,8 @@ from typing import Any
 from tracekit.configfile import check_planned, from_mapping, read_yaml_mapping
 from tracekit.errors import ConfigError
 from tracekit.executor.config import ExecutorConfig
+from tracekit.ids import check_seed, stable_hash
+from tracekit.prompts import load_variants, pick_variants
 from tracekit.rearrange.config import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
 from tracekit.sampling.config import ModelConfig
@@ -59,8 +61,6 @@ class SampleConfig:
     params: SamplingParams = field(default_factory=lambda: SamplingParams(stop=("</answer>",)))
 
     def __post_init__(self) -> None:
-        from tracekit.prompts import load_variants, pick_variants
-
         object.__setattr__(self, "variants", tuple(self.variants))
         if not self.variants:
             msg = "variants: at least one prompt variant is needed."
@@ -120,8 +120,6 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
-        from tracekit.ids import check_seed
-
         if not self.tasks:
             raise ConfigError(
                 "tasks: at least one task is needed.\nHint: tasks: [{name: multiplication, n: 8}]"
@@ -172,6 +170,4 @@ NOT_HASHED = ("store", "executor")
 
 def config_hash(cfg: RunConfig) -> str:
     """Hash of what a run makes: the configuration without the store's location and the executor."""
-    from tracekit.ids import stable_hash
-
     return stable_hash({k: v for k, v in config_dict(cfg).items() if k not in NOT_HASHED})

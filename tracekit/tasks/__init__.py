@@ -13,11 +13,12 @@ loaded, contract-checked and then known by name: see :mod:`tracekit.tasks.custom
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from tracekit.errors import ConfigError
+from tracekit.errors import ConfigError, TracekitError, warn
 from tracekit.tasks import custom
 from tracekit.tasks.acronym import Acronym
 from tracekit.tasks.base import SPLIT_FRACTIONS, Check, Task
@@ -86,10 +87,6 @@ def load_recorded_tasks(store) -> dict[str, str]:
     used (their ``task_sources``), so that its rows' task names resolve in this process.
     Returns them (name -> source); a source that no longer loads is a warning, and its task's
     name then stays unknown."""
-    import json
-
-    from tracekit.errors import TracekitError, warn
-
     if not store.count("runs"):
         return {}
     found: dict[str, str] = {}
@@ -123,8 +120,6 @@ def listed_tasks(names: Iterable[str] = ()) -> dict[str, Listed]:
     """The tasks ``names`` name (loaded and contract-checked), or, given none, every built-in task
     and every task installed packages register (one that fails to load is a warning, not an error).
     """
-    from tracekit.errors import TracekitError, warn
-
     if names:
         picked = [get_task(n) for n in names]
         return {t.name: Listed(t, task_source(t.name)) for t in picked}
