@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from tracekit import counters
 from tracekit.cli.app import StoreOpt, app, at_least, listed
 from tracekit.cli.config_options import config_options, given
 from tracekit.rearrange.config import RearrangeConfig
@@ -62,7 +63,7 @@ def rearrange(
     cfg = RearrangeConfig(**given(RearrangeConfig, fields))
     stats = rearrange_store(Store(store), cfg, replace=replace, progress=not quiet)
     typer.echo(format_counters(stats))
-    typer.echo(f"{stats['traces/written']} new traces in {store}/traces")
+    typer.echo(f"{stats[counters.WRITTEN]} new traces in {store}/traces")
 
 
 @app.command()

@@ -311,6 +311,64 @@ EVAL = [
     ),
 ]
 
+# an eval config that works (test_the_good_eval_config_evaluates); each case edits its model or its task, and
+# is refused when the config is read: before any problem is built, nothing written
+EVAL_GOOD = {"store": "ev", "k": 1, "models": [{"label": "base", "backend": "scripted"}]}
+EVAL_TASK = {"name": "multiplication", "n": 2, "options": {"digits": [2, 3], "digits_b": 1}}
+EVAL_ENTRY_CASES = [
+    (
+        "backend typo",
+        {"backend": "transformer"},
+        {},
+        ["models[0]", "unknown sampling backend", "'transformers'"],
+    ),
+    (
+        "backend option typo",
+        {"backend": "transformers", "options": {"batchsize": 4}},
+        {},
+        ["models[0]", "backend 'transformers' has no option 'batchsize'", "'batch_size'"],
+    ),
+    (
+        "backend option value",
+        {"backend": "transformers", "options": {"batch_size": 0}},
+        {},
+        ["models[0]", "'batch_size' must be >= 1"],
+    ),
+    (
+        "unknown task",
+        {},
+        {"name": "multiplicaton"},
+        ["tasks[0]", "unknown task 'multiplicaton'", "'multiplication'"],
+    ),
+    ("task n 0", {}, {"n": 0}, ["tasks[0]", "n must be >= 1"]),
+    ("task option typo", {}, {"options": {"digitz": 2}}, ["tasks[0]", "unknown option(s) ['digitz']"]),
+    (
+        "a bad difficulty",
+        {},
+        {"options": {"digits": [2, 99]}},
+        ["tasks[0]", "digits must be in [1, 9], got 99"],
+    ),
+    ("dataset task without path", {}, {"name": "gsm8k", "options": {}}, ["tasks[0]", "needs 'path'"]),
+    ("task split", {}, {"split": "dev"}, ["tasks[0]", "split must be one of"]),
+]
+EVAL += [
+    Case(
+        f"eval config: {case}",
+        ["eval", "e.yaml"],
+        needles,
+        {
+            "e.yaml": yaml.safe_dump(
+                {
+                    **EVAL_GOOD,
+                    "models": [{**EVAL_GOOD["models"][0], **model}],
+                    "tasks": [{**EVAL_TASK, **task}],
+                }
+            )
+        },
+    )
+    for case, model, task, needles in EVAL_ENTRY_CASES
+]
+
 TRAIN_CONFIG = "model: {tmp}/data\ndata: {tmp}/data\n"
 TRAIN = [
     Case(
@@ -589,6 +647,15 @@ def test_the_good_base_config_runs(tk, tmp_path, monkeypatch):
     code, out, err = tk("run", "run.yaml", "--dry-run", "-q")
     assert code == 0, err
     assert "traces per format" in out
+
+
+def test_the_good_eval_config_evaluates(tk, tmp_path, monkeypatch):
+    """The eval config cases differ from a config that works."""
+    monkeypatch.chdir(tmp_path)
+    Path("e.yaml").write_text(yaml.safe_dump({**EVAL_GOOD, "tasks": [EVAL_TASK]}), encoding="utf-8")
+    code, out, err = tk("eval", "e.yaml", "-q")
+    assert code == 0, err
+    assert "base" in out
 
 
 def test_well_formed_side_files_and_merge_keys_still_work(tk, tmp_path, monkeypatch):

@@ -80,3 +80,55 @@ def test_docstring_markup_shown_as_markdown():
     spec.loader.exec_module(module)
     result = doctest.testmod(module)
     assert result.attempted >= 2 and result.failed == 0
+
+
+# ------------------------------------------------------------------ backend options: from the constructors
+def _signature_options() -> dict[str, list[str]]:
+    """Every backend's keyword parameters, read here straight from its class."""
+    import inspect
+
+    from tracekit.sampling.registry import BACKENDS, backend_class
+
+    return {
+        b: [n for n in inspect.signature(backend_class(b).__init__).parameters if n != "self"]
+        for b in BACKENDS
+    }
+
+
+def test_model_config_docstring_lists_every_backend_option():
+    from tracekit.sampling.config import ModelConfig
+    from tracekit.sampling.registry import options_doc
+
+    text = options_doc()
+    listed = {
+        b: re.findall(r"([a-z_]+) \(", rest) for b, rest in (p.split(": ", 1) for p in text.split("; "))
+    }
+    assert listed == _signature_options()
+    doc = " ".join(ModelConfig.__doc__.split())
+    assert text in doc, f"a backend's constructor changed: write this into ModelConfig's docstring:\n({text})"
+
+
+def test_the_run_page_shows_every_backend_option_from_the_constructors():
+    spec = importlib.util.spec_from_file_location("backend_options", DOCS / "hooks" / "backend_options.py")
+    hook = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hook)
+    assert "docs/hooks/backend_options.py" in yaml.safe_load((ROOT / "mkdocs.yml").read_text())["hooks"]
+    page = (DOCS / "commands" / "run.md").read_text()
+    backends = page.split("\n## Backends\n", 1)[1].split("\n## ", 1)[0]
+    assert hook.MARKER in backends
+    shown = hook.on_page_markdown(page, None, None, None)
+    assert hook.MARKER not in shown
+    rows = re.findall(r"^\| `([a-z]+)` \| `([a-z_]+)` \|", shown, flags=re.M)
+    assert rows == [(b, n) for b, names in _signature_options().items() for n in names]
+
+
+def test_backend_options_are_read_without_torch_or_vllm():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from tracekit.sampling.registry import options_table; options_table(); "
+        "print(sorted({'torch', 'vllm', 'transformers'} & set(sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -230,8 +230,8 @@ def test_a_run_reflects_on_its_own_models_samples_only(tmp_path):
 
 def test_one_seed_drives_rearrangement_unless_overridden(tmp_path):
     """Item 9: ``rearrange.seed`` defaults to the run's seed; an explicit one wins."""
-    assert config(tmp_path, seed=5).rearrangement.seed == 5
-    assert config(tmp_path, seed=5, rearrange={"seed": 2}).rearrangement.seed == 2
+    assert config(tmp_path, seed=5).rearrange_with_seed().seed == 5
+    assert config(tmp_path, seed=5, rearrange={"seed": 2}).rearrange_with_seed().seed == 2
     run(config(tmp_path, seed=3))
     st = Store(tmp_path / "st")
     assert json.loads(st.read("runs")["config_json"][0])["rearrange"]["seed"] is None  # the seed, once

@@ -26,6 +26,13 @@ import polars as pl
 from tracekit import counters
 
 TRUNCATED = pl.col("finish_reason") == "length"
+# the columns the filter reads (others are carried through)
+SAMPLE_COLUMNS = ("sample_id", "problem_id", "is_correct", "finish_reason")
+REFLECTION_COLUMNS = ("reflection_id", "sample_id", "verdict", "verdict_reason")
+# why a reflection is dropped: its sample is not in the pool; its verdict was not read (``verdict_<reason>``)
+ORPHAN = "orphan"
+UNREAD = "verdict_"
+MISMATCH = "verdict_mismatch"
 
 
 def reflection_drop() -> pl.Expr:
@@ -40,11 +47,11 @@ def reflection_drop() -> pl.Expr:
     """
     return (
         pl.when(pl.col("is_correct").is_null())
-        .then(pl.lit("orphan"))
+        .then(pl.lit(ORPHAN))
         .when(pl.col("verdict_reason") != "ok")
-        .then(pl.lit("verdict_") + pl.col("verdict_reason"))
+        .then(pl.lit(UNREAD) + pl.col("verdict_reason"))
         .when(pl.col("verdict") != pl.col("is_correct"))
-        .then(pl.lit("verdict_mismatch"))
+        .then(pl.lit(MISMATCH))
         .otherwise(None)
         .alias("drop")
     )
@@ -66,10 +73,9 @@ def filter_pool(
 ) -> tuple[pl.DataFrame, pl.DataFrame, Counter]:
     """Return the surviving samples of usable problems and their kept reflections.
 
-    ``samples`` needs ``sample_id, problem_id, is_correct, finish_reason`` (other columns
-    are carried; one row per sample: the caller passes a view, see
-    :mod:`tracekit.store.views`); ``reflections`` needs ``reflection_id, sample_id,
-    verdict, verdict_reason`` (other columns are carried too). Returns ``(pool, kept, drops)``:
+    ``samples`` needs :data:`SAMPLE_COLUMNS` (other columns are carried; one row per sample:
+    the caller passes a view, see :mod:`tracekit.store.views`); ``reflections`` needs
+    :data:`REFLECTION_COLUMNS` (other columns are carried too). Returns ``(pool, kept, drops)``:
 
     * ``pool``: one row per surviving sample, ordered by problem, prompt variant and
       sample index, with ``n_kept`` (its number of kept reflections);

@@ -28,7 +28,8 @@ STORE_SEARCH_FOLDERS = 10_000
 
 
 def _marker() -> str:
-    from tracekit.store.tables import MARKER  # the store owns its marker's name
+    # the store owns its marker's name; imported here, as the store imports this module
+    from tracekit.store.parts import MARKER
 
     return MARKER
 
@@ -45,7 +46,7 @@ def check_writable_dir(folder: str | os.PathLike, what: str) -> None:
     """Raise :class:`~tracekit.errors.OutputError` unless new files can be created in ``folder``
     (an existing folder): one hidden temporary file is created and removed. Root ignores file
     modes, so only an attempt tells (a read-only file system, a full disk, a permission)."""
-    from tracekit.store.files import temporary_path
+    from tracekit.store.files import temporary_path  # here, as the store imports this module
 
     probe = temporary_path(Path(folder) / "probe")
     try:

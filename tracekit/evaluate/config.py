@@ -16,23 +16,19 @@ from tracekit.configfile import check_planned, from_mapping, read_yaml_mapping
 from tracekit.errors import ConfigError
 from tracekit.executor.config import ExecutorConfig
 from tracekit.sampling.base import SamplingParams
+from tracekit.sampling.config import ModelConfig
+from tracekit.tasks import check_task_config
 
 
 @dataclass(frozen=True)
-class EvalModel:
+class EvalModel(ModelConfig):
     """label: the model's name in result tables (default: the backend's model id); backend and
-    options: as in a run config (a local checkpoint folder is ``options: {model: DIR}``);
+    options: as in a run config (see :class:`~tracekit.sampling.config.ModelConfig`, whose check
+    they pass when the config is read; a local checkpoint folder is ``options: {model: DIR}``);
     few_shot: overrides the config's few_shot for this model."""
 
     label: str | None = None
-    backend: str = "transformers"
-    options: dict[str, Any] = field(default_factory=dict)
     few_shot: int | None = None
-
-    def __post_init__(self) -> None:
-        from tracekit.sampling.registry import check_backend
-
-        check_backend(self.backend, self.options)  # names and values, when the config is read
 
 
 @dataclass(frozen=True)
@@ -51,10 +47,14 @@ class EvalTask:
     verifier_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        from tracekit.tasks import get_task
-        from tracekit.tasks.custom import set_verifier_timeout
-
-        set_verifier_timeout(get_task(self.name), self.verifier_timeout, f"task {self.name!r}")
+        check_task_config(  # the run config's check of a task entry, at every difficulty
+            self.name,
+            n=self.n,
+            split=self.split,
+            path=self.path,
+            verifier_timeout=self.verifier_timeout,
+            difficulties=self.difficulties(),
+        )
 
     def difficulties(self) -> list[dict[str, Any]]:
         """One knob mapping per difficulty (the cartesian product of list-valued options)."""
@@ -169,4 +169,4 @@ def load_eval_config(path: str | Path, **overrides: Any) -> EvalConfig:
         p, "eval config", "an eval config needs at least 'store', 'models' and 'tasks' (see configs/eval/)"
     )
     data.update({k: v for k, v in overrides.items() if v is not None})
-    return from_mapping(EvalConfig, data, p.name)
+    return from_mapping(EvalConfig, data, f"{p.name}: ")

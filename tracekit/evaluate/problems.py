@@ -1,4 +1,4 @@
-"""Held-out evaluation problems and the one function that reads store tables for evaluation.
+"""Held-out evaluation problems.
 
 Problems come from the task registry: generators on the held-out split (a problem's split
 is a function of its content, so generated test problems never equal generated training
@@ -9,29 +9,11 @@ are not written to the ``problems`` table, which holds the training problems.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 
 import polars as pl
 
 from tracekit.evaluate.config import EvalConfig
-from tracekit.store import Store
-from tracekit.store.views import view
 from tracekit.tasks import task_problems
-
-
-def scan_table(store: Store, table: str) -> pl.LazyFrame:
-    """The current rows of ``table``, lazily: the store's current view (see :mod:`tracekit.store.views`)."""
-    return view(store, table)
-
-
-def read_table(store: Store, table: str, columns: Iterable[str] | None = None) -> pl.DataFrame:
-    """The current rows of ``table`` for evaluation, analytics and reports (only ``columns``, if given).
-
-    Every reader in :mod:`tracekit.evaluate` goes through here or :func:`scan_table`, so the
-    notion of the current rows lives in one place: the store's views.
-    """
-    frame = scan_table(store, table)
-    return frame.collect() if columns is None else frame.select(list(columns)).collect()
 
 
 def difficulty_label(difficulty: str) -> str:

@@ -21,12 +21,12 @@ import polars as pl
 
 from tracekit import counters
 from tracekit.evaluate import plots
-from tracekit.evaluate.problems import difficulty_label, read_table
+from tracekit.evaluate.problems import difficulty_label
 from tracekit.evaluate.results import current_evals, results_long, results_wide
 from tracekit.evaluate.skills import skill_rows, skill_tables
 from tracekit.places import check_output_file
 from tracekit.store import Store, atomic_write_text
-from tracekit.store.views import view_counts
+from tracekit.store.views import view, view_counts
 
 _TAG_RE = re.compile(r"&lt;(/?)(think|sample|reflect|answer|verdict)&gt;")
 _CSS = """
@@ -245,13 +245,13 @@ def _examples(data: dict[str, pl.DataFrame], evals: pl.DataFrame, n: int) -> str
 def build_report(store: Store, *, examples: int = 3) -> str:
     """The report page of ``store`` as one HTML string."""
     data = {
-        "problems": read_table(store, "problems"),
-        "samples": read_table(store, "samples"),
-        "reflections": read_table(store, "reflections"),
-        "traces": read_table(store, "traces"),
-        "runs": read_table(store, "runs"),
+        "problems": view(store, "problems").collect(),
+        "samples": view(store, "samples").collect(),
+        "reflections": view(store, "reflections").collect(),
+        "traces": view(store, "traces").collect(),
+        "runs": view(store, "runs").collect(),
     }
-    evals = current_evals(read_table(store, "evals"))
+    evals = current_evals(view(store, "evals").collect())
     sections = [
         ("funnel", "Yield funnel", _funnel(store, data)),
         ("accuracy", "Accuracy by task, difficulty and prompt variant", _accuracy(data)),

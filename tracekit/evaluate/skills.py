@@ -27,9 +27,12 @@ from typing import Any
 
 import polars as pl
 
-from tracekit.evaluate.problems import read_table
+from tracekit.errors import ConfigError, require
+from tracekit.evaluate.problems import difficulty_label
+from tracekit.evaluate.results import current_evals, format_table
 from tracekit.extract import all_answers, parse_verdict
-from tracekit.tasks import get_task
+from tracekit.store.views import view
+from tracekit.tasks import get_task, load_recorded_tasks
 
 _TAG_RE = re.compile(r"<(/?)(sample|reflect)>")
 CLASSES = {"Correct": True, "Incorrect": False}
@@ -197,8 +200,6 @@ def eval_records(evals: pl.DataFrame) -> tuple[list[tuple], list[dict]]:
 def _lengths(texts: list[str], tokenizer: str | None) -> list[int]:
     if tokenizer is None:
         return [len(t.split()) for t in texts]
-    from tracekit.errors import require
-
     transformers = require("transformers", "hf")
     tok = transformers.AutoTokenizer.from_pretrained(tokenizer)
     return [len(ids) for ids in tok(texts, add_special_tokens=False)["input_ids"]]
@@ -206,23 +207,18 @@ def _lengths(texts: list[str], tokenizer: str | None) -> list[int]:
 
 def skill_tables(store, *, source: str = "traces", tokenizer: str | None = None) -> dict[str, Any]:
     """Skill analytics of a store's traces or evals: ``{"source", "length_unit", "groups", "overall"}``."""
-    from tracekit.errors import ConfigError
-    from tracekit.evaluate.results import current_evals
-    from tracekit.tasks import load_recorded_tasks
-
     load_recorded_tasks(store)  # tasks from outside the package that its evals are scored by
     if source == "traces":
-        traces = read_table(
-            store, "traces", ["problem_id", "format", "completion", "reflection_ids", "final_correct"]
-        )
-        refl = read_table(store, "reflections", ["reflection_id", "sample_id", "verdict"])
-        samples = read_table(store, "samples", ["sample_id", "is_correct"])
-        problems = read_table(store, "problems", ["problem_id", "task", "difficulty"])
+        columns = ["problem_id", "format", "completion", "reflection_ids", "final_correct"]
+        traces = view(store, "traces").select(columns).collect()
+        refl = view(store, "reflections").select(["reflection_id", "sample_id", "verdict"]).collect()
+        samples = view(store, "samples").select(["sample_id", "is_correct"]).collect()
+        problems = view(store, "problems").select(["problem_id", "task", "difficulty"]).collect()
         lengths = _lengths(traces["completion"].to_list(), tokenizer)
         keys, records = trace_records(traces, refl, samples, problems, lengths)
         names, unit, top = ["task", "difficulty", "format"], "tokens" if tokenizer else "words", None
     elif source == "evals":
-        evals = current_evals(read_table(store, "evals"))
+        evals = current_evals(view(store, "evals").collect())
         keys, records = eval_records(evals)
         names, unit, top = ["label", "condition", "task", "difficulty"], "tokens", 2
     else:
@@ -248,8 +244,6 @@ def _fmt(v, pct: bool = False) -> str:
 
 def skill_rows(tables: dict[str, Any], level: str = "groups") -> tuple[list[str], list[list[str]]]:
     """One level of the skill tables (``groups`` or ``overall``) as a header and rows of text."""
-    from tracekit.evaluate.problems import difficulty_label
-
     header = ["group", "n", "answers", "samples", "reflects", "verdicts", "F1 Correct", "F1 Incorrect",
               "retry rate", "acc | last Correct", "acc | last Incorrect", "accuracy",
               f"mean length ({tables['length_unit']})"]  # fmt: skip
@@ -283,8 +277,6 @@ def skill_rows(tables: dict[str, Any], level: str = "groups") -> tuple[list[str]
 
 def format_skills(tables: dict[str, Any]) -> str:
     """The skill tables as fixed-width text."""
-    from tracekit.evaluate.results import format_table
-
     out = []
     for level in ("overall", "groups"):
         header, rows = skill_rows(tables, level)

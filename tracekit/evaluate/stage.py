@@ -28,7 +28,7 @@ from tracekit.errors import warn
 from tracekit.evaluate.budget import Forced, Start, force_budget
 from tracekit.evaluate.config import BudgetForcing, EvalConfig, EvalModel
 from tracekit.evaluate.decontaminate import decontaminate
-from tracekit.evaluate.problems import eval_problems, read_table, scan_table
+from tracekit.evaluate.problems import eval_problems
 from tracekit.evaluate.results import current_evals, format_results, results_long
 from tracekit.executor import Build, Executor, Feed, Job, ModelInfo, make_executor
 from tracekit.executor.base import timed
@@ -40,6 +40,7 @@ from tracekit.schemas import polars_schema
 from tracekit.store import Store
 from tracekit.store.manifest import recording
 from tracekit.store.tables import created_store
+from tracekit.store.views import view
 from tracekit.tasks import get_task, load_recorded_tasks, task_sources
 
 LINEAGE_FILE = "tracekit-lineage.json"  # a checkpoint's training lineage, copied into every eval row
@@ -268,7 +269,7 @@ def _run_eval(store: Store, cfg: EvalConfig, *, samplers, executor, progress: bo
                 ex.close()  # one model in memory at a time
             del given
             gc.collect()
-        evals = current_evals(read_table(store, "evals"))
+        evals = current_evals(view(store, "evals").collect())
         conditions = ["base", "forced"] if cfg.budget_forcing is not None else ["base"]
         evals = evals.filter(  # this config's models, problems, samples and conditions
             pl.col("label").is_in(labels)
@@ -353,7 +354,7 @@ def _eval_model(
 def _mine(store: Store, label: str, revision: str | None, chunk: pl.DataFrame) -> pl.DataFrame:
     """This model's stored rows for the chunk's problems (every condition), in store order."""
     return (
-        scan_table(store, "evals")
+        view(store, "evals")
         .filter(
             (pl.col("label") == label)
             & pl.col("model_revision").eq_missing(pl.lit(revision, dtype=pl.Utf8))
@@ -371,5 +372,5 @@ def _training_problems(cfg: EvalConfig) -> pl.DataFrame:
             continue  # a new eval store holds no training problems
         training = Store(path)
         load_recorded_tasks(training)  # its tasks from outside the package decide what overlaps
-        frames.append(read_table(training, "problems", cols))
+        frames.append(view(training, "problems").select(cols).collect())
     return pl.concat(frames) if frames else pl.DataFrame(schema={c: pl.Utf8 for c in cols})

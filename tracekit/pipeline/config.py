@@ -14,24 +14,12 @@ from typing import Any
 from tracekit.configfile import check_planned, from_mapping, read_yaml_mapping
 from tracekit.errors import ConfigError
 from tracekit.executor.config import ExecutorConfig
+from tracekit.ids import check_seed, stable_hash
+from tracekit.prompts import load_variants, pick_variants
 from tracekit.rearrange.config import RearrangeConfig
 from tracekit.sampling.base import SamplingParams
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """backend: transformers | vllm | http | scripted; options: the backend's keyword arguments
-    (transformers: model, gguf_file, device, dtype, batch_size; vllm: model, revision, engine;
-    http: base_url (one URL or a list of endpoints), model, concurrency, timeout, max_retries). No model = the
-    embedded SmolLM2-135M."""
-
-    backend: str = "transformers"
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        from tracekit.sampling.registry import check_backend
-
-        check_backend(self.backend, self.options)  # checked, not built: no model is loaded here
+from tracekit.sampling.config import ModelConfig
+from tracekit.tasks import check_task_config
 
 
 @dataclass(frozen=True)
@@ -50,31 +38,14 @@ class TaskSpec:
     verifier_timeout: float | None = None
 
     def __post_init__(self) -> None:
-        from tracekit.tasks import check_task, get_task, task_source
-        from tracekit.tasks.base import SPLIT_FRACTIONS
-        from tracekit.tasks.custom import set_verifier_timeout
-
-        task = get_task(self.name)
-        set_verifier_timeout(task, self.verifier_timeout, f"task {self.name!r}")
-        if self.n < 1:
-            msg = f"task {self.name!r}: n must be >= 1 (problems to make), got {self.n}."
-            raise ConfigError(msg + "\nHint: n: 16 makes 16 problems.")
-        if self.split not in SPLIT_FRACTIONS:
-            msg = f"task {self.name!r}: split must be one of {list(SPLIT_FRACTIONS)}, got {self.split!r}."
-            raise ConfigError(
-                msg + "\nHint: splits are decided by content, so each holds different problems."
-            )
-        if task.generated and self.path is not None:
-            msg = f"task {self.name!r} is generated; 'path' is only for dataset tasks (dataset, gsm8k, math, ...)."
-            raise ConfigError(msg + "\nHint: remove 'path', or name a dataset task.")
-        if not task.generated and self.path is None:
-            msg = (
-                f"task {self.name!r} loads an existing dataset and needs 'path' (a local file or owner/name)."
-            )
-            raise ConfigError(msg + f"\nHint: add path: to the task, e.g. path: data/{self.name}.jsonl")
-        task.check_knobs(self.options)
-        if task_source(task.name) is not None:  # a task from outside the package: its contract at these knobs
-            check_task(task, self.options, where=f"task {self.name!r} with options {self.options}")
+        check_task_config(
+            self.name,
+            n=self.n,
+            split=self.split,
+            path=self.path,
+            verifier_timeout=self.verifier_timeout,
+            difficulties=[self.options],
+        )
 
 
 @dataclass(frozen=True)
@@ -90,8 +61,6 @@ class SampleConfig:
     params: SamplingParams = field(default_factory=lambda: SamplingParams(stop=("</answer>",)))
 
     def __post_init__(self) -> None:
-        from tracekit.prompts import load_variants, pick_variants
-
         object.__setattr__(self, "variants", tuple(self.variants))
         if not self.variants:
             msg = "variants: at least one prompt variant is needed."
@@ -151,8 +120,6 @@ class RunConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
     def __post_init__(self) -> None:
-        from tracekit.ids import check_seed
-
         if not self.tasks:
             raise ConfigError(
                 "tasks: at least one task is needed.\nHint: tasks: [{name: multiplication, n: 8}]"
@@ -167,9 +134,10 @@ class RunConfig:
             "lower tasks[].n, sampling.samples_per_variant or reflection.per_sample",
         )
 
-    @property
-    def rearrangement(self) -> RearrangeConfig:
-        """The rearrangement settings with their seed resolved (``rearrange.seed``, else ``seed``)."""
+    def rearrange_with_seed(self) -> RearrangeConfig:
+        """The ``rearrange`` section with its seed resolved (``rearrange.seed``, else the run's ``seed``):
+        what the run rearranges with. ``rearrange`` itself stays as written, and the config hash covers
+        it so."""
         return self.rearrange.with_seed(self.seed)
 
 
@@ -202,6 +170,4 @@ NOT_HASHED = ("store", "executor")
 
 def config_hash(cfg: RunConfig) -> str:
     """Hash of what a run makes: the configuration without the store's location and the executor."""
-    from tracekit.ids import stable_hash
-
     return stable_hash({k: v for k, v in config_dict(cfg).items() if k not in NOT_HASHED})

@@ -163,7 +163,7 @@ def _run(
             }
             stats, _ = build_traces(
                 store,
-                cfg.rearrangement,
+                cfg.rearrange_with_seed(),
                 rows=rows,
                 progress=progress,
                 on_ids=lambda ids: rec.add_view("traces", ids),

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from tracekit import counters
-from tracekit.filter import TRUNCATED
+from tracekit.filter import ORPHAN, TRUNCATED, UNREAD
 from tracekit.schemas.tables import VERDICT_REASONS
 
 
@@ -38,13 +38,10 @@ def summarize(
         .agg(n=pl.len(), correct=pl.col("is_correct").sum())
         .sort("task", "prompt_variant")
     )
-    total = stats["reflections/total"]
-    unread = {
-        r: stats[f"reflections/verdict_{r}"]
-        for r in VERDICT_REASONS
-        if r != "ok" and stats[f"reflections/verdict_{r}"]
-    }
-    verdicts = {"ok": total - stats["reflections/orphan"] - sum(unread.values()), **unread}
+    total = stats[counters.seen("reflections")]
+    unread = {r: stats[counters.drop("reflections", UNREAD + r)] for r in VERDICT_REASONS if r != "ok"}
+    unread = {r: n for r, n in unread.items() if n}
+    verdicts = {"ok": total - stats[counters.drop("reflections", ORPHAN)] - sum(unread.values()), **unread}
     return {
         "store": store,
         "dry_run": dry_run,
@@ -58,8 +55,8 @@ def summarize(
         "sample_reasons": dict(samples.group_by("reason").len().sort("reason").iter_rows()),
         "reflections": total,
         "verdict_reasons": {k: v for k, v in sorted(verdicts.items()) if v},
-        "verdict_agreement": stats["reflections/kept"] / total if total else 0.0,
-        "kept_reflections": stats["reflections/kept"],
+        "verdict_agreement": stats[counters.passed("reflections", "kept")] / total if total else 0.0,
+        "kept_reflections": stats[counters.passed("reflections", "kept")],
         "traces": counters.built_counts(stats),
         "drops": counters.drops(stats),
     }

@@ -5,9 +5,11 @@
 * :mod:`~tracekit.rearrange.formats`: trace formats, planned for many problems at once;
 * :mod:`~tracekit.rearrange.render`: laying planned traces out as text;
 * :mod:`~tracekit.rearrange.draws`: counter-based random draws;
+* :mod:`~tracekit.rearrange.ragged`: index helpers over runs of given lengths in one flat array;
 * :mod:`~tracekit.rearrange.phrases`: phrase banks;
 * :mod:`~tracekit.rearrange.recipes`: the paper's datasets as named settings;
-* :mod:`~tracekit.rearrange.quirks`: the reference script's filter quirks (opt-in).
+* :mod:`~tracekit.rearrange.quirks`: the reference script's filter quirks (opt-in);
+* :mod:`~tracekit.rearrange.repeats`: repeats without repeated traces, and their bound.
 
 Importing this package loads only the settings; the stage (numpy, polars) loads on first use.
 """

@@ -39,6 +39,7 @@ from tracekit.rearrange.draws import (
     below,
     uniform,
 )
+from tracekit.rearrange.ragged import ragged_arange, ragged_cumsum, starts
 
 
 @dataclass
@@ -67,7 +68,7 @@ class Pools:
     def from_rows(cls, problem_sizes, correct, variant_names) -> Pools:
         """Build from per-problem row counts, correctness and variant names (rows sorted by problem, variant)."""
         size = np.asarray(problem_sizes, dtype=np.int64)
-        start = np.concatenate([[0], np.cumsum(size)[:-1]]).astype(np.int64)
+        start = starts(size)
         names = np.asarray(variant_names, dtype=object)
         new = np.ones(len(names), dtype=bool)
         new[1:] = names[1:] != names[:-1]
@@ -85,7 +86,7 @@ class Pools:
             return self, problems, np.arange(len(self.correct))
         rows = np.flatnonzero(keep[self.problem])
         size = self.size[problems]
-        start = np.cumsum(size) - size
+        start = starts(size)
         sub = Pools(start=start, size=size, correct=self.correct[rows], variant=self.variant[rows])
         return sub, problems, rows
 
@@ -133,7 +134,7 @@ class _Traces:
             return pools.start[self.problem] + below(self.draw(stream), pools.size[self.problem])
         rows = np.flatnonzero(mask)
         counts = _per_problem(pools, mask)
-        first = np.cumsum(counts) - counts
+        first = starts(counts)
         return rows[first[self.problem] + below(self.draw(stream), counts[self.problem])]
 
     def by_pool_size(self):
@@ -200,10 +201,10 @@ def _concat(parts):
 
 def _assemble(n: np.ndarray, pieces: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> np.ndarray:
     """Trace-major slot rows from (trace, position, row) pieces that fill positions 0..n[t]-1."""
-    offsets = np.cumsum(n) - n
+    start = starts(n)
     slots = np.full(int(n.sum()), -1, dtype=np.int64)
     for trace, position, row in pieces:
-        slots[offsets[trace] + position] = row
+        slots[start[trace] + position] = row
     if (slots < 0).any():  # pragma: no cover - a planning bug, never input
         raise AssertionError("planned slots do not fill the traces")
     return slots
@@ -312,11 +313,11 @@ def plan_backtrack(pools, keys, cfg):
 def _latest_correct(pools: Pools, n: np.ndarray, slots: np.ndarray) -> np.ndarray:
     """Per trace, the row of its latest correct sample among the first ``n - 1`` slots."""
     trace = np.repeat(np.arange(len(n)), n)
-    position = np.arange(len(slots)) - np.repeat(np.cumsum(n) - n, n)
+    position = ragged_arange(n)
     candidate = pools.correct[slots] & (position < n[trace] - 1)
     latest = np.full(len(n), -1, dtype=np.int64)
     np.maximum.at(latest, trace[candidate], position[candidate])
-    return slots[np.cumsum(n) - n + latest]
+    return slots[starts(n) + latest]
 
 
 def plan_confirm(pools, keys, cfg):
@@ -329,18 +330,6 @@ def plan_confirm(pools, keys, cfg):
     trace, rank, row = tr.pick_k(S_OTHERS, n - 2, exclude=(first, second))
     slots = _assemble(n, [(trace, rank, row), (idx, n - 2, first), (idx, n - 1, second)])
     return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=second, slots=slots), skipped
-
-
-def _ragged_cumsum(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Running sums of ``values`` restarting at every run of the given lengths."""
-    total = np.cumsum(values)
-    before = np.concatenate([[0], total])[np.cumsum(lengths) - lengths]
-    return total - np.repeat(before, lengths)
-
-
-def _ragged_arange(lengths: np.ndarray) -> np.ndarray:
-    """``[0..l0-1, 0..l1-1, ...]`` for the given lengths."""
-    return np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
 
 
 def plan_algorithm1(pools, keys, cfg):
@@ -361,10 +350,10 @@ def plan_algorithm1(pools, keys, cfg):
     C, W = pools.n_correct, pools.n_wrong
     # every problem can run at most |Y+| rounds (each takes at least one correct sample)
     r_problem = np.repeat(np.arange(n_problems), C)
-    r_round = _ragged_arange(C)
+    r_round = ragged_arange(C)
     r_key = keys[r_problem]
     drawn = 1 + below(uniform(r_key, r_round, S_N, 0), cfg.n_max)  # U[1, L_max]
-    total = _ragged_cumsum(drawn, C)
+    total = ragged_cumsum(drawn, C)
     cap = C[r_problem]
     alive = total - drawn < cap  # correct samples remained when round j started
     r_problem, r_round, r_key = r_problem[alive], r_round[alive], r_key[alive]
@@ -372,7 +361,7 @@ def plan_algorithm1(pools, keys, cfg):
     n_pos = pos_end - np.minimum(total[alive] - drawn[alive], cap[alive])
     rounds = np.bincount(r_problem, minlength=n_problems)
     neg_drawn = below(uniform(r_key, r_round, S_NNEG, 0), n_pos)  # U[0, n+ - 1], n+ after its cap
-    neg_total = _ragged_cumsum(neg_drawn, rounds)
+    neg_total = ragged_cumsum(neg_drawn, rounds)
     wcap = W[r_problem]
     neg_end = np.minimum(neg_total, wcap)
     n_neg = neg_end - np.minimum(neg_total - neg_drawn, wcap)
@@ -388,13 +377,11 @@ def plan_algorithm1(pools, keys, cfg):
     t = np.arange(len(tr))
     # trace t takes the pieces [pos_end - n_pos, pos_end) and [neg_end - n_neg, neg_end) of those orders
     p_trace = np.repeat(t, n_pos)
-    p_rank = _ragged_arange(n_pos)
-    p_row = order_pos[(np.cumsum(C) - C)[r_problem][p_trace] + (pos_end - n_pos)[p_trace] + p_rank]
+    p_rank = ragged_arange(n_pos)
+    p_row = order_pos[starts(C)[r_problem][p_trace] + (pos_end - n_pos)[p_trace] + p_rank]
     w_trace = np.repeat(t, n_neg)
     w_row = order_neg[
-        (np.cumsum(used_wrong) - used_wrong)[r_problem][w_trace]
-        + (neg_end - n_neg)[w_trace]
-        + _ragged_arange(n_neg)
+        starts(used_wrong)[r_problem][w_trace] + (neg_end - n_neg)[w_trace] + ragged_arange(n_neg)
     ]
     final = p_row[p_rank == 0]  # the first correct sample of the piece closes the trace
     # the others, shuffled: each gets a random key; sorted by (trace, key)
@@ -404,7 +391,7 @@ def plan_algorithm1(pools, keys, cfg):
     order = np.lexsort((o_key, o_trace))
     o_trace, o_row = o_trace[order], o_row[order]
     n = n_pos + n_neg
-    o_rank = np.arange(len(o_trace)) - (np.cumsum(n - 1) - (n - 1))[o_trace]
+    o_rank = np.arange(len(o_trace)) - starts(n - 1)[o_trace]
     slots = _assemble(n, [(o_trace, o_rank, o_row), (t, n - 1, final)])
     return Plans(problem=tr.problem, ordinal=tr.ordinal, n=n, final=final, slots=slots), Counter()
 
@@ -413,7 +400,7 @@ def _in_order(counts: np.ndarray, picks) -> np.ndarray:
     """Rows of ``pick_k`` output laid out problem-major: ``counts[p]`` rows per problem, by rank."""
     trace, rank, row = picks
     out = np.empty(int(counts.sum()), dtype=np.int64)
-    out[(np.cumsum(counts) - counts)[trace] + rank] = row
+    out[starts(counts)[trace] + rank] = row
     return out
 
 
@@ -423,7 +410,7 @@ def plan_star(pools, keys, cfg):
     numbered in pool order."""
     rows = np.flatnonzero(pools.correct)
     problem = pools.problem[rows]
-    ordinal = np.arange(len(rows)) - (np.cumsum(pools.n_correct) - pools.n_correct)[problem]
+    ordinal = np.arange(len(rows)) - starts(pools.n_correct)[problem]
     n = np.ones(len(rows), dtype=np.int64)
     return Plans(problem=problem, ordinal=ordinal, n=n, final=rows, slots=rows.copy()), Counter()
 

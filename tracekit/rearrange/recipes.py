@@ -2,7 +2,7 @@
 
 The paper's main setting and its ablations are datasets built from the *same* samples
 and reflections; only the rearrangement differs. A recipe is a named set of
-:class:`~tracekit.rearrange.stage.RearrangeConfig` fields (``recipe: NAME`` in a run
+:class:`~tracekit.rearrange.config.RearrangeConfig` fields (``recipe: NAME`` in a run
 config, ``tracekit rearrange --recipe NAME``); fields you set yourself win over the
 recipe's.
 

@@ -31,23 +31,12 @@ from tracekit.ids import hash_strings, stable_hash
 from tracekit.rearrange.config import BACKTRACK, CONFIRM, LAYOUTS  # noqa: F401  (LAYOUTS: re-exported)
 from tracekit.rearrange.draws import S_ENDING, S_GLUE, S_REFLECTION, S_TAIL, below, uniform
 from tracekit.rearrange.phrases import BANKS, PhraseBank
+from tracekit.rearrange.ragged import offsets, ragged_arange, starts, take_runs
 from tracekit.schemas import polars_schema
 
 # the version of the text templates: it enters every trace id, so a template change never keeps old
 # traces under the same ids (2: three newlines after </think>; the reference layout)
 TEMPLATE_VERSION = 2
-
-
-def offsets(lengths: np.ndarray) -> np.ndarray:
-    """``[0, l0, l0 + l1, ...]``: where each of consecutive runs of the given lengths starts (and the end)."""
-    out = np.zeros(len(lengths) + 1, dtype=np.int64)
-    np.cumsum(lengths, out=out[1:])
-    return out
-
-
-def ragged_arange(lengths: np.ndarray) -> np.ndarray:
-    """``[0..l0-1, 0..l1-1, ...]`` for the given lengths."""
-    return np.arange(int(lengths.sum())) - np.repeat(offsets(lengths)[:-1], lengths)
 
 
 def list_of(values: pl.Series, lengths: np.ndarray) -> pl.Series:
@@ -138,9 +127,8 @@ class Layout:
 
     def select(self, keep: np.ndarray) -> Layout:
         """Only the traces where ``keep`` holds (e.g. those the store lacks)."""
-        seg_start = offsets(self.lengths)[:-1][keep]
         lengths = self.lengths[keep]
-        segments = self.segments[np.repeat(seg_start, lengths) + ragged_arange(lengths)]
+        segments = take_runs(self.segments, starts(self.lengths)[keep], lengths)
         return Layout(self.frame.filter(pl.Series(keep)), self.pieces, segments, lengths)
 
     def pieces_of(self, rows: int) -> list[Layout]:
@@ -148,8 +136,7 @@ class Layout:
         n = self.frame.height
         if n <= rows:
             return [self] if n else []
-        starts = range(0, n, rows)
-        return [self.select((np.arange(n) >= s) & (np.arange(n) < s + rows)) for s in starts]
+        return [self.select((np.arange(n) >= s) & (np.arange(n) < s + rows)) for s in range(0, n, rows)]
 
     def render(self) -> pl.DataFrame:
         """The ``traces`` rows: gather the pieces of every trace and join them with newlines."""
@@ -210,9 +197,7 @@ def _draw_slots(b: TraceBatch, pool: pl.DataFrame, pieces: _Pieces, bank: Phrase
     s_row = b.slots
     s_key, s_ordinal = b.key[s_trace], b.ordinal[s_trace]
     n_kept = pool["n_kept"].to_numpy()
-    s_kept = offsets(n_kept)[:-1][s_row] + below(
-        uniform(s_key, s_ordinal, S_REFLECTION, s_pos), n_kept[s_row]
-    )
+    s_kept = starts(n_kept)[s_row] + below(uniform(s_key, s_ordinal, S_REFLECTION, s_pos), n_kept[s_row])
     # glue after a correct sample: correct + generic banks; after a wrong one: incorrect + generic
     glue_banks = [
         pieces.bank(bank, "generic_glue"),

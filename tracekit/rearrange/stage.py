@@ -42,6 +42,7 @@ polars gathers the pieces and joins them, so trace text is written exactly once.
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import nullcontext
@@ -51,20 +52,21 @@ import numpy as np
 import polars as pl
 
 from tracekit import counters
-from tracekit.errors import ConfigError, unknown_name
+from tracekit.errors import ConfigError, StoreError, unknown_name
+from tracekit.filter import REFLECTION_COLUMNS, SAMPLE_COLUMNS, filter_pool
+from tracekit.rearrange import quirks
 from tracekit.rearrange.config import RearrangeConfig
 from tracekit.rearrange.draws import problem_key
 from tracekit.rearrange.formats import FORMATS, Pools
-from tracekit.rearrange.phrases import PhraseBank
-from tracekit.rearrange.render import (
-    Layout,
-    TraceBatch,
-    lay_out,
-    offsets,
-    ragged_arange,
-)
+from tracekit.rearrange.phrases import PhraseBank, load_phrase_bank
+from tracekit.rearrange.ragged import starts, take_runs
+from tracekit.rearrange.render import Layout, TraceBatch, lay_out
 from tracekit.rearrange.repeats import REPEAT_GROUP, new_traces
 from tracekit.schemas import ID_COLUMNS, empty_frame
+from tracekit.store.buckets import TARGET_BYTES, iter_problem_buckets
+from tracekit.store.manifest import recording
+from tracekit.store.overlap import BackgroundWriter, prefetch
+from tracekit.store.views import narrowing, view, view_ids
 
 RENDER_ROWS = 16_384  # traces rendered and written at a time (a few tens of MB of text)
 
@@ -125,7 +127,6 @@ def plan_batch(
     fmt_code, repeat = per_trace(lambda f, r, p, k: f), per_trace(lambda f, r, p, k: r)
     ordinal = per_trace(lambda f, r, p, k: p.ordinal)
     order = np.lexsort((ordinal, repeat, fmt_code, problem))
-    slot_start = offsets(n)[:-1][order]
     slots = np.concatenate([p[2].slots for p in parts])
     return TraceBatch(
         problem=problem[order],
@@ -138,7 +139,7 @@ def plan_batch(
         with_reflections=per_trace(lambda f, r, p, k: p.reflections)[order],
         generic_glue=per_trace(lambda f, r, p, k: p.glue == "generic")[order],
         tail=per_trace(lambda f, r, p, k: p.tail or "")[order],
-        slots=slots[np.repeat(slot_start, n[order]) + ragged_arange(n[order])],
+        slots=take_runs(slots, starts(n)[order], n[order]),
         problem_ids=problem_ids,
     )
 
@@ -219,8 +220,6 @@ def _restrict(frame: pl.DataFrame, column: str, ids: pl.Series | None) -> pl.Dat
 def _filtered(buckets, cfg: RearrangeConfig, rows: dict[str, pl.Series | None]):
     """Each bucket restricted to ``rows`` (ids per table; None: every row), with its filtered
     pool and kept reflections, and its counts."""
-    from tracekit.filter import filter_pool
-
     for bucket in buckets:
         bucket = {t: _restrict(frame, ID_COLUMNS[t], rows.get(t)) for t, frame in bucket.items()}
         samples, reflections = bucket["samples"], bucket["reflections"]
@@ -236,8 +235,6 @@ def _filtered(buckets, cfg: RearrangeConfig, rows: dict[str, pl.Series | None]):
         )
         missing = pool.join(bucket["problems"], on="problem_id", how="anti")
         if missing.height:
-            from tracekit.errors import StoreError
-
             msg = (
                 f"samples reference {missing['problem_id'].n_unique()} problem id(s) absent from table 'problems', "
                 f"first: {missing['problem_id'][0]!r} (sample {missing['sample_id'][0]!r})."
@@ -248,8 +245,6 @@ def _filtered(buckets, cfg: RearrangeConfig, rows: dict[str, pl.Series | None]):
 
 def _selected(samples, reflections, problems, cfg: RearrangeConfig, counts: Counter):
     """The samples and reflections the settings let in: prompt variants, then the reference quirks."""
-    from tracekit.rearrange import quirks
-
     if cfg.variants is not None:
         chosen = samples["prompt_variant"].is_in(list(cfg.variants))
         counts["samples/variant_not_selected"] += int((~chosen).sum())
@@ -273,8 +268,6 @@ def _selected(samples, reflections, problems, cfg: RearrangeConfig, counts: Coun
 
 def _check_variants(store, variants: tuple[str, ...]) -> None:
     """Every named prompt variant exists in the current samples (a typo would select nothing)."""
-    from tracekit.store.views import view
-
     present = view(store, "samples").select("prompt_variant").unique().collect()["prompt_variant"].to_list()
     for name in variants:
         if name not in present:
@@ -283,17 +276,9 @@ def _check_variants(store, variants: tuple[str, ...]) -> None:
             raise unknown_name("prompt variant", name, known, where="rearrange: ", hint=hint)
 
 
-_SAMPLE_COLS = [
-    "sample_id",
-    "problem_id",
-    "prompt_variant",
-    "sample_index",
-    "is_correct",
-    "extracted_answer",
-    "finish_reason",
-    "response",
-]
-_REFL_COLS = ["reflection_id", "sample_id", "problem_id", "verdict", "verdict_reason", "text"]
+# what the stage reads: the filter's columns and those the planners and the text need
+_SAMPLE_COLS = [*SAMPLE_COLUMNS, "prompt_variant", "sample_index", "extracted_answer", "response"]
+_REFL_COLS = [*REFLECTION_COLUMNS, "problem_id", "text"]
 
 
 def build_traces(
@@ -324,20 +309,13 @@ def build_traces(
     ``runs`` row commits with): until then readers see the old traces, and an interrupted run
     leaves them as they were. ``snapshot``: the store snapshot to read (the newest by default).
     """
-    from tracekit.rearrange.phrases import load_phrase_bank
-    from tracekit.store.buckets import TARGET_BYTES, iter_problem_buckets
-    from tracekit.store.overlap import BackgroundWriter, prefetch
-    from tracekit.store.views import narrowing
-
     cfg = cfg.with_seed(0)
     bank = load_phrase_bank(cfg.phrases)
     if cfg.variants is not None:
         _check_variants(store, cfg.variants)
     if cfg.group_by_question:  # problems of one question may lie in different buckets: read one piece
         target_bytes = 2**62
-    import sys
-
-    from tqdm import tqdm
+    from tqdm import tqdm  # the bar: only when a rearrangement runs
 
     n_problems = store.count("problems") if rows.get("problems") is None else rows["problems"].len()
     bar = tqdm(total=n_problems, desc="rearrange", unit="problem", disable=not progress, file=sys.stderr)
@@ -407,9 +385,6 @@ def rearrange_store(
     view is exactly what a rearrangement from scratch would give. ``progress`` shows a bar
     (problems, problems/s, ETA) on stderr. Returns the counters.
     """
-    from tracekit.store.manifest import recording
-    from tracekit.store.views import view_ids
-
     cfg = cfg.with_seed(0)
     with recording(store, "rearrange", asdict(cfg), seed=cfg.seed) as rec:
         snap = store.snapshot()  # one state of the store: the views and the rows they name

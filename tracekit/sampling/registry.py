@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import json
 from typing import Any
 
 from tracekit.errors import ConfigError, did_you_mean, unknown_name
@@ -26,10 +27,63 @@ BACKENDS: dict[str, str] = {
 def backend_class(backend: str) -> type:
     """The class of backend ``backend`` (its module is imported; its heavy libraries are not)."""
     if backend not in BACKENDS:
-        hint = "set model.backend to one of these names."
+        hint = "set backend to one of these names."
         raise unknown_name("sampling backend", backend, list(BACKENDS), hint=hint)
     module, name = BACKENDS[backend].split(":")
     return getattr(importlib.import_module(module), name)
+
+
+def backend_options(backend: str) -> dict[str, inspect.Parameter]:
+    """The options backend ``backend`` takes: its class's keyword parameters, in signature order.
+
+    Read from the signature (the backend's module is imported, its heavy libraries are not), so
+    the checks and the docs follow the constructor.
+
+    Examples
+    --------
+    >>> list(backend_options("vllm"))
+    ['model', 'revision', 'engine']
+    """
+    params = inspect.signature(backend_class(backend).__init__).parameters
+    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return {n: p for n, p in params.items() if n != "self" and p.kind in named}
+
+
+def _default(param: inspect.Parameter) -> str:
+    """An option's default as YAML would spell it (``required`` when it has none)."""
+    if param.default is param.empty:
+        return "required"
+    try:
+        return json.dumps(param.default)
+    except TypeError:
+        return repr(param.default)
+
+
+def options_doc() -> str:
+    """Every backend's options with their defaults, as one line: ``backend: option (default), ...``
+    for each backend, joined by ``; ``. :class:`~tracekit.sampling.config.ModelConfig`'s docstring
+    holds this text (a test keeps it equal).
+
+    Examples
+    --------
+    >>> options_doc().split("; ")[1]
+    'vllm: model (required), revision (null), engine (null)'
+    """
+    return "; ".join(
+        f"{backend}: " + ", ".join(f"{name} ({_default(p)})" for name, p in backend_options(backend).items())
+        for backend in BACKENDS
+    )
+
+
+def options_table() -> str:
+    """Every backend's options as a Markdown table (backend, option, type, default): what the docs
+    show in the Backends section of the ``run`` page (``<!-- tracekit-backend-options -->``)."""
+    rows = ["| backend | option | type | default |", "|---|---|---|---|"]
+    for backend in BACKENDS:
+        for name, p in backend_options(backend).items():
+            kind = "" if p.annotation is p.empty else str(p.annotation).replace(" | ", " or ")
+            rows.append(f"| `{backend}` | `{name}` | {kind} | `{_default(p)}` |")
+    return "\n".join(rows)
 
 
 def check_backend(backend: str, options: dict[str, Any]) -> None:
@@ -47,9 +101,7 @@ def check_backend(backend: str, options: dict[str, Any]) -> None:
     Hint: its options are ['api_key_env', 'backoff', 'base_url', 'concurrency', ...
     """
     cls = backend_class(backend)
-    params = inspect.signature(cls.__init__).parameters
-    named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
-    takes = {n: p for n, p in params.items() if n != "self" and p.kind in named}
+    takes = backend_options(backend)
     for name in options:
         if name not in takes:
             msg = f"backend {backend!r} has no option {name!r}.{did_you_mean(name, takes)}"

@@ -166,10 +166,3 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write a text file atomically (temporary name, fsync, rename)."""
     atomic_write_bytes(Path(path), text.encode("utf-8"))
-
-
-# ------------------------------------------------------------------ kept for the store's own modules
-# The checks of where a command may read or write live in :mod:`tracekit.places`; the store's
-# tables module still imports these two names from here (its root is checked for shape only).
-from tracekit.places import check_dir_shape as check_output_dir  # noqa: E402,F401
-from tracekit.places import check_writable_dir  # noqa: E402,F401

@@ -36,6 +36,7 @@ from pathlib import Path
 import polars as pl
 
 from tracekit.errors import StoreError
+from tracekit.places import check_dir_shape, check_writable_dir
 from tracekit.schemas import ID_COLUMNS, TABLES, polars_schema, validate
 from tracekit.store.fs import LocalFS, StoreFS
 from tracekit.store.log import LOG_DIR, CommitLog, PartEntry, Snapshot, StoreSnapshot
@@ -115,9 +116,7 @@ class Store:
             msg = f"refusing to create a store in {self.url}: the folder is not empty and holds no {MARKER}."
             raise StoreError(msg)
         if not self.fs.remote:
-            from tracekit.store.files import check_output_dir
-
-            check_output_dir(self.root, "store")
+            check_dir_shape(self.root, "store")
         if not self.fs.put_if_absent(MARKER, json.dumps(new_marker()).encode()):
             return  # another writer created it first: use theirs
 
@@ -386,8 +385,6 @@ class Store:
         before a command writes anything, so that it fails whole instead of half-way."""
         if self.fs.remote:
             return  # object stores: permissions show at the first write, which changes nothing
-        from tracekit.store.files import check_writable_dir
-
         folders = [Path(self.root)]
         for sub in [LOG_DIR, *TABLES]:
             if (Path(self.root) / sub).is_dir():

@@ -13,15 +13,17 @@ loaded, contract-checked and then known by name: see :mod:`tracekit.tasks.custom
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from tracekit.errors import ConfigError, TracekitError, warn
 from tracekit.tasks import custom
 from tracekit.tasks.acronym import Acronym
-from tracekit.tasks.base import Check, Task
+from tracekit.tasks.base import SPLIT_FRACTIONS, Check, Task
 from tracekit.tasks.countdown import Countdown
-from tracekit.tasks.custom import check_task, task_source
+from tracekit.tasks.custom import check_task, set_verifier_timeout, task_source
 from tracekit.tasks.dataset import DatasetTask
 from tracekit.tasks.letters import LetterCountdown
 from tracekit.tasks.loaders import GSM8K, BoxedMath, CommonsenseQA
@@ -85,10 +87,6 @@ def load_recorded_tasks(store) -> dict[str, str]:
     used (their ``task_sources``), so that its rows' task names resolve in this process.
     Returns them (name -> source); a source that no longer loads is a warning, and its task's
     name then stays unknown."""
-    import json
-
-    from tracekit.errors import TracekitError, warn
-
     if not store.count("runs"):
         return {}
     found: dict[str, str] = {}
@@ -122,8 +120,6 @@ def listed_tasks(names: Iterable[str] = ()) -> dict[str, Listed]:
     """The tasks ``names`` name (loaded and contract-checked), or, given none, every built-in task
     and every task installed packages register (one that fails to load is a warning, not an error).
     """
-    from tracekit.errors import TracekitError, warn
-
     if names:
         picked = [get_task(n) for n in names]
         return {t.name: Listed(t, task_source(t.name)) for t in picked}
@@ -136,6 +132,54 @@ def listed_tasks(names: Iterable[str] = ()) -> dict[str, Listed]:
             continue
         out[name] = Listed(task, task_source(name))
     return out
+
+
+def check_task_config(
+    name: str,
+    *,
+    n: int,
+    split: str,
+    path: str | None = None,
+    verifier_timeout: float | None = None,
+    difficulties: Iterable[Mapping[str, Any]] = ({},),
+) -> Task:
+    """Raise a :class:`~tracekit.errors.ConfigError` unless a config's task entry can make its
+    problems: a known task, ``n`` >= 1, a known split, ``path`` given for a dataset task and only
+    for one, knobs the task takes at every difficulty (for a task from outside the package, its
+    contract at them) and a valid ``verifier_timeout`` (set on the task). Returns the task.
+
+    The run config's and the eval config's task entries both call it when the config is read,
+    so a bad entry is one error before any problem is built.
+
+    Examples
+    --------
+    >>> check_task_config("multiplication", n=4, split="test", difficulties=[{"digits": 2}]).name
+    'multiplication'
+    >>> check_task_config("multiplication", n=4, split="test", difficulties=[{"digitz": 2}])
+    Traceback (most recent call last):
+    ...
+    tracekit.errors.ConfigError: task 'multiplication': unknown option(s) ['digitz']. Known: ['digits', 'digits_b']
+    Hint: `tracekit tasks list` shows every task's options.
+    """
+    task = get_task(name)
+    set_verifier_timeout(task, verifier_timeout, f"task {name!r}")
+    if n < 1:
+        msg = f"task {name!r}: n must be >= 1 (problems to make), got {n}."
+        raise ConfigError(msg + "\nHint: n: 16 makes 16 problems.")
+    if split not in SPLIT_FRACTIONS:
+        msg = f"task {name!r}: split must be one of {list(SPLIT_FRACTIONS)}, got {split!r}."
+        raise ConfigError(msg + "\nHint: splits are decided by content, so each holds different problems.")
+    if task.generated and path is not None:
+        msg = f"task {name!r} is generated; 'path' is only for dataset tasks (dataset, gsm8k, math, ...)."
+        raise ConfigError(msg + "\nHint: remove 'path', or name a dataset task.")
+    if not task.generated and path is None:
+        msg = f"task {name!r} loads an existing dataset and needs 'path' (a local file or owner/name)."
+        raise ConfigError(msg + f"\nHint: add path: to the task, e.g. path: data/{name}.jsonl")
+    for knobs in difficulties:
+        task.check_knobs(dict(knobs))
+        if task_source(task.name) is not None:  # a task from outside the package: its contract at these knobs
+            check_task(task, dict(knobs), where=f"task {name!r} with options {dict(knobs)}")
+    return task
 
 
 def task_problems(
@@ -169,6 +213,7 @@ __all__ = [
     "Listed",
     "Task",
     "check_task",
+    "check_task_config",
     "get_task",
     "listed_tasks",
     "load_recorded_tasks",

@@ -14,7 +14,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from tracekit.errors import TracekitError
+from tracekit.errors import ConfigError, TracekitError
 from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.ids import problem_id, seed_for
 
@@ -130,8 +130,6 @@ class Task:
         return None
 
     def _check_known(self, knobs: dict[str, Any]) -> None:
-        from tracekit.errors import ConfigError
-
         unknown = sorted(set(knobs) - set(self.knobs))
         if unknown:
             msg = (
@@ -143,8 +141,6 @@ class Task:
     def check_knobs(self, knobs: dict[str, Any]) -> None:
         """Raise a :class:`~tracekit.errors.ConfigError` unless ``knobs`` are this task's and
         make a problem (their values are checked by making one)."""
-        from tracekit.errors import ConfigError
-
         self._check_known(knobs)
         if not self.generated:
             return
@@ -248,8 +244,6 @@ class Task:
         content belongs to another split (see :func:`split_of`) or repeats an earlier one
         are skipped, so splits never share a problem and a split has no duplicates.
         """
-        from tracekit.errors import ConfigError
-
         self._check_known(knobs)
         if split not in SPLIT_FRACTIONS:
             raise ConfigError(f"split must be one of {list(SPLIT_FRACTIONS)}, got {split!r}")
@@ -301,8 +295,6 @@ def _bounded_check(task: Task, answer: str, meta: dict[str, Any]) -> Check:
     own. More than :data:`MAX_HUNG_CHECKS` such checks still running is an error rather than a
     pile of busy threads.
     """
-    from tracekit.errors import ConfigError
-
     _HUNG[:] = [t for t in _HUNG if t.is_alive()]
     if len(_HUNG) >= MAX_HUNG_CHECKS:
         msg = (
