@@ -7,8 +7,9 @@ import polars as pl
 import pytest
 
 from tracekit.errors import InputFormatError
+from tracekit.score import score_jsonl
 from tracekit.tasks import Check, Task, get_task
-from tracekit.verify import VERDICT_COLUMNS, score_jsonl, verify, verify_responses
+from tracekit.verify import VERDICT_COLUMNS, verify, verify_responses
 
 
 def test_verdict_columns_have_the_samples_types():
