@@ -28,7 +28,7 @@ STORE_SEARCH_FOLDERS = 10_000
 
 
 def _marker() -> str:
-    from tracekit.store.tables import MARKER  # the store owns its marker's name
+    from tracekit.store.parts import MARKER  # the store owns its marker's name
 
     return MARKER
 

@@ -72,27 +72,27 @@ def score_jsonl(
                 scorer is None
             ):  # a line of a binary file is blank as bytes are (ASCII whitespace), of text as str
                 scorer = Scorer(task, ASCII_BLANK if binary else None)
-            out = scorer.block(text, number, last_ends)
-            number += text.count("\n") + 1
+            out, lines = scorer.block(text, number, last_ends)
+            number += lines
             if out:
                 dst.write(out)
     except NotUTF8 as bad:
-        raise bad.error(0, name) from None
+        raise bad.error(number, name) from None
     if scorer is None:
         return 0, []
     return scorer.scored, [f"line {number}: {problem}" for number, problem in scorer.errors]
 
 
 class NotUTF8(Exception):
-    """Bytes that are not UTF-8 text: the line (1-based, counted from the start of what was
-    read), its column (1-based, in bytes), the byte and its offset in the file (0-based)."""
+    """Bytes that are not UTF-8 text: the line (1-based, in its block), its column (1-based, in
+    bytes), the byte and its offset in the file (0-based)."""
 
     def __init__(self, line: int, column: int, byte: int, offset: int) -> None:
         super().__init__(line, column, byte, offset)
         self.line, self.column, self.byte, self.offset = line, column, byte, offset
 
     def error(self, lines_before: int, name: str | None) -> InputFormatError:
-        """The error to raise, where what was read started after ``lines_before`` lines."""
+        """The error to raise, where the block started after ``lines_before`` lines."""
         where = f"{name}: " if name else ""
         msg = (
             f"{where}line {lines_before + self.line}: not UTF-8 text (byte 0x{self.byte:02x} at column "
@@ -102,11 +102,11 @@ class NotUTF8(Exception):
 
 
 def line_blocks(src, chunk_bytes: int, offset: int = 0):
-    """``src`` as blocks of whole lines (text without the block's last ``\\n``), about ``chunk_bytes``
-    each: ``(text, last_ends, binary)``, where ``last_ends`` says whether the block's last line
-    ended with a newline and ``binary`` whether ``src`` gives bytes. Bytes that are not UTF-8
-    raise :class:`NotUTF8` (``offset``: where ``src`` starts in its file)."""
-    lines = 0
+    """``src`` as blocks of whole lines, about ``chunk_bytes`` each: ``(text, last_ends, binary)``,
+    where every line of ``text`` ends with ``\n`` (one is added to a last line without one),
+    ``last_ends`` says whether the block's last line ended with a newline in ``src`` and
+    ``binary`` whether ``src`` gives bytes. Bytes that are not UTF-8 raise :class:`NotUTF8`
+    (``offset``: where ``src`` starts in its file; the line counted in the block)."""
     while True:
         piece = src.read(chunk_bytes)
         if not piece:
@@ -117,17 +117,17 @@ def line_blocks(src, chunk_bytes: int, offset: int = 0):
         if not ends:
             piece += src.readline()  # the rest of the last line (to the end of the file, at most)
             ends = piece.endswith(newline)
-        block = piece[:-1] if ends else piece
         if binary:
             try:
-                block = block.decode("utf-8")
+                text = piece.decode("utf-8")
             except UnicodeDecodeError as exc:  # '\n' is never part of a longer UTF-8 sequence
-                start = block.rfind(b"\n", 0, exc.start) + 1
-                line = lines + block.count(b"\n", 0, exc.start) + 1
-                raise NotUTF8(line, exc.start - start + 1, block[exc.start], offset + exc.start) from None
-        lines += block.count("\n") + 1
+                start = piece.rfind(b"\n", 0, exc.start) + 1
+                line = piece.count(b"\n", 0, exc.start) + 1
+                raise NotUTF8(line, exc.start - start + 1, piece[exc.start], offset + exc.start) from None
+        else:
+            text = piece
         offset += len(piece)
-        yield block, ends, binary
+        yield (text if ends else text + "\n"), ends, binary
 
 
 class Scorer:
@@ -149,9 +149,10 @@ class Scorer:
         # otherwise, and a check bounded by a timeout may give another verdict next time
         self.share = type(task).score is Task.score and task.verifier_timeout is None
 
-    def block(self, text: str, first: int, last_ends: bool) -> str:
-        """Score the lines of ``text`` (numbered from ``first + 1``; the last one ended with a
-        newline when ``last_ends``); the output text of the scored ones.
+    def block(self, text: str, first: int, last_ends: bool) -> tuple[str, int]:
+        """Score the lines of ``text`` (numbered from ``first + 1``; each ends with ``\n``, the
+        last one in the file only when ``last_ends``): the output text of the scored ones and the
+        number of lines.
 
         The lines are read in place (offsets into ``text``): the fast path takes a response
         spelt ``"response": "..."`` whose text lies inside the extraction window, with other
@@ -159,73 +160,68 @@ class Scorer:
         """
         out: list[str] = []
         emit = out.extend
-        find, startswith = text.find, text.startswith
-        rewritten = _REWRITTEN.search
+        find = text.find
         spellings, errors = self.spellings, self.errors
         fast = self.fast
+        # no \u or \/ escape in the block: json.dumps writes every response as the line spells it
+        clean = _REWRITTEN.search(text) is None
         size = len(text)
         start, number, scored = 0, first, 0
-        while True:
+        while start < size:
             stop = find("\n", start)
-            if stop < 0:
-                stop = size
             number += 1
-            i = find('"response"', start, stop) if fast else -1
-            if i >= 0:
-                if startswith(': "', i + 10):
+            v = 0
+            if fast:
+                i = find('"response": "', start, stop)
+                if i >= 0:
                     v = i + 13
-                elif startswith(':"', i + 10):
-                    v = i + 12
                 else:
+                    i = find('"response":"', start, stop)
+                    v = i + 12 if i >= 0 else 0
+            if v:
+                try:  # strict: a raw newline ends the string with an error, so end <= stop
+                    response, end = _scanstring(text, v)
+                except ValueError:
                     v = 0
-                if v:
-                    try:  # strict: a raw newline ends the string with an error, so end <= stop
-                        response, end = _scanstring(text, v)
-                    except ValueError:
-                        v = 0
-                if v and len(response) <= MAX_SCAN_CHARS:
-                    key = (text[start:v], text[end:stop])
-                    entry = spellings.get(key, _MISSING)
-                    if entry is _MISSING:
-                        entry = self._spelling(*key)
+            if v and len(response) <= MAX_SCAN_CHARS:
+                key = (text[start:v], text[end:stop])
+                entry = spellings.get(key, _MISSING)
+                if entry is _MISSING:
+                    entry = self._spelling(*key)
+                if entry is not None:
                     if type(entry) is str:
                         errors.append((number, entry))
-                        v = -1
-                    elif entry is not None:
-                        answer = final_answer(response)
-                        done = entry.get(answer)
-                        if done is None:
-                            done = self._verdict(entry, answer, response)
+                        start = stop + 1
+                        continue
+                    answer = final_answer(response)
+                    done = entry.get(answer)
+                    if done is None:
+                        done = self._verdict(entry, answer, response)
+                    if done:  # () : read the line alone
                         if type(done) is str:
                             errors.append((number, done))
-                            v = -1
-                        elif done:
-                            if rewritten(text, v, end) is None:  # json.dumps would write it as it is
-                                emit((done[0], text[v - 1 : end], done[1]))
-                                scored += 1
-                                v = -1
-                            else:
-                                token = _encode_string(response)
-                                if token.isascii() or _encodable(token):  # else a lone surrogate
-                                    emit((done[0], token, done[1]))
-                                    scored += 1
-                                    v = -1
-                if v < 0:  # done with this line
-                    if stop >= size:
-                        break
-                    start = stop + 1
-                    continue
-            line, problem = _score_line(self.task, text[start:stop], stop < size or last_ends, self.blank)
+                            start = stop + 1
+                            continue
+                        if clean or _REWRITTEN.search(text, v, end) is None:
+                            emit((done[0], text[v - 1 : end], done[1]))  # as json.dumps writes it
+                            scored += 1
+                            start = stop + 1
+                            continue
+                        token = _encode_string(response)
+                        if token.isascii() or _encodable(token):  # else a lone surrogate
+                            emit((done[0], token, done[1]))
+                            scored += 1
+                            start = stop + 1
+                            continue
+            line, problem = _score_line(self.task, text[start:stop], stop < size - 1 or last_ends, self.blank)
             if problem is not None:
                 errors.append((number, problem))
             elif line is not None:
                 emit((line, "\n"))
                 scored += 1
-            if stop >= size:
-                break
             start = stop + 1
         self.scored += scored
-        return "".join(out)
+        return "".join(out), number - first
 
     def _spelling(self, head: str, tail: str):
         """What the other fields of lines spelt ``head + <response> + tail`` are: a dict (the
@@ -253,19 +249,19 @@ class Scorer:
         line alone); kept in ``entry`` by answer where verdicts are shared."""
         record = entry[_RECORD].copy()
         record["response"] = response
+        task = self.task
         try:
-            if self.share:  # what Task.score does with a response inside the extraction window
-                check = self.task.score_answer(answer, record)
-            else:
-                check = self.task.score(response, record)
+            # share: what Task.score does with a response inside the extraction window
+            check = task.score_answer(answer, record) if self.share else task.score(response, record)
         except (TypeError, KeyError, AttributeError, InputFormatError) as exc:
-            done: Any = f"the fields {list(self.task.fields)} cannot be verified ({exc!r})"
+            done: Any = f"the fields {list(task.fields)} cannot be verified ({exc!r})"
         else:
             layout = entry[_LAYOUT]
             if layout is not None:  # json.dumps appends the two new fields: the same text
                 verdict = (check.is_correct, check.reason)
+                # (1, "ok") would hash as (True, "ok") does: bools only
                 fields = self.verdicts.get(verdict) if type(verdict[0]) is bool else None
-                if fields is None:  # (1, "ok") would hash as (True, "ok") does: bools only
+                if fields is None:
                     fields = _verdict_text(*verdict)
                     if type(verdict[0]) is bool and type(verdict[1]) is str and len(self.verdicts) < 10_000:
                         self.verdicts[verdict] = fields
@@ -296,7 +292,7 @@ def _layout(record: dict, closed: bool = False) -> tuple[str, str] | None:
         return None
     text = json.dumps(record, ensure_ascii=False)
     at = text.find(_SENTINEL_JSON)
-    if at < 0 or text.count(_SENTINEL_JSON) != 1 or not _encodable(text):
+    if at < 0 or text.count(_SENTINEL_JSON) != 1 or not (text.isascii() or _encodable(text)):
         return None
     after = text[at + len(_SENTINEL_JSON) :]
     return text[:at], (after + "\n" if closed else after[:-1])
