@@ -32,6 +32,7 @@ READ_BYTES = 256 << 10  # score_jsonl reads this much at a time (to the end of a
 _CACHE_LIMIT = 20_000  # cached spellings and verdicts before the caches start over (memory flat, ~20 MB)
 _SENTINEL = "\x00response\x00"  # stands for a line's response while its other fields are parsed
 _SENTINEL_JSON = json.dumps(_SENTINEL)
+_dumps = json.JSONEncoder(ensure_ascii=False).encode  # json.dumps(obj, ensure_ascii=False), built once
 UTF8_HINT = "Hint: save the file as UTF-8 (every line of a jsonl file is UTF-8 text), or remove that line."
 
 
@@ -290,7 +291,7 @@ def _layout(record: dict, closed: bool = False) -> tuple[str, str] | None:
     a lone surrogate, the sentinel twice)."""
     if not closed and ("is_correct" in record or "reason" in record):
         return None
-    text = json.dumps(record, ensure_ascii=False)
+    text = _dumps(record)
     at = text.find(_SENTINEL_JSON)
     if at < 0 or text.count(_SENTINEL_JSON) != 1 or not (text.isascii() or _encodable(text)):
         return None
@@ -331,7 +332,7 @@ def _score_line(task: Task, line: str, newline: bool, blank: str | None) -> tupl
         # fields of the right types that the verifier still cannot read: an input error, not a verdict
         return None, f"the fields {list(task.fields)} cannot be verified ({exc!r})"
     record.update(is_correct=check.is_correct, reason=check.reason)
-    text = json.dumps(record, ensure_ascii=False)
+    text = _dumps(record)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:  # "\\ud800": JSON allows it, UTF-8 cannot hold it
