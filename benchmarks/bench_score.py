@@ -46,9 +46,9 @@ def tracekit_bin() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracekit.cli"]
 
 
-def measured(cmd: list[str]) -> tuple[float, float, int, str]:
-    """Run ``cmd``; its wall seconds, its own peak RSS in MB, exit status and stdout (stderr too
-    when it fails)."""
+def measured(cmd: list[str]) -> tuple[float, float, int, str, float]:
+    """Run ``cmd``; its wall seconds, its own peak RSS in MB, exit status, stdout (stderr too
+    when it fails) and CPU seconds (user + system, its worker processes included)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
@@ -59,7 +59,8 @@ def measured(cmd: list[str]) -> tuple[float, float, int, str]:
         if code not in (0, 1):
             err.seek(0)
             stdout += err.read()[-3000:]
-    return elapsed, usage.ru_maxrss / 1024, code, stdout.decode(errors="replace")
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss / 1024, code, stdout.decode(errors="replace"), cpu
 
 
 def _problems(task: str, n: int, rng: random.Random) -> list[tuple[dict, list[str], list[str]]]:
@@ -211,7 +212,7 @@ def main() -> None:
     runs = [(t, int(n)) for t in args.tasks.split(",") for n in args.lines.split(",")]
     if args.big and "countdown" in args.tasks.split(","):
         runs.append(("countdown", args.big))
-    start, _, _, _ = measured([*tracekit_bin(), "score", "--help"])
+    start = measured([*tracekit_bin(), "score", "--help"])[0]
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"{cpus} CPUs (the command scores in {cpus} worker processes where there are 2 or more)")
     print(f"load {os.getloadavg()[0]:.1f}; `tracekit score --help` (start-up) {start:.2f} s")
@@ -229,7 +230,7 @@ def main() -> None:
                 cwd=Path(__file__).parent,
             )
             load = os.getloadavg()[0]
-            seconds, peak, code, stdout = measured(
+            seconds, peak, code, stdout, cpu = measured(
                 [*tracekit_bin(), "score", str(src), "--task", task, "--out", str(out)]
             )
             if code not in (0, 1):
@@ -240,7 +241,8 @@ def main() -> None:
             rate = n / seconds
             print(
                 f"{task:>9} {n:>9,} lines ({src.stat().st_size / 1e6:,.0f} MB{', ids' if args.ids else ''}): "
-                f"{seconds:6.2f} s {rate:>9,.0f} lines/s  peak RSS {peak:6,.0f} MB  (load {load:.1f} -> "
+                f"{seconds:6.2f} s {rate:>9,.0f} lines/s  CPU {cpu:.2f} s ({cpu / n * 1e6:.1f} us a line)  "
+                f"peak RSS {peak:6,.0f} MB  (load {load:.1f} -> "
                 f"{load_after:.1f})\n{'':>10} verifier alone {base:>9,.0f} lines/s -> command/verifier "
                 f"{rate / base:.2f};  floor (read + write once) {least:.2f} s -> command/floor "
                 f"{seconds / least:.1f}x   [{stdout.strip().split(' -> ')[0]}]"
