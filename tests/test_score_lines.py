@@ -349,3 +349,45 @@ def test_workers_stop_at_the_first_bytes_that_are_not_utf8(tmp_path, monkeypatch
     assert not (tmp_path / "out.jsonl").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
         "in.jsonl"
     ]
+
+
+BUGGY_TASK = '''
+from tracekit.tasks.countdown import Countdown
+
+
+class Buggy(Countdown):
+    """Countdown whose verifier has a bug on one answer."""
+
+    name = "buggy_countdown"
+
+    def check(self, answer, meta):
+        if answer == "99 + 99 + 99":
+            raise RuntimeError("a verifier bug")
+        return super().check(answer, meta)
+'''
+
+
+def test_a_verifier_bug_in_a_worker_stops_the_file_without_waiting_forever(tmp_path, monkeypatch):
+    """A chunk that raises hands its turn on: the workers after it finish, the error reaches the
+    caller as it is, and no output appears."""
+    import signal
+
+    import tracekit.score_files as files
+
+    (tmp_path / "buggy.py").write_text(BUGGY_TASK, encoding="utf-8")
+    good = json.dumps({"numbers": [3, 4, 7], "target": 25, "response": "<answer>7 * 3 + 4</answer>"})
+    bad = json.dumps({"numbers": [3, 4, 7], "target": 25, "response": "<answer>99 + 99 + 99</answer>"})
+    lines = [good] * 40 + [bad] + [good] * 40
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(files, "CHUNK_BYTES", len(good) * 3)
+    monkeypatch.setattr(files, "_cpus", lambda: 3)
+    signal.signal(signal.SIGALRM, lambda *_: pytest.fail("the workers waited for a turn that never came"))
+    signal.alarm(120)
+    try:
+        with pytest.raises(RuntimeError, match="a verifier bug"):
+            files.score_file(f"{tmp_path / 'buggy.py'}:Buggy", src, tmp_path / "out.jsonl")
+    finally:
+        signal.alarm(0)
+    assert not (tmp_path / "out.jsonl").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["buggy.py", "in.jsonl"]
