@@ -10,8 +10,11 @@ from __future__ import annotations
 import io
 import json
 import random
+from json.encoder import encode_basestring as _encode_string
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tracekit.errors import InputFormatError
 from tracekit.score import score_jsonl
@@ -189,9 +192,21 @@ def score_both(task: Task, data: bytes, chunk: int) -> tuple[tuple, tuple]:
     return (out.getvalue(), scored, errors), oracle(task, data)
 
 
+@pytest.fixture(params=["native", "python"])
+def scanner(request, monkeypatch):
+    """Each test twice: responses read by the C scanner (where it is built) and by json's alone."""
+    import tracekit.score as score
+
+    if request.param == "python":
+        monkeypatch.setattr(score, "_native_scan", None)
+    elif score._native_scan is None:
+        pytest.skip("tracekit._jsonscan is not built (no C compiler)")
+    return request.param
+
+
 @pytest.mark.parametrize("chunk", [1 << 20, 7, 4096])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_chunked_scoring_matches_the_per_line_semantics(chunk, seed):
+def test_chunked_scoring_matches_the_per_line_semantics(chunk, seed, scanner):
     rows = hostile_countdown_lines()
     random.Random(seed).shuffle(rows)
     ends = [b"\n", b"\r\n"]
@@ -202,7 +217,7 @@ def test_chunked_scoring_matches_the_per_line_semantics(chunk, seed):
     assert want[1] > 40 and len(want[2]) > 20  # the file has both kinds, and the fast path took most
 
 
-def test_a_last_line_without_newline_and_a_gsm8k_file():
+def test_a_last_line_without_newline_and_a_gsm8k_file(scanner):
     task = get_task("gsm8k")
     lines = [
         json.dumps({"answer": "1,234", "checker": "number", "response": "<answer>$1234</answer>"}),
@@ -222,7 +237,7 @@ def test_a_last_line_without_newline_and_a_gsm8k_file():
     assert want[1] >= 4
 
 
-def test_repeated_problems_and_answers_are_scored_as_each_line_alone():
+def test_repeated_problems_and_answers_are_scored_as_each_line_alone(scanner):
     """The fast path caches per (other fields, answer): lines that share them still differ by line."""
     task = get_task("countdown")
     rng = random.Random(3)
@@ -297,7 +312,7 @@ def test_scoring_a_file_in_worker_processes_matches_the_per_line_semantics(tmp_p
     assert (tmp_path / "out.jsonl").read_bytes() == text.encode("utf-8")
 
 
-def test_caches_that_start_over_change_nothing(monkeypatch):
+def test_caches_that_start_over_change_nothing(monkeypatch, scanner):
     import tracekit.score as score
 
     monkeypatch.setattr(score, "_CACHE_LIMIT", 3)
@@ -391,3 +406,76 @@ def test_a_verifier_bug_in_a_worker_stops_the_file_without_waiting_forever(tmp_p
         signal.alarm(0)
     assert not (tmp_path / "out.jsonl").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["buggy.py", "in.jsonl"]
+
+
+# the characters that matter to a JSON string's reader, and some that do not
+_PIECES = [
+    '"',
+    "\\",
+    "\\/",
+    "\\n",
+    "\\u0041",
+    "\\ud83d\\ude00",
+    "\\x",
+    "\n",
+    "\t",
+    "\x00",
+    "\x1f",
+    "\x7f",
+    "a",
+    " ",
+    "é",
+    "\u20ac",
+    "😀",
+    "\ud800",
+    "<answer>",
+    "/",
+    "u",
+]
+
+
+def _left_to_json(raw: str) -> bool:
+    """Whether the raw body of a valid JSON string holds a \\u escape, a control character or a
+    surrogate (what the C scanner does not read)."""
+    i = 0
+    while i < len(raw):
+        if raw[i] == "\\":
+            if raw[i + 1] == "u":
+                return True
+            i += 2
+            continue
+        if raw[i] < " " or "\ud800" <= raw[i] <= "\udfff":
+            return True
+        i += 1
+    return False
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.lists(st.sampled_from(_PIECES), max_size=30), st.text(max_size=5))
+def test_the_c_scanner_reads_what_json_reads(pieces, before):
+    """Where the C scanner answers, json's scanner gives the same value and end, and the raw
+    string is what json.dumps writes unless it says otherwise; it answers every other string."""
+    import tracekit.score as score
+
+    if score._native_scan is None:
+        pytest.skip("tracekit._jsonscan is not built (no C compiler)")
+    text = before + '"' + "".join(pieces)
+    start = len(before) + 1
+    got = score._native_scan(text, start)
+    want = score._scan_python(text, start)
+    if got is None:  # json rejects it, or it holds what the C scanner leaves to json
+        assert want is None or _left_to_json(text[start : want[1] - 1]), (text, want)
+        return
+    assert want is not None and got[:2] == want[:2], (text, got, want)
+    value, end, slash = got
+    assert (_encode_string(value) == '"' + text[start:end]) is (not slash), (text, got)
+
+
+def test_the_c_scanner_was_built_where_required():
+    """CI sets TRACEKIT_REQUIRE_NATIVE=1: a broken C build must not silently fall back there."""
+    import os
+
+    import tracekit.score as score
+
+    if os.environ.get("TRACEKIT_REQUIRE_NATIVE") == "1":
+        assert score._native_scan is not None

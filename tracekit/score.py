@@ -28,6 +28,11 @@ from tracekit.errors import InputFormatError
 from tracekit.extract import MAX_SCAN_CHARS, final_answer
 from tracekit.tasks import Task
 
+try:  # the C fast path of reading a response (built by `pip install` where a compiler is present)
+    from tracekit._jsonscan import scan_string as _native_scan
+except ImportError:  # json's own scanner reads every response: the same results, slower
+    _native_scan = None
+
 READ_BYTES = 256 << 10  # score_jsonl reads this much at a time (to the end of a line): memory is reused
 _CACHE_LIMIT = 20_000  # cached spellings and verdicts before the caches start over (memory flat, ~20 MB)
 _SENTINEL = "\x00response\x00"  # stands for a line's response while its other fields are parsed
@@ -164,8 +169,7 @@ class Scorer:
         find = text.find
         spellings, errors = self.spellings, self.errors
         fast = self.fast
-        # no \u or \/ escape in the block: json.dumps writes every response as the line spells it
-        clean = _REWRITTEN.search(text) is None
+        scan, native = (_native_scan, True) if _native_scan is not None else (_scan_python, False)
         size = len(text)
         start, number, scored = 0, first, 0
         while start < size:
@@ -179,11 +183,14 @@ class Scorer:
                 else:
                     i = find('"response":"', start, stop)
                     v = i + 12 if i >= 0 else 0
-            if v:
-                try:  # strict: a raw newline ends the string with an error, so end <= stop
-                    response, end = _scanstring(text, v)
-                except ValueError:
+            if v:  # strict: a raw newline ends the string with an error, so end <= stop
+                found = scan(text, v)
+                if found is None and native:  # \u, a control character...: json's scanner decides
+                    found = _scan_python(text, v)
+                if found is None:
                     v = 0
+                else:
+                    response, end, rewrite = found
             if v and len(response) <= MAX_SCAN_CHARS:
                 key = (text[start:v], text[end:stop])
                 entry = spellings.get(key, _MISSING)
@@ -203,7 +210,7 @@ class Scorer:
                             errors.append((number, done))
                             start = stop + 1
                             continue
-                        if clean or _REWRITTEN.search(text, v, end) is None:
+                        if not rewrite:
                             emit((done[0], text[v - 1 : end], done[1]))  # as json.dumps writes it
                             scored += 1
                             start = stop + 1
@@ -275,6 +282,18 @@ class Scorer:
             entry[answer] = done
             self.cached += 1
         return done
+
+
+def _scan_python(text: str, start: int) -> tuple[str, int, bool] | None:
+    """The JSON string that starts at ``text[start]`` (after its quote), read by json's scanner:
+    its value, the index after its closing quote and whether json.dumps would spell it otherwise
+    (a ``\\u`` or ``\\/`` escape in it, or a false alarm such as ``\\\\u``); None when it is not
+    valid JSON. ``tracekit._jsonscan.scan_string`` returns the same for the strings it reads."""
+    try:
+        value, end = _scanstring(text, start)
+    except ValueError:
+        return None
+    return value, end, _REWRITTEN.search(text, start, end) is not None
 
 
 def _verdict_text(is_correct, reason) -> str:
