@@ -156,7 +156,7 @@ class Scorer:
         self.share = type(task).score is Task.score and task.verifier_timeout is None
 
     def block(self, text: str, first: int, last_ends: bool) -> tuple[str, int]:
-        """Score the lines of ``text`` (numbered from ``first + 1``; each ends with ``\n``, the
+        """Score the lines of ``text`` (numbered from ``first + 1``; each ends with ``\\n``, the
         last one in the file only when ``last_ends``): the output text of the scored ones and the
         number of lines.
 
