@@ -12,7 +12,12 @@ field of the wrong type), for the ``countdown`` task and for ``gsm8k``.
 
 Printed beside each command, in the same run: a **baseline**, the task's verifier alone in one
 process (a loop of ``task.score(response, fields)`` over the same lines, already parsed, no I/O:
-the per-line work as it was done before), and the ratio of the command's lines/s to it.
+the per-line work as it was done before), and the ratio of the command's lines/s to it; and a
+**floor**, reading the input and writing it out once (256 KB at a time, UTF-8 decoded and
+encoded, flushed to disk) in one process: what any command that writes its input back pays.
+``--ids`` gives every line its own ``id`` field, so no two lines share the spelling of their
+other fields (every line is parsed and laid out on its own; the default has 8 lines a problem).
+The machine's load average is printed before and after each command.
 """
 
 from __future__ import annotations
@@ -41,9 +46,9 @@ def tracekit_bin() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "tracekit.cli"]
 
 
-def measured(cmd: list[str]) -> tuple[float, float, int, str]:
-    """Run ``cmd``; its wall seconds, its own peak RSS in MB, exit status and stdout (stderr too
-    when it fails)."""
+def measured(cmd: list[str]) -> tuple[float, float, int, str, float]:
+    """Run ``cmd``; its wall seconds, its own peak RSS in MB, exit status, stdout (stderr too
+    when it fails) and CPU seconds (user + system, its worker processes included)."""
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err)
@@ -54,7 +59,8 @@ def measured(cmd: list[str]) -> tuple[float, float, int, str]:
         if code not in (0, 1):
             err.seek(0)
             stdout += err.read()[-3000:]
-    return elapsed, usage.ru_maxrss / 1024, code, stdout.decode(errors="replace")
+    cpu = usage.ru_utime + usage.ru_stime
+    return elapsed, usage.ru_maxrss / 1024, code, stdout.decode(errors="replace"), cpu
 
 
 def _problems(task: str, n: int, rng: random.Random) -> list[tuple[dict, list[str], list[str]]]:
@@ -83,9 +89,10 @@ def _problems(task: str, n: int, rng: random.Random) -> list[tuple[dict, list[st
     return out
 
 
-def make_input(task: str, lines: int, path: Path | str, seed: int = 0) -> None:
+def make_input(task: str, lines: int, path: Path | str, seed: int = 0, ids: bool = False) -> None:
     """Write ``lines`` model-like jsonl lines for ``task`` to ``path`` (the texts need no JSON
-    escapes but the newline, so the lines are spelt directly, as json.dumps would)."""
+    escapes but the newline, so the lines are spelt directly, as json.dumps would); ``ids``:
+    each line starts with its own ``"id"``."""
     rng = random.Random(seed)
     problems = _problems(task, max(1, lines // 8), rng)
     sentences = [" ".join(rng.choices(_WORDS, k=rng.randint(8, 20))).capitalize() + "." for _ in range(4000)]
@@ -113,7 +120,8 @@ def make_input(task: str, lines: int, path: Path | str, seed: int = 0) -> None:
             else:
                 buf.append(_malformed(rng, fields, task))
                 continue
-            buf.append(f'{head}{think}</think>\\n{tail}"}}\n')
+            line = f'{head}{think}</think>\\n{tail}"}}\n'
+            buf.append(f'{{"id": {i}, {line[1:]}' if ids else line)
             if len(buf) >= 10_000:
                 fh.write("".join(buf))
                 buf.clear()
@@ -157,6 +165,27 @@ print(len(rows), time.perf_counter() - t0)
 """
 
 
+_FLOOR = """
+import os, sys, time
+t0 = time.perf_counter()
+with open(sys.argv[1], "rb") as src, open(sys.argv[2], "w", encoding="utf-8") as dst:
+    while piece := src.read(256 << 10):
+        dst.write(piece.decode("utf-8"))
+    dst.flush()
+    os.fsync(dst.fileno())
+print(time.perf_counter() - t0)
+"""
+
+
+def floor(path: Path, out: Path) -> float:
+    """Seconds to read ``path`` and write its text to ``out`` once, flushed (one process)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _FLOOR, str(path), str(out)], capture_output=True, text=True, check=True
+    )
+    out.unlink()
+    return float(done.stdout)
+
+
 def baseline(task: str, path: Path) -> float:
     """Lines/s of the task's verifier alone in one process, on the first lines of ``path``."""
     out = subprocess.run(
@@ -178,33 +207,45 @@ def main() -> None:
     parser.add_argument(
         "--big", type=int, default=1_000_000, help="countdown also at this many lines (0: not)"
     )
+    parser.add_argument("--ids", action="store_true", help="every line its own id (no shared spellings)")
     args = parser.parse_args()
     runs = [(t, int(n)) for t in args.tasks.split(",") for n in args.lines.split(",")]
     if args.big and "countdown" in args.tasks.split(","):
         runs.append(("countdown", args.big))
-    start, _, _, _ = measured([*tracekit_bin(), "score", "--help"])
-    print(
-        f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; `tracekit score --help` (start-up) {start:.2f} s"
-    )
+    start = measured([*tracekit_bin(), "score", "--help"])[0]
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"{cpus} CPUs (the command scores in {cpus} worker processes where there are 2 or more)")
+    print(f"load {os.getloadavg()[0]:.1f}; `tracekit score --help` (start-up) {start:.2f} s")
     for task, n in runs:
         with tempfile.TemporaryDirectory(prefix="tk-bench-score-") as tmp:
             src, out = Path(tmp) / "in.jsonl", Path(tmp) / "out.jsonl"
             # in a process of its own: a child's peak RSS starts at this process's (fork, then exec)
-            code = "import sys; from bench_score import make_input as m; m(sys.argv[1], int(sys.argv[2]), sys.argv[3])"
-            subprocess.run(
-                [sys.executable, "-c", code, task, str(n), str(src)], check=True, cwd=Path(__file__).parent
+            code = (
+                "import sys; from bench_score import make_input as m; "
+                "m(sys.argv[1], int(sys.argv[2]), sys.argv[3], ids=sys.argv[4] == '1')"
             )
-            seconds, peak, code, stdout = measured(
+            subprocess.run(
+                [sys.executable, "-c", code, task, str(n), str(src), str(int(args.ids))],
+                check=True,
+                cwd=Path(__file__).parent,
+            )
+            load = os.getloadavg()[0]
+            seconds, peak, code, stdout, cpu = measured(
                 [*tracekit_bin(), "score", str(src), "--task", task, "--out", str(out)]
             )
             if code not in (0, 1):
                 raise SystemExit(f"tracekit score failed ({code}): {stdout}")
+            load_after = os.getloadavg()[0]
             base = baseline(task, src)
+            least = floor(src, Path(tmp) / "floor.jsonl")
             rate = n / seconds
             print(
-                f"{task:>9} {n:>9,} lines ({src.stat().st_size / 1e6:,.0f} MB): {seconds:6.2f} s "
-                f"{rate:>9,.0f} lines/s  peak RSS {peak:6,.0f} MB   verifier alone {base:>9,.0f} lines/s"
-                f"  -> command/verifier {rate / base:.2f}   [{stdout.strip().split(' -> ')[0]}]"
+                f"{task:>9} {n:>9,} lines ({src.stat().st_size / 1e6:,.0f} MB{', ids' if args.ids else ''}): "
+                f"{seconds:6.2f} s {rate:>9,.0f} lines/s  CPU {cpu:.2f} s ({cpu / n * 1e6:.1f} us a line)  "
+                f"peak RSS {peak:6,.0f} MB  (load {load:.1f} -> "
+                f"{load_after:.1f})\n{'':>10} verifier alone {base:>9,.0f} lines/s -> command/verifier "
+                f"{rate / base:.2f};  floor (read + write once) {least:.2f} s -> command/floor "
+                f"{seconds / least:.1f}x   [{stdout.strip().split(' -> ')[0]}]"
             )
 
 

@@ -1,5 +1,6 @@
-"""How fast the command line answers: ``tracekit --help``, ``tracekit tasks list`` and
-``tracekit info`` on a small store, each a fresh process as a user starts it.
+"""How fast the command line answers: ``tracekit --help``, ``tracekit tasks list``,
+``tracekit info`` on a small store and ``tracekit score`` on a one-line file, each a fresh
+process as a user starts it.
 
 Each command runs ``--repeat`` times (after one warm-up run that fills the OS file cache and
 tracekit's word-list cache); the median and the fastest wall time are printed beside, in the
@@ -51,12 +52,18 @@ def main() -> None:
         store = str(Path(tmp) / "store")
         config = str(ROOT / "configs" / "demo-cpu.yaml")
         subprocess.run([*tk, "run", config, "--dry-run", "--store", store], check=True, capture_output=True)
+        one = Path(tmp) / "one.jsonl"
+        one.write_text(
+            '{"numbers": [1, 2], "target": 3, "response": "<answer>1 + 2</answer>"}\n', encoding="utf-8"
+        )
+        score = [*tk, "score", str(one), "--task", "countdown", "--out", str(Path(tmp) / "scored.jsonl")]
         cases = {
             "python -c pass": [sys.executable, "-c", "pass"],
             "python -c 'import polars'": [sys.executable, "-c", "import polars"],
             "tracekit --help": [*tk, "--help"],
             "tracekit tasks list": [*tk, "tasks", "list"],
             "tracekit info (8 problems)": [*tk, "info", "--store", store],
+            "tracekit score (1 line)": score,
         }
         print(
             f"load {os.getloadavg()[0]:.1f}  cores {os.cpu_count()}  runs {args.repeat} each (after one warm-up)"

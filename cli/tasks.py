@@ -58,7 +58,7 @@ def score(
 
     A malformed line is reported with its number and skipped; the exit status is then 1.
     """
-    from tracekit.verify import score_file
+    from tracekit.score_files import score_file
 
     scored, errors = score_file(task, src, out)
     for err in errors:

@@ -22,7 +22,7 @@ LAYERS = [
     ["tracekit.tasks"],
     ["tracekit.prompts"],
     ["tracekit.sampling"],
-    ["tracekit.sample", "tracekit.verify"],
+    ["tracekit.sample", "tracekit.verify", "tracekit.score", "tracekit.score_files"],
     ["tracekit.reflect"],
     ["tracekit.executor"],
     ["tracekit.filter"],

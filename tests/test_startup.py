@@ -58,3 +58,34 @@ def test_info_loads_no_dataframe_validation_or_model_library(tmp_path):
     run = [sys.executable, "-m", "tracekit.cli", "run", str(config), "--dry-run", "--store", str(store)]
     subprocess.run(run, check=True, capture_output=True)
     assert loaded(["info", "--store", str(store)], HEAVY) == []
+
+
+def test_score_loads_no_table_library(tmp_path):
+    """`tracekit score` reads and writes jsonl: no polars, numpy or pyarrow (nor the store's tables)."""
+    src = tmp_path / "in.jsonl"
+    src.write_text(
+        '{"numbers": [1, 2], "target": 3, "response": "<answer>1 + 2</answer>"}\n', encoding="utf-8"
+    )
+    argv = ["score", str(src), "--task", "countdown", "--out", str(tmp_path / "out.jsonl")]
+    heavy = [*HEAVY, "polars", "numpy", "pyarrow", "tracekit.store.tables", "tracekit.schemas"]
+    assert loaded(argv, heavy) == []
+    assert (tmp_path / "out.jsonl").exists()
+
+
+def test_a_builtin_task_loads_no_package_metadata():
+    """Entry points (``importlib.metadata``) are read only to find a task that is not built in."""
+    code = (
+        "import sys; from tracekit.tasks import get_task; get_task('countdown'); "
+        "print('importlib.metadata' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
+
+
+def test_writing_a_file_atomically_loads_no_store_tables():
+    code = (
+        "import sys; from tracekit.store.files import atomic_write; from tracekit.places import check_output_file; "
+        "print(sorted(m for m in ('polars', 'pyarrow', 'numpy', 'tracekit.store.tables') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -7,8 +7,9 @@ import pytest
 from cli_contract import GOOD
 
 from tracekit.errors import InputFormatError
+from tracekit.score import score_jsonl
 from tracekit.tasks import Check, Task, get_task
-from tracekit.verify import VERDICT_COLUMNS, score_jsonl, verify_responses
+from tracekit.verify import VERDICT_COLUMNS, verify_responses
 
 
 def test_verdict_columns_have_the_samples_types():
@@ -117,8 +118,12 @@ def test_score_reports_a_line_that_is_not_utf8(tk, tmp_path):
     good = json.dumps(GOOD).encode()
     src.write_bytes(good + b"\n" + good.replace(b"(1 + 2)", b"(1 + 2)\xff") + b"\n" + good + b"\n")
     code, stdout, err = tk("score", "--task", "countdown", src, "--out", out)
-    assert code == 1 and "Traceback" not in err
-    assert f"{src}: line 2: not UTF-8 text (byte 0xff at column" in err
-    text = out.read_text(encoding="utf-8")
-    assert len(text.splitlines()) == 2 and "\ufffd" not in text
-    assert "1 malformed line(s) skipped" in stdout
+    # a file of the wrong encoding is bad input (exit status 2, one error line, no output), not a line to skip
+    assert code == 2 and "Traceback" not in err and err.startswith("error: ")
+    offset = len(good) + 1 + good.index(b"(1 + 2)") + 7
+    assert (
+        f"{src}: line 2: not UTF-8 text (byte 0xff at column {offset - len(good)}; byte offset {offset}"
+        in err
+    )
+    assert "Hint: save the file as UTF-8" in err
+    assert not out.exists() and stdout == ""

@@ -77,7 +77,11 @@ def final_answer(text: str | None) -> str | None:
     """
     if not text:
         return None
-    floor = final_region_start(text)
+    # final_region_start(text), spelt out: every line `tracekit score` reads goes through here
+    low = len(text) - MAX_SCAN_CHARS
+    low = 0 if low < 0 else low
+    floor = text.rfind(_THINK_CLOSE, low)
+    floor = low if floor < 0 else floor + 8  # len(_THINK_CLOSE)
     # the last closing tag after </think>, then the last opening tag before it (C-speed scans)
     end = text.rfind(_CLOSE, floor)
     if end < 0:

@@ -17,11 +17,41 @@
 * :mod:`~tracekit.store.info`: what ``tracekit info`` reports (contents, runs, warnings).
 """
 
-from tracekit.store.check import StoreProblem
-from tracekit.store.files import atomic_write, atomic_write_text, sink_parquet, write_parquet
-from tracekit.store.log import PartEntry, Snapshot, StoreSnapshot
-from tracekit.store.tables import Store
-from tracekit.store.transaction import Transaction
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # loaded on first use (below): `tracekit score` writes through files.py alone
+    from tracekit.store.check import StoreProblem
+    from tracekit.store.files import atomic_write, atomic_write_text, sink_parquet, write_parquet
+    from tracekit.store.log import PartEntry, Snapshot, StoreSnapshot
+    from tracekit.store.tables import Store
+    from tracekit.store.transaction import Transaction
+
+_HOME = {
+    "StoreProblem": "check",
+    "atomic_write": "files",
+    "atomic_write_text": "files",
+    "sink_parquet": "files",
+    "write_parquet": "files",
+    "PartEntry": "log",
+    "Snapshot": "log",
+    "StoreSnapshot": "log",
+    "Store": "tables",
+    "Transaction": "transaction",
+}
+
+
+def __getattr__(name: str):
+    """The package's names, each imported from its module on first use (the store's modules
+    load polars; a command that only writes a file atomically does not need them)."""
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'tracekit.store' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"tracekit.store.{home}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "PartEntry",

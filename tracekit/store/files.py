@@ -19,10 +19,12 @@ import secrets
 import socket
 from collections.abc import Callable
 from pathlib import Path
-
-import polars as pl
+from typing import TYPE_CHECKING
 
 from tracekit.store.fs import TMP_PREFIX, fsync_dir, fsync_file
+
+if TYPE_CHECKING:  # polars loads where parquet is written: atomic_write alone stays light
+    import polars as pl
 
 __all__ = ["atomic_write", "atomic_write_text", "write_parquet"]
 
@@ -43,6 +45,8 @@ def row_group_rows(frame: pl.DataFrame) -> int:
 def write_parquet(frame: pl.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` with tracekit's settings: zstd level 1 (fast, within a few percent of
     level 3), statistics, row groups of about 16 MB."""
+    import polars as pl
+
     try:
         frame.write_parquet(
             path,
@@ -59,6 +63,8 @@ def sink_parquet(frame: pl.LazyFrame, path: str | os.PathLike, *, row_group_size
     """Stream ``frame`` to ``path`` (zstd level 1, statistics; flat memory, all cores).
 
     Row groups of 4,096 rows: about 16 MB of typical traces, so readers stream them in small steps."""
+    import polars as pl
+
     try:
         frame.sink_parquet(
             path, compression="zstd", compression_level=1, statistics=True, row_group_size=row_group_size

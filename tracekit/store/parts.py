@@ -13,13 +13,13 @@ import json
 import re
 import secrets
 import time
-
-import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING
 
 from tracekit.errors import StoreError
 from tracekit.store.fs import StoreFS
+
+if TYPE_CHECKING:  # loaded by check_part: the marker's name is read without them (tracekit.places)
+    import polars as pl
 
 MARKER = "tracekit-store.json"
 STORE_FORMAT = 3
@@ -67,6 +67,10 @@ def read_marker(fs: StoreFS) -> dict:
 
 def check_part(fs: StoreFS, table: str, path: str, schema: pl.Schema) -> int:
     """Rows of the part file at ``path`` after checking it holds ``table``'s columns and types."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     where = f"{fs.url.rstrip('/')}/{path}"
     try:
         with fs.open(path) as f:

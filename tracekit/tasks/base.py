@@ -119,11 +119,12 @@ class Task:
         >>> get_task("countdown").field_error({"numbers": [1, 2], "target": 3}) is None
         True
         """
-        missing = [f for f in self.fields if f not in meta]
-        if missing:
-            return f"missing field(s) {missing} (task {self.name!r} reads {list(self.fields)})"
+        for field in self.fields:  # a loop, not a list: `tracekit score` checks every spelling of a line
+            if field not in meta:
+                missing = [f for f in self.fields if f not in meta]
+                return f"missing field(s) {missing} (task {self.name!r} reads {list(self.fields)})"
         for name, kinds in self.field_types.items():
-            if name in meta and not any(_has_type(meta[name], k) for k in kinds.split("|")):
+            if name in meta and not _has_types(meta[name], kinds):
                 shown = repr(meta[name])
                 shown = shown if len(shown) <= 60 else shown[:57] + "..."
                 return f"field {name!r} must be {' or '.join(TYPE_WORDS[k] for k in kinds.split('|'))}, got {shown}"
@@ -169,10 +170,12 @@ class Task:
         """Verify an extracted answer. Only what model text can cause becomes a verdict: a problem
         lacking a field the verifier reads raises :class:`~tracekit.errors.InputFormatError`,
         and a verifier bug (``KeyError``, ``TypeError``...) raises as it is."""
-        missing = [f for f in self.fields if f not in meta]
-        if missing:
+        for field in self.fields:
+            if field in meta:
+                continue
             from tracekit.errors import InputFormatError
 
+            missing = [f for f in self.fields if f not in meta]
             msg = (
                 f"task {self.name!r}: the problem has no field(s) {missing}; its verifier reads "
                 f"{list(self.fields)} (got {sorted(meta)}).\n"
@@ -330,6 +333,29 @@ TYPE_WORDS = {
     "list[int]": "a list of integers",
     "list[str]": "a list of strings",
 }
+
+
+# a value of exactly this type has the kind (a sufficient test; _has_type decides the rest)
+_EXACT: dict[str, Any] = {
+    "int": int,
+    "float": float,
+    "str": str,
+    "bool": bool,
+    "list[int]": int,
+    "list[str]": str,
+}
+
+
+def _has_types(value: Any, kinds: str) -> bool:
+    """Whether ``value`` has one of the types ``kinds`` (``"str|int"``): exact types first."""
+    exact = _EXACT.get(kinds)
+    if exact is not None:
+        if kinds[0] == "l":
+            if type(value) is list and all(type(v) is exact for v in value):
+                return True
+        elif type(value) is exact:
+            return True
+    return any(_has_type(value, k) for k in kinds.split("|"))
 
 
 def _has_type(value: Any, kind: str) -> bool:

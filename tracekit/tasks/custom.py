@@ -26,7 +26,6 @@ import random
 import re
 import sys
 import traceback
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +77,8 @@ def set_verifier_timeout(task: Task, seconds: float | None, where: str) -> None:
 
 def plugin_names() -> dict[str, str]:
     """The tasks installed packages register: name -> ``module:Class``."""
+    from importlib.metadata import entry_points  # a built-in task name never needs it
+
     return {ep.name: ep.value for ep in entry_points(group=GROUP)}
 
 
