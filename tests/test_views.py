@@ -179,3 +179,26 @@ def test_repeated_ids_are_counted_in_slices(store, monkeypatch, cover_rows):
         tx.write("problems", new.head(2))
         tx.write("problems", new)
     assert _repeated_ids(store, "problems", store.snapshot()) == 2
+
+
+@pytest.mark.parametrize("cover_rows", [1, 3, 1_000])
+def test_rows_naming_a_problem_outside_the_view_are_counted_in_slices(tmp_path, monkeypatch, cover_rows):
+    """``info`` counts the samples and traces of the current view whose problem is outside the
+    problems' view, in slices of the hash space (flat memory): any slicing gives the exact count."""
+    from tracekit.reference import import_skillfactory, synthetic_raw
+    from tracekit.store import views
+    from tracekit.store.info import store_info
+
+    monkeypatch.setattr(views, "COVER_ROWS", cover_rows)
+    raw = tmp_path / "raw.parquet"
+    synthetic_raw(5, response_chars=40, reflection_chars=20).write_parquet(raw)
+    store = Store(tmp_path / "st", create=True)
+    import_skillfactory(raw, store)
+    assert not [w for w in store_info(store)["warnings"] if "outside it" in w]
+    samples = store.read("samples")
+    kept = sorted(store.read("problems")["problem_id"].to_list())[:3]
+    define(store, "run", kept)  # the problems' view loses two problems, the samples' keeps them
+    expected = samples.filter(~pl.col("problem_id").is_in(kept)).height
+    assert expected > 0
+    warnings = store_info(store)["warnings"]
+    assert f"samples: {expected} row(s) in the current view name a problem outside it" in warnings

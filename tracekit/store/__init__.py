@@ -14,6 +14,7 @@
 * :mod:`~tracekit.store.manifest`: the ``runs`` table (one row per command that wrote) and
   :func:`~tracekit.store.manifest.recording`, the one way a command records itself;
 * :mod:`~tracekit.store.views`: the current view (which rows a store means now);
+* :mod:`~tracekit.store.hashslices`: id hashes in slices of the hash space (checks over every id);
 * :mod:`~tracekit.store.info`: what ``tracekit info`` reports (contents, runs, warnings).
 """
 

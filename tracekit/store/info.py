@@ -16,10 +16,11 @@ from typing import Any
 import polars as pl
 
 from tracekit.errors import StoreError
-from tracekit.schemas import ID_COLUMNS, TABLES
+from tracekit.schemas import TABLES
 from tracekit.schemas.tables import VIEW_TABLES
+from tracekit.store.hashslices import count_missing, repeats, slices_for
 from tracekit.store.tables import Store
-from tracekit.store.views import hash_slices, outside_views, view, view_count
+from tracekit.store.views import COVER_ROWS, outside_views, row_hashes, view, view_count
 
 
 def _counts(frame: pl.LazyFrame, *keys: str) -> list[dict[str, Any]]:
@@ -142,9 +143,11 @@ def _warnings(store, snap, info, problems, samples, traces) -> list[str]:
             repeated = _repeated_ids(store, table, snap)
             if repeated:
                 out.append(f"{table}: {repeated} id(s) occur more than once; readers keep the first of each")
-    ids = problems.select("problem_id")
     for table, frame in (("samples", samples), ("traces", traces)):
-        orphans = frame.join(ids, on="problem_id", how="anti").select(pl.len()).collect().item()
+        k = slices_for(
+            max(store.count("problems", snapshot=snap), store.count(table, snapshot=snap)), COVER_ROWS
+        )
+        orphans = count_missing(frame, problems, "problem_id", k=k)  # in slices: flat memory
         if orphans:
             out.append(f"{table}: {orphans} row(s) in the current view name a problem outside it")
     if info["rows"]["samples"]["current_view"] and not info["rows"]["traces"]["current_view"]:
@@ -154,11 +157,10 @@ def _warnings(store, snap, info, problems, samples, traces) -> list[str]:
 
 def _repeated_ids(store, table: str, snap) -> int:
     """Ids that occur more than once in the parts of ``table`` (compared as 64-bit hashes)."""
-    rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
     repeated = 0
-    for part in hash_slices(store, table, snap):  # slices of the hash space: flat memory
-        hashes = rows.filter(part).collect(engine="streaming")
-        repeated += hashes.height - hashes.n_unique()
+    with row_hashes(store, table, snap) as rows:  # slices of the hash space: flat memory
+        for p in range(rows.k):
+            repeated += repeats(rows.slice(p))
     return repeated
 
 

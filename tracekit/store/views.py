@@ -51,12 +51,15 @@ Examples
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 
+import numpy as np
 import polars as pl
 
 from tracekit.errors import StoreError
-from tracekit.schemas import ID_COLUMNS
+from tracekit.schemas import ID_COLUMNS, polars_schema
 from tracekit.schemas.tables import VIEW_TABLES
+from tracekit.store.hashslices import HashSlices, all_in, missing, slices_for
 from tracekit.store.log import StoreSnapshot
 from tracekit.store.tables import Store
 
@@ -175,16 +178,17 @@ def view_ids(
         if snap.legacy or table in snap.whole:
             return None
         return pl.Series(id_col, [], dtype=pl.Utf8)
+    # first whether the view covers the table, on 64-bit hashes: the ids themselves are only
+    # needed, and read, when it does not
+    with _named_hashes(store, table, chain, snap, hash_passes(store, table, snap)) as named:
+        if _named_cover(store, table, named, snap):
+            return None
     named = (
         store.scan("views", snapshot=snap)
         .filter((pl.col("table") == table) & pl.col("run_id").is_in(chain))
         .select(pl.col("ids").explode())
         .drop_nulls()
     )
-    # first whether the view covers the table, on 64-bit hashes: the ids themselves are only
-    # needed, and read, when it does not
-    if _named_cover(store, table, named.select(pl.col("ids").hash(seed=0).alias("h")), snap):
-        return None
     return named.unique().collect().to_series().rename(id_col)
 
 
@@ -203,38 +207,67 @@ def narrowing(
     return None if _covers(store, table, ids.hash(seed=0), snap) else ids
 
 
-COVER_ROWS = 4_000_000  # rows whose id hashes one pass of a cover check holds (~100 MB)
+COVER_ROWS = 1_000_000  # id hashes in one slice of a check over every id of a table (8 MB)
 
 
 def hash_passes(store: Store, table: str, snap: StoreSnapshot) -> int:
     """In how many slices of the 64-bit id-hash space (``hash % k == p``) a check over every id
     of ``table`` runs, so that each holds the hashes of at most about :data:`COVER_ROWS` rows."""
-    return max(1, -(-store.count(table, snapshot=snap) // COVER_ROWS))
+    return slices_for(store.count(table, snapshot=snap), COVER_ROWS)
 
 
-def hash_slices(store: Store, table: str, snap: StoreSnapshot) -> list[pl.Expr]:
-    """The filters, over an id-hash column ``h``, of the :func:`hash_passes` slices of ``table``."""
-    k = hash_passes(store, table, snap)
-    return [(pl.col("h") % k) == p for p in range(k)]
+def _hashes(store: Store, table: str, snap: StoreSnapshot, query) -> Iterator[np.ndarray]:
+    """``query(scan)`` (a column of 64-bit hashes) of each part of ``table``, one part at a time:
+    the parts are read one by one, so memory holds one part's column, never the table's."""
+    schema = polars_schema(table)
+    for part in snap.table(table).parts:
+        source = store.fs.scan_source(store.verified_part(table, part, schema))
+        scan = pl.scan_parquet(source, schema=schema, storage_options=store.fs.storage_options())
+        yield query(scan).collect().to_series().to_numpy()
 
 
-def _named_cover(store: Store, table: str, named: pl.LazyFrame, snap: StoreSnapshot) -> bool:
-    """Does every row's id occur among ``named`` (a lazy frame of id hashes, column ``h``)?
+def row_hashes(store: Store, table: str, snap: StoreSnapshot, k: int | None = None) -> HashSlices:
+    """The 64-bit hashes of the ids of every part row of ``table``, in ``k`` slices (by default
+    :func:`hash_passes`), read once; close the result, or use it in ``with``."""
+    rows = HashSlices(hash_passes(store, table, snap) if k is None else k)
+    id_col = ID_COLUMNS[table]
+    for chunk in _hashes(store, table, snap, lambda scan: scan.select(pl.col(id_col).hash(seed=0))):
+        rows.add(chunk)
+    return rows
 
-    Compared as 64-bit hashes (a false "yes" needs a hash collision, odds about 1e-8), in
-    passes over disjoint slices of the hash space, so memory stays flat in the table's size:
-    each pass holds the hashes of at most about :data:`COVER_ROWS` rows."""
-    rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
-    for part in hash_slices(store, table, snap):
-        have = named.filter(part).unique().collect(engine="streaming").to_series()
-        if not rows.filter(part).collect(engine="streaming").to_series().is_in(have.implode()).all():
-            return False
-    return True
+
+def _named_hashes(store: Store, table: str, runs: list[str], snap: StoreSnapshot, k: int) -> HashSlices:
+    """The 64-bit hashes of the ids that the ``views`` rows of ``runs`` name for ``table``, in
+    ``k`` slices (the views are read part by part: a part holds one row of at most
+    :data:`~tracekit.store.manifest.VIEW_ROW_IDS` ids)."""
+    named = HashSlices(k)
+
+    def query(scan: pl.LazyFrame) -> pl.LazyFrame:
+        mine = (pl.col("table") == table) & pl.col("run_id").is_in(runs)
+        return scan.filter(mine).select(pl.col("ids").explode().drop_nulls().hash(seed=0))
+
+    for chunk in _hashes(store, "views", snap, query):
+        named.add(chunk)
+    return named
+
+
+def _named_cover(store: Store, table: str, named: HashSlices, snap: StoreSnapshot) -> bool:
+    """Does every row's id occur among ``named`` (id hashes in :func:`hash_passes` slices)?
+
+    Compared as 64-bit hashes (a false "yes" needs a hash collision, odds about 1e-8), slice by
+    slice, so memory stays flat in the table's size: each slice holds the hashes of at most
+    about :data:`COVER_ROWS` rows of each side, and the table's ids are read once."""
+    if named.rows < store.count(table, snapshot=snap):
+        return False  # fewer names than rows: some row is not named
+    with row_hashes(store, table, snap, named.k) as rows:
+        return all(all_in(rows.slice(p), named.slice(p)) for p in range(rows.k))
 
 
 def _covers(store: Store, table: str, hashes: pl.Series, snap: StoreSnapshot) -> bool:
     """:func:`_named_cover` of ids already in memory (their 64-bit ``hashes``)."""
-    return _named_cover(store, table, hashes.alias("h").to_frame().lazy(), snap)
+    with HashSlices(hash_passes(store, table, snap)) as named:
+        named.add(hashes.to_numpy())
+        return _named_cover(store, table, named, snap)
 
 
 def view_count(store: Store, table: str, *, snapshot: StoreSnapshot | None = None) -> int:
@@ -282,16 +315,12 @@ def outside_views(store: Store, table: str, *, snapshot: StoreSnapshot | None = 
         or not store.count(table, snapshot=snap)
     ):
         return 0
-    runs = _runs(store, snap)["run_id"]
-    named = (
-        store.scan("views", snapshot=snap)
-        .filter((pl.col("table") == table) & pl.col("run_id").is_in(runs.implode()))
-        .select(pl.col("ids").explode().hash(seed=0).alias("h"))
-    )
-    rows = store.scan(table, snapshot=snap).select(pl.col(ID_COLUMNS[table]).hash(seed=0).alias("h"))
+    runs = _runs(store, snap)["run_id"].to_list()
     outside = 0
-    for part in hash_slices(store, table, snap):  # (in slices of the hash space: see _named_cover)
-        have = named.filter(part).unique().collect(engine="streaming").to_series()
-        seen = rows.filter(part).collect(engine="streaming").to_series()
-        outside += int((~seen.is_in(have.implode())).sum())
+    with (
+        row_hashes(store, table, snap) as rows,
+        _named_hashes(store, table, runs, snap, rows.k) as named,
+    ):
+        for p in range(rows.k):  # (slice by slice: see _named_cover)
+            outside += int(missing(rows.slice(p), named.slice(p)).sum())
     return outside
