@@ -35,7 +35,11 @@ class Paced(ScriptedSampler):
         return super().generate(requests)
 
 
-def run_config(store: str, problems: int) -> RunConfig:
+def run_config(
+    store: str, problems: int, *, k: int = 4, max_tokens: int = 32, call_size: int = 8, **sections
+) -> RunConfig:
+    """The benchmarks' run config (``sections`` adds or replaces top-level sections)."""
+    rearrange = {"formats": ["0C"], "n_max": 1, **sections.pop("rearrange", {})}
     return from_mapping(
         RunConfig,
         {
@@ -44,11 +48,12 @@ def run_config(store: str, problems: int) -> RunConfig:
             "chunk_problems": 4,
             "sampling": {
                 "variants": ["plain", "plan"],
-                "samples_per_variant": 4,
-                "params": {"max_tokens": 32},
+                "samples_per_variant": k,
+                "params": {"max_tokens": max_tokens},
             },
-            "reflection": {"per_sample": 2, "call_size": 8, "params": {"max_tokens": 32}},
-            "rearrange": {"formats": ["0C"], "n_max": 1},
+            "reflection": {"per_sample": 2, "call_size": call_size, "params": {"max_tokens": max_tokens}},
+            "rearrange": rearrange,
+            **sections,
         },
         "bench",
     )

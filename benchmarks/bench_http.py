@@ -23,7 +23,8 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from tracekit.configfile import from_mapping
+from bench_executor import run_config as bench_run_config  # beside this file: one config for both
+
 from tracekit.executor import make_executor
 from tracekit.pipeline import run_pipeline
 from tracekit.pipeline.config import RunConfig
@@ -61,22 +62,14 @@ def serve(per_token: float) -> ThreadingHTTPServer:
 
 
 def run_config(store: str, problems: int, in_flight: int) -> RunConfig:
-    return from_mapping(
-        RunConfig,
-        {
-            "store": store,
-            "tasks": [{"name": "multiplication", "n": problems}],
-            "chunk_problems": 4,
-            "sampling": {
-                "variants": ["plain", "plan"],
-                "samples_per_variant": 2,
-                "params": {"max_tokens": 256},
-            },
-            "reflection": {"per_sample": 2, "call_size": 16, "params": {"max_tokens": 256}},
-            "rearrange": {"formats": ["0C"], "n_max": 1, "include_truncated": True},
-            "executor": {"max_in_flight": in_flight},
-        },
-        "bench",
+    return bench_run_config(
+        store,
+        problems,
+        k=2,
+        max_tokens=256,
+        call_size=16,
+        rearrange={"include_truncated": True},
+        executor={"max_in_flight": in_flight},
     )
 
 
