@@ -220,3 +220,54 @@ def test_imported_problems_need_a_verifier_for_grpo(tk, tmp_path, raw):
     code, out, err = tk("export", "--store", st, "--to", "hf", "--out", tmp_path / "hf")
     assert code == 0 and "warning: config 'grpo' left out" in err
     assert not (tmp_path / "hf" / "grpo").exists() and (tmp_path / "hf" / "samples").is_dir()
+
+
+def _split_rows(store, split):
+    """The traces of ``split`` by the ids themselves, in the order of the traces' view."""
+    from tracekit.store.views import view
+
+    ids = view(store, "problems").filter(pl.col("split") == split).select("problem_id")
+    return view(store, "traces").join(ids, on="problem_id", how="semi", maintain_order="left")
+
+
+@pytest.mark.parametrize("by_id", [False, True])
+def test_split_routing_keeps_the_view_order_and_skips_rows_without_a_problem(tmp_path, by_id):
+    """Rows go to their problem's split in the order of the traces' view, whether problems are
+    told apart by id hashes or (after a hash collision) by the ids; traces whose problem left the
+    problems' view are counted and written nowhere; with one split and no such trace the rows
+    are written unfiltered, the same rows."""
+    from tracekit.export.source import orphans, problem_splits, write_splits
+    from tracekit.reference import synthetic_raw
+    from tracekit.store.manifest import recording
+    from tracekit.store.views import view
+
+    def splits_of(store):
+        splits = problem_splits(store)
+        splits.by_id = by_id
+        return splits
+
+    store = build_split_store(tmp_path, synthetic_raw(12, response_chars=60, reflection_chars=30, seed=5))
+    files, counts = write_splits(view(store, "traces"), splits_of(store), tmp_path / "all")
+    assert list(files) == ["train", "test"]
+    for split, path in files.items():
+        got = pl.read_parquet(path)["trace_id"].to_list()
+        assert got == _split_rows(store, split).collect()["trace_id"].to_list() and counts[split] == len(got)
+    problems = view(store, "problems").collect()
+    kept = problems.filter(pl.col("split") == "train")["problem_id"].to_list()[:-2]
+    with recording(store, "run", {"keep": kept}) as rec:  # the problems' view loses some problems
+        rec.add_view("problems", pl.Series(kept))
+    traces = view(store, "traces")
+    lost = traces.filter(~pl.col("problem_id").is_in(kept)).collect().height
+    splits = splits_of(store)
+    files, counts = write_splits(traces, splits, tmp_path / "kept")
+    assert list(files) == ["train"] and orphans(traces, splits) == lost > 0
+    train = _split_rows(store, "train").collect()["trace_id"]
+    assert pl.read_parquet(files["train"])["trace_id"].to_list() == train.to_list()
+    assert run_export(store, "trl-sft", tmp_path / "sft").counts["skipped_no_problem"] == lost
+    with recording(store, "rearrange", {"keep": kept}) as rec:  # now no trace lacks its problem
+        rec.add_view("traces", train)
+    files, counts = write_splits(view(store, "traces"), splits_of(store), tmp_path / "one")
+    assert pl.read_parquet(files["train"])["trace_id"].to_list() == train.to_list()
+    assert (tmp_path / "one" / "train.parquet").read_bytes() == (
+        tmp_path / "kept" / "train.parquet"
+    ).read_bytes()

@@ -65,7 +65,7 @@ def config_frames(
     store: Store, configs: list[str] | None = None, *, formats: list[str] | None = None
 ) -> dict[str, dict[str, pl.DataFrame]]:
     """``{config: {split: frame}}`` for every non-empty config (all of ``CONFIGS`` by default)."""
-    splits = problem_splits(store)
+    splits = problem_splits(store).frame()
     out: dict[str, dict[str, pl.DataFrame]] = {}
     for name in configs or ():
         if name not in CONFIGS:

@@ -32,7 +32,7 @@ def read_table(store: Store, table: str) -> pl.LazyFrame:
     >>> read_table(Store(tempfile.mkdtemp() + "/st", create=True), "problems").collect().height
     0
     """
-    return view(store, table)
+    return view(store, table, row_groups=True)  # (flat memory under a slow sink: see Store.scan)
 
 
 @dataclass(frozen=True)
@@ -52,16 +52,66 @@ class Written:
         return os.fspath(self.out)
 
 
-def problem_splits(store: Store) -> pl.DataFrame:
-    """``problem_id`` and ``split`` of every problem."""
-    return read_table(store, "problems").select("problem_id", "split").collect()
+class Splits:
+    """Which split each problem of the store's current view is in, for routing rows by their
+    ``problem_id``: kept as 64-bit hashes of the problem ids, split by split (8 bytes a problem,
+    never the ids themselves), so exports stream big stores with flat memory.
+
+    A row goes to the split whose problems' hashes hold its problem id's hash: the split of its
+    own problem (a row whose problem is missing could be routed only through a 64-bit
+    collision, the odds that a view check also rests on). Should two problems share a hash, the
+    ids themselves are compared instead.
+    """
+
+    def __init__(self, problems: pl.LazyFrame) -> None:
+        self.problems = problems.select("problem_id", "split")
+        hashed = self.problems.select(pl.col("problem_id").hash(seed=0).alias("h"), "split").collect(
+            engine="streaming"
+        )
+        self.hashes = {
+            s: hashed.filter(pl.col("split") == s)["h"] for s in SPLITS if (hashed["split"] == s).any()
+        }
+        self.by_id = hashed["h"].n_unique() < hashed.height  # two problems share a hash
+        self._routed: tuple[pl.LazyFrame, dict[str | None, int]] | None = None
+
+    def of(self, split: str) -> pl.Expr:
+        """True for the rows (with a ``problem_id``) whose problem is in ``split``."""
+        if self.by_id:
+            ids = self.problems.filter(pl.col("split") == split).select("problem_id").collect()
+            return pl.col("problem_id").is_in(ids.to_series().implode())
+        hashes = self.hashes.get(split, pl.Series("h", [], dtype=pl.UInt64))
+        return pl.col("problem_id").hash(seed=0).is_in(hashes.implode())
+
+    def routes(self, rows: pl.LazyFrame) -> dict[str | None, int]:
+        """How many of ``rows`` each split present among the problems gets, and (key None) how
+        many name a problem outside the problems' view. One streaming pass over ``problem_id``;
+        the counts of the last ``rows`` asked about are kept (an export asks twice)."""
+        if self._routed is not None and self._routed[0] is rows:
+            return self._routed[1]
+        counts = (
+            rows.select(*(self.of(s).sum().alias(s) for s in self.hashes), pl.len().alias("_rows"))
+            .collect(engine="streaming")
+            .row(0, named=True)
+        )
+        routed = {s: int(counts[s]) for s in self.hashes}
+        routed[None] = int(counts["_rows"]) - sum(routed.values())
+        self._routed = (rows, routed)
+        return routed
+
+    def frame(self) -> pl.DataFrame:
+        """``problem_id`` and ``split`` of every problem (in memory: for exports that collect)."""
+        return self.problems.collect()
 
 
-def present_splits(splits: pl.DataFrame, rows: pl.LazyFrame) -> list[str]:
+def problem_splits(store: Store) -> Splits:
+    """The splits of the problems of the store's current view (see :class:`Splits`)."""
+    return Splits(read_table(store, "problems"))
+
+
+def present_splits(splits: Splits, rows: pl.LazyFrame) -> list[str]:
     """The splits (in ``train, validation, test`` order) that hold at least one of ``rows``."""
-    ids = rows.select("problem_id").unique().collect()
-    found = set(splits.join(ids, on="problem_id", how="semi")["split"].unique().to_list())
-    return [s for s in SPLITS if s in found]
+    routed = splits.routes(rows)
+    return [s for s in SPLITS if routed.get(s)]
 
 
 def require_rows(store: Store, table: str, rows: pl.LazyFrame, what: str, hint: str) -> None:
@@ -73,7 +123,7 @@ def require_rows(store: Store, table: str, rows: pl.LazyFrame, what: str, hint: 
 
 def write_splits(
     rows: pl.LazyFrame,
-    splits: pl.DataFrame,
+    splits: Splits,
     out: Path,
     *,
     prefix: str = "",
@@ -82,7 +132,8 @@ def write_splits(
     """Write ``out/<prefix><split>.parquet`` for every split present among ``rows``.
 
     ``rows`` needs ``problem_id``; ``view(rows_of_split, split)`` turns them into the
-    exported columns (default: as they are). Files are streamed and appear atomically.
+    exported columns (default: as they are). Files are streamed and appear atomically, rows in
+    the order of ``rows``. When every row goes to one split, they are written unfiltered.
     Returns ``(files, counts)`` keyed by split.
     """
     from tracekit.store.files import refuse_folder
@@ -91,11 +142,11 @@ def write_splits(
     for split in present:  # before any file is written
         refuse_folder(out / f"{prefix}{split}.parquet")
     out.mkdir(parents=True, exist_ok=True)
+    whole = len(present) == 1 and not splits.routes(rows)[None]
     files: dict[str, Path] = {}
     counts: dict[str, int] = {}
     for split in present:
-        ids = splits.filter(pl.col("split") == split).select("problem_id")
-        part = rows.join(ids.lazy(), on="problem_id", how="semi", maintain_order="left")
+        part = rows if whole else rows.filter(splits.of(split))
         frame = view(part, split) if view else part
         path = atomic_write(out / f"{prefix}{split}.parquet", lambda tmp, f=frame: sink_parquet(f, tmp))
         files[split], counts[split] = path, pq.read_metadata(path).num_rows
@@ -168,6 +219,6 @@ UNVERIFIABLE_HINT = (
 )
 
 
-def orphans(rows: pl.LazyFrame, splits: pl.DataFrame) -> int:
+def orphans(rows: pl.LazyFrame, splits: Splits) -> int:
     """Rows whose problem is not in the ``problems`` table (they belong to no split and are not exported)."""
-    return rows.join(splits.lazy(), on="problem_id", how="anti").select(pl.len()).collect().item()
+    return splits.routes(rows)[None]

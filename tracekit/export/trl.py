@@ -130,13 +130,9 @@ def export_trl_grpo(store: Store, out: str | Path, *, split: str | None = None) 
         raise InputFormatError(msg)
     sources = problem_task_sources(read_table(store, "problems"))
     rows = grpo_view(store, sources)
+    splits = problem_splits(store)
     if split:
-        rows = rows.join(
-            problem_splits(store).filter(pl.col("split") == split).select("problem_id").lazy(),
-            on="problem_id",
-            how="semi",
-            maintain_order="left",
-        )
+        rows = rows.filter(splits.of(split))
     require_rows(
         store,
         "problems",
@@ -144,7 +140,7 @@ def export_trl_grpo(store: Store, out: str | Path, *, split: str | None = None) 
         "problems" + (f" of split {split!r}" if split else ""),
         "add problems with `tracekit run CONFIG` or `tracekit import-skillfactory`.",
     )
-    files, counts = write_splits(rows, problem_splits(store), out)
+    files, counts = write_splits(rows, splits, out)
     return Written(
         "trl-grpo", out, files, counts, {"split": split, **({"task_sources": sources} if sources else {})}
     )

@@ -15,6 +15,7 @@
   :func:`~tracekit.store.manifest.recording`, the one way a command records itself;
 * :mod:`~tracekit.store.views`: the current view (which rows a store means now);
 * :mod:`~tracekit.store.hashslices`: id hashes in slices of the hash space (checks over every id);
+* :mod:`~tracekit.store.stream`: parts read one row group at a time (exports' flat memory);
 * :mod:`~tracekit.store.info`: what ``tracekit info`` reports (contents, runs, warnings).
 """
 

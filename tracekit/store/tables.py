@@ -178,17 +178,30 @@ class Store:
         return [self.table_dir(table) / p.name for p in snap.parts]
 
     # ------------------------------------------------------------------ reads
-    def scan(self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None) -> pl.LazyFrame:
+    def scan(
+        self, table: str, *, snapshot: Snapshot | StoreSnapshot | None = None, row_groups: bool = False
+    ) -> pl.LazyFrame:
         """A lazy frame over every committed part of ``table`` (each part's size and schema checked,
         rows not re-validated). Repeated ids are dropped (first kept) in the rare tables that may
-        hold them (see :attr:`Snapshot.all_checked`); other tables are read as they are."""
+        hold them (see :attr:`Snapshot.all_checked`); other tables are read as they are.
+
+        ``row_groups``: the parts are read one row group at a time, as polars asks for rows
+        (:func:`~tracekit.store.stream.row_group_scan`: the same rows in the same pieces, with
+        flat memory under a slow consumer, such as an export's sink; slower for narrow reads)."""
         self.check_table(table)
         snap = self._table_snapshot(table, snapshot)
         schema = polars_schema(table)
         if not snap.parts:
             return pl.LazyFrame(schema=schema)
         sources = [self.fs.scan_source(self.verified_part(table, p, schema)) for p in snap.parts]
-        frame = pl.scan_parquet(sources, schema=schema, storage_options=self.fs.storage_options())
+        if row_groups:
+            from tracekit.store.stream import row_group_scan
+
+            frame = row_group_scan(
+                sources, schema, storage_options=self.fs.storage_options(), opener=self.fs.open_source
+            )
+        else:
+            frame = pl.scan_parquet(sources, schema=schema, storage_options=self.fs.storage_options())
         if not snap.all_checked:
             frame = frame.unique(ID_COLUMNS[table], keep="first", maintain_order=True)
         return frame

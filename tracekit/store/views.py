@@ -285,20 +285,26 @@ def view_counts(store: Store, *, snapshot: StoreSnapshot | None = None) -> dict[
 
 
 def view(
-    store: Store, table: str, *, run: str | None = None, snapshot: StoreSnapshot | None = None
+    store: Store,
+    table: str,
+    *,
+    run: str | None = None,
+    snapshot: StoreSnapshot | None = None,
+    row_groups: bool = False,
 ) -> pl.LazyFrame:
     """The rows of ``table`` in the current view (or as right after ``run``), as a lazy frame.
 
     Exporters, reports and evaluation read tables through this; ``store.scan(table)`` is
     every row ever written, history included. A table without views (``runs``, ``evals``, ...)
     is its own view: every row. The runs, the views and the table are read from one snapshot
-    (``snapshot``, or the newest).
+    (``snapshot``, or the newest). ``row_groups``: read the parts one row group at a time (see
+    :meth:`Store.scan`; exports stream through this).
     """
     snap = _snap(store, snapshot)
     if table not in VIEW_TABLES:
-        return store.scan(table, snapshot=snap)
+        return store.scan(table, snapshot=snap, row_groups=row_groups)
     ids = view_ids(store, table, run=run, snapshot=snap)
-    scan = store.scan(table, snapshot=snap)
+    scan = store.scan(table, snapshot=snap, row_groups=row_groups)
     if ids is None:
         return scan
     return scan.join(ids.to_frame().lazy(), on=ID_COLUMNS[table], how="semi")
