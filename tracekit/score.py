@@ -144,9 +144,10 @@ class Scorer:
         self.blank = blank
         self.scored = 0
         self.errors: list[tuple[int, str]] = []  # (line number, problem)
-        # (line up to the response's text, line after it) -> the other fields' verdicts by answer,
-        # or a problem (str), or None: read such lines one at a time
-        self.spellings: dict[tuple[str, str], Any] = {}
+        # (line up to the response's text, line after it) -> the other fields' outputs by answer,
+        # or None: a problem of those fields (in `problems`), or lines to read one at a time
+        self.spellings: dict[tuple[str, str], dict | None] = {}
+        self.problems: dict[tuple[str, str], str] = {}
         self.cached = 0
         self.verdicts: dict[tuple[bool, str], str] = {}  # (is_correct, reason) -> _verdict_text
         declared = {*task.fields, *task.field_types}
@@ -161,21 +162,20 @@ class Scorer:
         number of lines.
 
         The lines are read in place (offsets into ``text``): the fast path takes a response
-        spelt ``"response": "..."`` whose text lies inside the extraction window, with other
-        fields already seen; anything else is read alone (:func:`_score_line`).
+        spelt ``"response": "..."`` (its final answer read inside the extraction window), with
+        other fields already seen; anything else is read alone (:func:`_score_line`).
         """
-        out: list[str] = []
+        out: list[str] = []  # three pieces a scored line
         emit = out.extend
         find = text.find
-        spellings, errors = self.spellings, self.errors
+        spellings, errors, missing = self.spellings, self.errors, _MISSING
         fast = self.fast
         scan, native = (_native_scan, True) if _native_scan is not None else (_scan_python, False)
         size = len(text)
-        start, number, scored = 0, first, 0
+        start, number = 0, first
         while start < size:
             stop = find("\n", start)
             number += 1
-            v = 0
             if fast:
                 i = find('"response": "', start, stop)
                 if i >= 0:
@@ -183,62 +183,60 @@ class Scorer:
                 else:
                     i = find('"response":"', start, stop)
                     v = i + 12 if i >= 0 else 0
-            if v:  # strict: a raw newline ends the string with an error, so end <= stop
-                found = scan(text, v)
-                if found is None and native:  # \u, a control character...: json's scanner decides
-                    found = _scan_python(text, v)
-                if found is None:
-                    v = 0
-                else:
-                    response, end, rewrite = found
-            if v and len(response) <= MAX_SCAN_CHARS:
-                key = (text[start:v], text[end:stop])
-                entry = spellings.get(key, _MISSING)
-                if entry is _MISSING:
-                    entry = self._spelling(*key)
-                if entry is not None:
-                    if type(entry) is str:
-                        errors.append((number, entry))
-                        start = stop + 1
-                        continue
-                    answer = final_answer(response)
-                    done = entry.get(answer)
-                    if done is None:
-                        done = self._verdict(entry, answer, response)
-                    if done:  # () : read the line alone
-                        if type(done) is str:
-                            errors.append((number, done))
-                            start = stop + 1
-                            continue
-                        if not rewrite:
-                            emit((done[0], text[v - 1 : end], done[1]))  # as json.dumps writes it
-                            scored += 1
-                            start = stop + 1
-                            continue
-                        token = _encode_string(response)
-                        if token.isascii() or _encodable(token):  # else a lone surrogate
-                            emit((done[0], token, done[1]))
-                            scored += 1
+                if v:  # strict: a raw newline ends the string with an error, so end <= stop
+                    found = scan(text, v)
+                    if found is None and native:  # \u, a control character...: json's scanner decides
+                        found = _scan_python(text, v)
+                    if found is not None:
+                        response, end, rewrite = found
+                        key = (text[start:v], text[end:stop])
+                        entry = spellings.get(key, missing)
+                        if entry is missing:
+                            entry = self._spelling(*key)
+                        if entry is not None:
+                            answer = final_answer(response)
+                            # past the window with no answer in it: too_long, read alone
+                            if answer is not None or len(response) <= MAX_SCAN_CHARS:
+                                done = entry.get(answer)
+                                if done is None:
+                                    done = self._verdict(entry, answer, response)
+                                before, after = done
+                                if before is not None:
+                                    if not rewrite:
+                                        emit((before, text[v - 1 : end], after))  # as json.dumps writes it
+                                        start = stop + 1
+                                        continue
+                                    token = _encode_string(response)
+                                    if token.isascii() or _encodable(token):  # else a lone surrogate
+                                        emit((before, token, after))
+                                        start = stop + 1
+                                        continue
+                                elif after is not None:
+                                    errors.append((number, after))
+                                    start = stop + 1
+                                    continue
+                        elif key in self.problems:
+                            errors.append((number, self.problems[key]))
                             start = stop + 1
                             continue
             line, problem = _score_line(self.task, text[start:stop], stop < size - 1 or last_ends, self.blank)
             if problem is not None:
                 errors.append((number, problem))
             elif line is not None:
-                emit((line, "\n"))
-                scored += 1
+                emit((line, "\n", ""))
             start = stop + 1
-        self.scored += scored
+        self.scored += len(out) // 3
         return "".join(out), number - first
 
-    def _spelling(self, head: str, tail: str):
+    def _spelling(self, head: str, tail: str) -> dict | None:
         """What the other fields of lines spelt ``head + <response> + tail`` are: a dict (the
-        parsed fields, their output layout, verdicts by answer), a problem (str), or None (read
-        these lines one at a time)."""
+        parsed fields, their output layout, outputs by answer) or None (read these lines one at
+        a time, or a problem of those fields: kept in ``problems``)."""
         if len(self.spellings) >= _CACHE_LIMIT or self.cached >= _CACHE_LIMIT:
             self.spellings.clear()
+            self.problems.clear()
             self.cached = 0
-        entry: Any = None
+        entry = None
         # no other string can hold the sentinel's NUL: JSON writes it only as \\u0000
         if "\\u0000" not in head and "\\u0000" not in tail:
             try:
@@ -248,13 +246,16 @@ class Scorer:
                 record = None
             if type(record) is dict and record.get("response") == _SENTINEL:
                 problem = self.task.field_error(record)
-                entry = problem if problem is not None else {_RECORD: record, _LAYOUT: _layout(record)}
+                if problem is None:
+                    entry = {_RECORD: record, _LAYOUT: _layout(record)}
+                else:
+                    self.problems[(head, tail)] = problem
         self.spellings[(head, tail)] = entry
         return entry
 
-    def _verdict(self, entry: dict, answer: str | None, response: str):
-        """The output around a response (prefix, suffix), a problem (str), or () (read the
-        line alone); kept in ``entry`` by answer where verdicts are shared."""
+    def _verdict(self, entry: dict, answer: str | None, response: str) -> tuple[str | None, str | None]:
+        """The output around a response ``(before, after)``, ``(None, problem)`` or ``(None, None)``
+        (read the line alone); kept in ``entry`` by answer where verdicts are shared."""
         record = entry[_RECORD].copy()
         record["response"] = response
         task = self.task
@@ -262,7 +263,7 @@ class Scorer:
             # share: what Task.score does with a response inside the extraction window
             check = task.score_answer(answer, record) if self.share else task.score(response, record)
         except (TypeError, KeyError, AttributeError, InputFormatError) as exc:
-            done: Any = f"the fields {list(task.fields)} cannot be verified ({exc!r})"
+            done: Any = (None, f"the fields {list(task.fields)} cannot be verified ({exc!r})")
         else:
             layout = entry[_LAYOUT]
             if layout is not None:  # json.dumps appends the two new fields: the same text
@@ -273,11 +274,11 @@ class Scorer:
                     fields = _verdict_text(*verdict)
                     if type(verdict[0]) is bool and type(verdict[1]) is str and len(self.verdicts) < 10_000:
                         self.verdicts[verdict] = fields
-                done = (layout[0], layout[1] + fields) if fields else ()
+                done = (layout[0], layout[1] + fields) if fields else _ALONE
             else:
                 record["response"] = _SENTINEL
                 record.update(is_correct=check.is_correct, reason=check.reason)
-                done = _layout(record, closed=True) or ()
+                done = _layout(record, closed=True) or _ALONE
         if self.share:
             entry[answer] = done
             self.cached += 1
@@ -323,6 +324,7 @@ def _layout(record: dict, closed: bool = False) -> tuple[str, str] | None:
 _REWRITTEN = re.compile(r"\\[u/]")
 ASCII_BLANK = " \t\n\r\x0b\x0c"  # what bytes.strip() removes
 _MISSING = object()
+_ALONE = (None, None)  # a line whose output json.dumps would not write as the fast path does: read it alone
 _RECORD = object()  # an entry's keys for the parsed other fields and their layout (answers: str or None)
 _LAYOUT = object()
 
