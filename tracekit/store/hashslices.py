@@ -7,12 +7,14 @@ can only match ids in the same slice. :class:`HashSlices` takes hashes in chunks
 space (never the store), and hands the slices back one at a time, so a check holds one slice of
 each side, however big the table: memory is flat, and the data is read once.
 
+Hashes are polars ``UInt64`` series (numpy is not loaded: ``tracekit info`` starts faster).
+
 Examples
 --------
->>> import numpy as np
+>>> import polars as pl
 >>> with HashSlices(3) as hashes:
-...     hashes.add(np.arange(10, dtype=np.uint64))
-...     [hashes.slice(p).tolist() for p in range(3)]
+...     hashes.add(pl.Series(range(10), dtype=pl.UInt64))
+...     [sorted(hashes.slice(p).to_list()) for p in range(3)]
 [[0, 3, 6, 9], [1, 4, 7], [2, 5, 8]]
 """
 
@@ -23,7 +25,6 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 FLUSH_ROWS = 1_000_000  # hashes held before they are appended to the slice files (8 MB)
@@ -34,15 +35,23 @@ def slices_for(rows: int, slice_rows: int) -> int:
     return max(1, -(-rows // max(1, slice_rows)))
 
 
+def hash_series(values) -> pl.Series:
+    """``values`` (a series, an array or a list of 64-bit hashes) as a ``UInt64`` series."""
+    if isinstance(values, pl.Series):
+        return values.cast(pl.UInt64) if values.dtype != pl.UInt64 else values
+    return pl.Series("hash", values, dtype=pl.UInt64)
+
+
 class HashSlices:
-    """64-bit hashes (numpy ``uint64``) in ``k`` slices (``hash % k``); one slice is kept in
-    memory, more go to files in a temporary folder, removed on :meth:`close` (use ``with``)."""
+    """64-bit hashes (polars ``UInt64`` series) in ``k`` slices (``hash % k``); one slice is
+    kept in memory, more go to files in a temporary folder, removed on :meth:`close` (use ``with``)."""
 
     def __init__(self, k: int) -> None:
         self.k = max(1, int(k))
         self.rows = 0
-        self._held: list[list[np.ndarray]] = [[] for _ in range(self.k)]
+        self._held: list[list[pl.Series]] = [[] for _ in range(self.k)]
         self._held_rows = 0
+        self._flushes = 0
         self._folder: Path | None = None
 
     def __enter__(self) -> HashSlices:
@@ -51,40 +60,36 @@ class HashSlices:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def add(self, hashes: np.ndarray) -> None:
+    def add(self, hashes) -> None:
         """Add a chunk of hashes (any order; repeats are kept)."""
-        hashes = np.asarray(hashes, dtype=np.uint64)
+        hashes = hash_series(hashes).rename("hash")
         self.rows += len(hashes)
         if self.k == 1:
             self._held[0].append(hashes)
             return
-        which = hashes % np.uint64(self.k)
-        order = np.argsort(which, kind="stable")
-        bounds = np.searchsorted(which[order], np.arange(self.k + 1, dtype=np.uint64))
-        ordered = hashes[order]
-        for p in range(self.k):
-            if bounds[p + 1] > bounds[p]:
-                self._held[p].append(ordered[bounds[p] : bounds[p + 1]])
+        which = (hashes % self.k).cast(pl.UInt32).rename("slice")
+        for (p,), piece in pl.DataFrame([hashes, which]).partition_by("slice", as_dict=True).items():
+            self._held[p].append(piece["hash"])
         self._held_rows += len(hashes)
         if self._held_rows >= FLUSH_ROWS:
             self._flush()
 
-    def slice(self, p: int) -> np.ndarray:
+    def slice(self, p: int) -> pl.Series:
         """The hashes of slice ``p`` (those whose hash is ``p`` modulo ``k``), in no set order."""
-        pieces = list(self._held[p])
-        if self._folder is not None and (self._folder / f"{p}").exists():
-            pieces.insert(0, np.fromfile(self._folder / f"{p}", dtype=np.uint64))
-        return np.concatenate(pieces) if pieces else np.empty(0, dtype=np.uint64)
+        pieces = []
+        if self._folder is not None:
+            pieces = [pl.read_ipc(f)["hash"] for f in sorted(self._folder.glob(f"{p}-*.arrow"))]
+        pieces += self._held[p]
+        return pl.concat(pieces) if pieces else pl.Series("hash", [], dtype=pl.UInt64)
 
     def _flush(self) -> None:
         if self._folder is None:
             self._folder = Path(tempfile.mkdtemp(prefix="tracekit-hashes-"))
         for p, pieces in enumerate(self._held):
             if pieces:
-                with open(self._folder / f"{p}", "ab") as f:
-                    for piece in pieces:
-                        piece.tofile(f)
+                pl.concat(pieces).to_frame().write_ipc(self._folder / f"{p}-{self._flushes:06d}.arrow")
                 pieces.clear()
+        self._flushes += 1
         self._held_rows = 0
 
     def close(self) -> None:
@@ -95,25 +100,26 @@ class HashSlices:
             self._folder = None
 
 
-def all_in(hashes: np.ndarray, among: np.ndarray) -> bool:
+def all_in(hashes: pl.Series, among: pl.Series) -> bool:
     """Whether every one of ``hashes`` occurs in ``among``."""
     return not missing(hashes, among).any()
 
 
-def missing(hashes: np.ndarray, among: np.ndarray) -> np.ndarray:
+def missing(hashes: pl.Series, among: pl.Series) -> pl.Series:
     """A mask of those of ``hashes`` that ``among`` lacks."""
-    return (~pl.Series(hashes).is_in(pl.Series(among).implode())).to_numpy()
+    return ~hash_series(hashes).is_in(hash_series(among).implode())
 
 
-def repeats(hashes: np.ndarray) -> int:
+def repeats(hashes: pl.Series) -> int:
     """How many of ``hashes`` repeat an earlier one."""
-    return len(hashes) - pl.Series(hashes).n_unique()
+    hashes = hash_series(hashes)
+    return len(hashes) - hashes.n_unique()
 
 
-def frame_hashes(frame: pl.LazyFrame, column: str) -> Iterator[np.ndarray]:
+def frame_hashes(frame: pl.LazyFrame, column: str) -> Iterator[pl.Series]:
     """The 64-bit hashes of ``column`` of ``frame``, streamed in batches (never the whole column)."""
     for batch in frame.select(pl.col(column).hash(seed=0)).collect_batches():
-        yield batch.to_series().to_numpy()
+        yield batch.to_series()
 
 
 def count_missing(rows: pl.LazyFrame, among: pl.LazyFrame, column: str, *, k: int) -> int:

@@ -44,7 +44,7 @@ def _format1_table(store, table: str) -> Snapshot:
     parts = []
     for entry in store.fs.list(table):
         if LEGACY_PART_RE.match(entry.name):
-            rows = check_part(store.fs, table, f"{table}/{entry.name}", polars_schema(table))
+            rows = check_part(store.fs, table, f"{table}/{entry.name}", polars_schema(table), count_rows=True)
             parts.append(PartEntry(entry.name, rows, entry.size, "", checked=False))
     return Snapshot(0, tuple(parts))
 

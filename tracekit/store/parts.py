@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 import time
@@ -65,22 +66,31 @@ def read_marker(fs: StoreFS) -> dict:
     return marker
 
 
-def check_part(fs: StoreFS, table: str, path: str, schema: pl.Schema) -> int:
-    """Rows of the part file at ``path`` after checking it holds ``table``'s columns and types."""
+def check_part(
+    fs: StoreFS, table: str, path: str, schema: pl.Schema, *, count_rows: bool = False
+) -> int | None:
+    """Check that the part file at ``path`` holds ``table``'s columns and types, from its footer;
+    with ``count_rows``, return its rows (else None).
+
+    A local part's footer is read by polars from the path (pyarrow is not loaded: ``tracekit
+    info`` starts faster); other filesystems' through pyarrow on the file object."""
     import polars as pl
-    import pyarrow as pa
-    import pyarrow.parquet as pq
 
     where = f"{fs.url.rstrip('/')}/{path}"
+    rows = None
     try:
-        with fs.open(path) as f:
-            meta = pq.read_metadata(f)
-            arrow_schema = meta.schema.to_arrow_schema()
-        # (Table.from_batches: arrow's Schema.empty_table would import pandas)
-        found = pl.Schema(pl.from_arrow(pa.Table.from_batches([], schema=arrow_schema)).schema)
+        if not fs.remote:
+            local = fs.scan_source(path)
+            if not os.path.exists(local):
+                raise FileNotFoundError(local)
+            found = pl.Schema(pl.read_parquet_schema(local))
+            if count_rows:
+                rows = pl.scan_parquet(local).select(pl.len()).collect().item()
+        else:
+            found, rows = _remote_footer(fs, path)
     except FileNotFoundError:
         raise
-    except Exception as exc:  # pyarrow raises several types for bad files
+    except Exception as exc:  # polars and pyarrow raise several types for bad files
         msg = (
             f"cannot read {where} (table {table!r}): the file is corrupt or truncated ({exc}).\n"
             "Hint: restore it from a backup or delete it and re-run the command that wrote it."
@@ -99,4 +109,18 @@ def check_part(fs: StoreFS, table: str, path: str, schema: pl.Schema) -> int:
             "Hint: a file written by another tool or another table was put in this directory."
         )
         raise StoreError(msg)
-    return meta.num_rows
+    return rows
+
+
+def _remote_footer(fs: StoreFS, path: str) -> tuple[pl.Schema, int]:
+    """The polars schema and row count of a part on an object store, from its footer alone
+    (pyarrow reads the footer through the file object in ranged requests)."""
+    import polars as pl
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with fs.open(path) as f:
+        meta = pq.read_metadata(f)
+        arrow_schema = meta.schema.to_arrow_schema()
+    # (Table.from_batches: arrow's Schema.empty_table would import pandas)
+    return pl.Schema(pl.from_arrow(pa.Table.from_batches([], schema=arrow_schema)).schema), meta.num_rows

@@ -53,7 +53,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-import numpy as np
 import polars as pl
 
 from tracekit.errors import StoreError
@@ -216,14 +215,32 @@ def hash_passes(store: Store, table: str, snap: StoreSnapshot) -> int:
     return slices_for(store.count(table, snapshot=snap), COVER_ROWS)
 
 
-def _hashes(store: Store, table: str, snap: StoreSnapshot, query) -> Iterator[np.ndarray]:
-    """``query(scan)`` (a column of 64-bit hashes) of each part of ``table``, one part at a time:
-    the parts are read one by one, so memory holds one part's column, never the table's."""
+BATCH_BYTES = 8 << 20  # small parts are read together up to this many (compressed) bytes
+
+
+def _batches(parts) -> Iterator[list]:
+    """``parts`` in runs of consecutive parts of at most :data:`BATCH_BYTES` together (a bigger
+    part alone): a small store is read in one or two scans, a big one still part by part."""
+    batch, size = [], 0
+    for part in parts:
+        if batch and size + part.bytes > BATCH_BYTES:
+            yield batch
+            batch, size = [], 0
+        batch.append(part)
+        size += part.bytes
+    if batch:
+        yield batch
+
+
+def _hashes(store: Store, table: str, snap: StoreSnapshot, query) -> Iterator[pl.Series]:
+    """``query(scan)`` (a column of 64-bit hashes) of the parts of ``table``, a few small parts
+    or one big part at a time (:func:`_batches`): memory holds one batch's column, never the
+    table's."""
     schema = polars_schema(table)
-    for part in snap.table(table).parts:
-        source = store.fs.scan_source(store.verified_part(table, part, schema))
-        scan = pl.scan_parquet(source, schema=schema, storage_options=store.fs.storage_options())
-        yield query(scan).collect().to_series().to_numpy()
+    for batch in _batches(snap.table(table).parts):
+        sources = [store.fs.scan_source(store.verified_part(table, part, schema)) for part in batch]
+        scan = pl.scan_parquet(sources, schema=schema, storage_options=store.fs.storage_options())
+        yield query(scan).collect().to_series()
 
 
 def row_hashes(store: Store, table: str, snap: StoreSnapshot, k: int | None = None) -> HashSlices:
@@ -266,7 +283,7 @@ def _named_cover(store: Store, table: str, named: HashSlices, snap: StoreSnapsho
 def _covers(store: Store, table: str, hashes: pl.Series, snap: StoreSnapshot) -> bool:
     """:func:`_named_cover` of ids already in memory (their 64-bit ``hashes``)."""
     with HashSlices(hash_passes(store, table, snap)) as named:
-        named.add(hashes.to_numpy())
+        named.add(hashes)
         return _named_cover(store, table, named, snap)
 
 
