@@ -267,7 +267,7 @@ class Store:
             cache = self._ids.setdefault(table, {})
             missing = [p for p in parts if p.name not in cache]
         schema = polars_schema(table)
-        for group in _groups(missing, HASH_READ_ROWS):  # a bounded number of ids in memory at once
+        for group in part_groups(missing, HASH_READ_ROWS):  # a bounded number of ids in memory at once
             sources = [self.fs.scan_source(self.verified_part(table, p, schema)) for p in group]
             scan = pl.scan_parquet(sources, schema=schema, storage_options=self.fs.storage_options())
             hashes = scan.select(id_col).collect().to_series().hash(seed=0).to_numpy()
@@ -500,15 +500,17 @@ def _remove_new_store(store: Store, *, keep_folder: bool) -> None:
 HASH_READ_ROWS = 2_000_000  # ids read at once when hashing parts (about 60 MB of strings)
 
 
-def _groups(parts: list[PartEntry], rows: int) -> Iterator[list[PartEntry]]:
-    """Consecutive runs of ``parts`` of about ``rows`` rows each (a bigger part alone)."""
+def part_groups(parts: Iterable[PartEntry], limit: int, *, by: str = "rows") -> Iterator[list[PartEntry]]:
+    """Consecutive runs of ``parts`` of at most ``limit`` rows (``by="bytes"``: file bytes)
+    together, a bigger part alone."""
     group: list[PartEntry] = []
     held = 0
     for part in parts:
-        if group and held + part.rows > rows:
+        size = getattr(part, by)
+        if group and held + size > limit:
             yield group
             group, held = [], 0
         group.append(part)
-        held += part.rows
+        held += size
     if group:
         yield group

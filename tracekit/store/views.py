@@ -60,7 +60,7 @@ from tracekit.schemas import ID_COLUMNS, polars_schema
 from tracekit.schemas.tables import VIEW_TABLES
 from tracekit.store.hashslices import HashSlices, all_in, missing, slices_for
 from tracekit.store.log import StoreSnapshot
-from tracekit.store.tables import Store
+from tracekit.store.tables import Store, part_groups
 
 
 def _snap(store: Store, snapshot: StoreSnapshot | None) -> StoreSnapshot:
@@ -218,26 +218,12 @@ def hash_passes(store: Store, table: str, snap: StoreSnapshot) -> int:
 BATCH_BYTES = 8 << 20  # small parts are read together up to this many (compressed) bytes
 
 
-def _batches(parts) -> Iterator[list]:
-    """``parts`` in runs of consecutive parts of at most :data:`BATCH_BYTES` together (a bigger
-    part alone): a small store is read in one or two scans, a big one still part by part."""
-    batch, size = [], 0
-    for part in parts:
-        if batch and size + part.bytes > BATCH_BYTES:
-            yield batch
-            batch, size = [], 0
-        batch.append(part)
-        size += part.bytes
-    if batch:
-        yield batch
-
-
 def _hashes(store: Store, table: str, snap: StoreSnapshot, query) -> Iterator[pl.Series]:
     """``query(scan)`` (a column of 64-bit hashes) of the parts of ``table``, a few small parts
-    or one big part at a time (:func:`_batches`): memory holds one batch's column, never the
+    or one big part at a time (:func:`~tracekit.store.tables.part_groups`): memory holds one batch's column, never the
     table's."""
     schema = polars_schema(table)
-    for batch in _batches(snap.table(table).parts):
+    for batch in part_groups(snap.table(table).parts, BATCH_BYTES, by="bytes"):
         sources = [store.fs.scan_source(store.verified_part(table, part, schema)) for part in batch]
         scan = pl.scan_parquet(sources, schema=schema, storage_options=store.fs.storage_options())
         yield query(scan).collect().to_series()
