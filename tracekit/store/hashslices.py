@@ -3,7 +3,7 @@
 A check over every id of a big table (does a view name every row? how many rows does no view
 name? which ids repeat?) compares ids slice by slice: the ids whose hash is ``p`` modulo ``k``
 can only match ids in the same slice. :class:`HashSlices` takes hashes in chunks as they are read
-(one pass over the data), appends each chunk's slices to one file per slice in local temporary
+(one pass over the data), writes each flush of the slices to files (one per slice) in local temporary
 space (never the store), and hands the slices back one at a time, so a check holds one slice of
 each side, however big the table: memory is flat, and the data is read once.
 
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import polars as pl
 
-FLUSH_ROWS = 1_000_000  # hashes held before they are appended to the slice files (8 MB)
+FLUSH_ROWS = 1_000_000  # hashes held before they are written to the slice files (8 MB)
 
 
 def slices_for(rows: int, slice_rows: int) -> int:
